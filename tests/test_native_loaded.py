@@ -1,11 +1,15 @@
 """The suite must fail if the C extension silently did not load."""
 
+import importlib.machinery
+
+import raftlog._native
 import raftlog.native
 
 
 def test_extension_is_the_compiled_module() -> None:
-    assert raftlog.native.lib.__class__.__name__ == "Lib"
-    assert raftlog.native.ffi.__class__.__module__ != "raftlog.native_twin"
+    assert type(raftlog.native.lib).__module__ == "_cffi_backend"
+    assert raftlog.native.lib is raftlog._native.lib
+    assert raftlog._native.__file__.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES))
 
 
 def test_crc32c_rfc3720_vector() -> None:
