@@ -1,0 +1,71 @@
+"""Configuration precedence and the rejection of unknown or malformed settings."""
+
+from pathlib import Path
+
+import pytest
+
+from raftlog.config import ConfigError, FsyncPolicy, HostPort, NodeConfig, Peer, resolve
+
+
+def test_defaults_need_no_file() -> None:
+    config = resolve(config_file=None, environment={})
+    assert config == NodeConfig()
+    assert config.kafka_addr == HostPort("127.0.0.1", 9092)
+    assert config.data_dir == Path("raftlog-data")
+    assert config.fsync is FsyncPolicy.ALWAYS
+
+
+def test_precedence_file_then_environment_then_flags(tmp_path: Path) -> None:
+    file = tmp_path / "raftlog.toml"
+    file.write_text('kafka_addr = "127.0.0.1:1001"\nnode_id = 4\nfsync = "relaxed"\n')
+    environment = {"RAFTLOG_KAFKA_ADDR": "127.0.0.1:1002", "RAFTLOG_NODE_ID": "5"}
+    config = resolve(
+        config_file=file, environment=environment, flags={"kafka_addr": "127.0.0.1:1003"}
+    )
+    assert config.kafka_addr == HostPort("127.0.0.1", 1003)
+    assert config.node_id == 5
+    assert config.fsync is FsyncPolicy.RELAXED
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("file", "unknown setting 'fsync_policy'"),
+        ("environment", "unknown setting 'fsync_policy'"),
+    ],
+)
+def test_unknown_key_is_named(tmp_path: Path, source: str, expected: str) -> None:
+    file = tmp_path / "raftlog.toml"
+    file.write_text('fsync_policy = "always"\n')
+    with pytest.raises(ConfigError, match=expected):
+        if source == "file":
+            resolve(config_file=file, environment={})
+        else:
+            resolve(config_file=None, environment={"RAFTLOG_FSYNC_POLICY": "always"})
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        ({"kafka_addr": "nonsense"}, "kafka_addr: expected HOST:PORT"),
+        ({"kafka_addr": "127.0.0.1:99999"}, "outside 0-65535"),
+        ({"fsync": "sometimes"}, "fsync: expected one of always, relaxed"),
+        ({"node_id": "0"}, "node_id: must be positive"),
+        ({"peers": "1@127.0.0.1:1,1@127.0.0.1:2"}, "appears twice"),
+        ({"log_format": "xml"}, "log_format"),
+    ],
+)
+def test_bad_values_are_rejected_with_the_key(flags: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        resolve(config_file=None, environment={}, flags=flags)
+
+
+def test_peers_parse_sorted() -> None:
+    peers = Peer.parse_list("2@127.0.0.1:9002, 1@127.0.0.1:9001", key="peers")
+    assert [peer.node_id for peer in peers] == [1, 2]
+    assert str(peers[0]) == "1@127.0.0.1:9001"
+
+
+def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        resolve(config_file=tmp_path / "absent.toml", environment={})
