@@ -1,0 +1,166 @@
+"""Idempotent-producer state of one partition: which batches each producer has appended.
+
+An idempotent Kafka producer numbers its batches per partition (producer id, epoch,
+sequence). A retry after a lost response resends a batch the log may already hold; the
+broker must answer it with the offsets it got the first time instead of appending it again,
+and must refuse a batch that skips sequence numbers (a lost batch) or comes from a fenced
+epoch. Kafka keeps the last five batches of every producer for this; so do we.
+
+The table is pure: the partition feeds it every batch its log holds (at append on the
+leader, and by replaying the log at start-up), so it survives restarts by construction.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import OrderedDict, deque
+
+import attrs
+
+from raftlog.invariant import invariant
+
+BATCHES_REMEMBERED_PER_PRODUCER = 5
+SEQUENCE_LIMIT = 2**31  # Kafka sequences are int32 and wrap to 0 after 2**31 - 1.
+NO_PRODUCER_ID = -1
+
+
+class ProducerError(enum.IntEnum):
+    """The Kafka error codes this table can answer a batch with."""
+
+    OUT_OF_ORDER_SEQUENCE_NUMBER = 45
+    INVALID_PRODUCER_EPOCH = 47
+
+
+def last_sequence(base_sequence: int, record_count: int) -> int:
+    """The sequence number of a batch's last record, with Kafka's wrap at 2**31."""
+    return (base_sequence + record_count - 1) % SEQUENCE_LIMIT
+
+
+@attrs.frozen
+class BatchIdentity:
+    """What idempotence needs to know of one appended (or to-be-appended) batch."""
+
+    producer_id: int
+    producer_epoch: int
+    base_sequence: int
+    record_count: int
+    base_offset: int
+    """The batch's first offset in the log; -1 while it is only being checked."""
+    last_offset: int
+
+    @property
+    def last_sequence(self) -> int:
+        return last_sequence(self.base_sequence, self.record_count)
+
+
+@attrs.frozen
+class Accept:
+    """The batch is new and in order: append it."""
+
+
+@attrs.frozen
+class Duplicate:
+    """The log already holds this batch: answer with its original offsets, append nothing."""
+
+    base_offset: int
+    last_offset: int
+
+
+@attrs.frozen
+class Reject:
+    """The batch breaks the producer's sequence or epoch: answer with this error."""
+
+    error: ProducerError
+    reason: str
+
+
+CheckResult = Accept | Duplicate | Reject
+
+
+@attrs.define(eq=False)
+class _ProducerEntry:
+    epoch: int
+    batches: deque[BatchIdentity]
+
+
+@attrs.define(eq=False)
+class ProducerStateTable:
+    """Per-producer memory of the last batches, bounded in producers and batches."""
+
+    producers_max: int = 10_000
+    _producers: OrderedDict[int, _ProducerEntry] = attrs.field(factory=OrderedDict)
+
+    def __len__(self) -> int:
+        return len(self._producers)
+
+    def check(self, batch: BatchIdentity) -> CheckResult:
+        """Decide what to do with a batch before it is appended; changes nothing."""
+        if batch.producer_id == NO_PRODUCER_ID:
+            return Accept()
+        entry = self._producers.get(batch.producer_id)
+        if entry is None:
+            if batch.base_sequence != 0:
+                return Reject(
+                    ProducerError.OUT_OF_ORDER_SEQUENCE_NUMBER,
+                    f"producer {batch.producer_id} is unknown and its first batch has "
+                    f"sequence {batch.base_sequence}, not 0",
+                )
+            return Accept()
+        if batch.producer_epoch < entry.epoch:
+            return Reject(
+                ProducerError.INVALID_PRODUCER_EPOCH,
+                f"producer {batch.producer_id} epoch {batch.producer_epoch} is older than "
+                f"{entry.epoch}",
+            )
+        if batch.producer_epoch > entry.epoch:
+            if batch.base_sequence != 0:
+                return Reject(
+                    ProducerError.OUT_OF_ORDER_SEQUENCE_NUMBER,
+                    f"producer {batch.producer_id} starts epoch {batch.producer_epoch} at "
+                    f"sequence {batch.base_sequence}, not 0",
+                )
+            return Accept()
+        for known in entry.batches:
+            if (
+                known.base_sequence == batch.base_sequence
+                and known.last_sequence == batch.last_sequence
+            ):
+                return Duplicate(known.base_offset, known.last_offset)
+        expected = (entry.batches[-1].last_sequence + 1) % SEQUENCE_LIMIT
+        if batch.base_sequence != expected:
+            return Reject(
+                ProducerError.OUT_OF_ORDER_SEQUENCE_NUMBER,
+                f"producer {batch.producer_id} sent sequence {batch.base_sequence}, "
+                f"expected {expected}",
+            )
+        return Accept()
+
+    def record(self, batch: BatchIdentity) -> None:
+        """Remember a batch the log now holds (appended here, or replayed from the log)."""
+        if batch.producer_id == NO_PRODUCER_ID:
+            return
+        invariant(batch.base_offset >= 0, "a recorded batch has its offsets")
+        entry = self._producers.pop(batch.producer_id, None)
+        if entry is None or batch.producer_epoch > entry.epoch:
+            entry = _ProducerEntry(
+                batch.producer_epoch, deque(maxlen=BATCHES_REMEMBERED_PER_PRODUCER)
+            )
+        entry.batches.append(batch)
+        self._producers[batch.producer_id] = entry
+        while len(self._producers) > self.producers_max:
+            self._producers.popitem(last=False)
+
+    def forget_from(self, offset: int) -> None:
+        """Drop what is known of batches at or above `offset` (the log was truncated)."""
+        for producer_id in list(self._producers):
+            entry = self._producers[producer_id]
+            kept = [batch for batch in entry.batches if batch.last_offset < offset]
+            if kept:
+                entry.batches = deque(kept, maxlen=BATCHES_REMEMBERED_PER_PRODUCER)
+                entry.epoch = kept[-1].producer_epoch
+            else:
+                del self._producers[producer_id]
+
+    def last_batch(self, producer_id: int) -> BatchIdentity | None:
+        entry = self._producers.get(producer_id)
+        return entry.batches[-1] if entry else None
