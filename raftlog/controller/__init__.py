@@ -1,0 +1,1 @@
+"""The controller: cluster metadata replicated by a Raft group of its own."""

@@ -1,0 +1,256 @@
+"""The cluster's metadata as a deterministic state machine: the controller group applies it.
+
+Every replica of the controller's Raft group applies the same commands in the same order and
+so holds the same nodes, topics, partitions and segment chains. Anything that must be the
+same everywhere (group ids, topic ids) is decided here or carried in the command, never
+drawn from a local clock or random source while applying.
+
+Commands travel as JSON (small, rare, and readable in a log dump).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from typing import Any
+
+import attrs
+
+from raftlog.invariant import invariant
+
+TOPIC_NAME_PATTERN = re.compile(r"^[a-zA-Z0-9._-]{1,249}$")
+PARTITIONS_PER_TOPIC_MAX = 10_000
+TOPICS_MAX = 100_000
+CONTROLLER_GROUP_ID = 0
+
+
+class MetadataError(Exception):
+    """A command cannot apply; carries the Kafka error code to answer with."""
+
+    def __init__(self, error_code: int, message: str) -> None:
+        super().__init__(message)
+        self.error_code = error_code
+
+
+# Kafka error codes the metadata commands answer with.
+UNKNOWN_TOPIC_OR_PARTITION = 3
+TOPIC_ALREADY_EXISTS = 36
+INVALID_PARTITIONS = 37
+INVALID_REPLICATION_FACTOR = 38
+INVALID_TOPIC_EXCEPTION = 17
+INVALID_CONFIG = 40
+
+
+@attrs.frozen
+class NodeInfo:
+    """A member of the cluster and where to reach it."""
+
+    node_id: int
+    kafka_host: str
+    kafka_port: int
+    internal_host: str
+    internal_port: int
+
+
+@attrs.frozen
+class SegmentInfo:
+    """One segment of a partition: its own Raft group over a contiguous range of offsets."""
+
+    group_id: int
+    base_offset: int
+    replicas: tuple[int, ...]
+    last_offset: int | None = None
+    """Set once the segment is sealed: the last offset it holds (base_offset - 1 if empty)."""
+
+    @property
+    def sealed(self) -> bool:
+        return self.last_offset is not None
+
+
+@attrs.frozen
+class PartitionInfo:
+    """A partition is a chain of segments; only the last (the head) takes appends."""
+
+    topic: str
+    index: int
+    segments: tuple[SegmentInfo, ...]
+
+    @property
+    def head(self) -> SegmentInfo:
+        return self.segments[-1]
+
+
+@attrs.frozen
+class TopicInfo:
+    name: str
+    topic_id: str
+    """A UUID (hex, 32 digits) chosen by whoever proposed the creation."""
+    partitions: tuple[PartitionInfo, ...]
+    replication_factor: int
+    configs: tuple[tuple[str, str], ...] = ()
+
+    def config(self, name: str, default: str | None = None) -> str | None:
+        return dict(self.configs).get(name, default)
+
+
+@attrs.define(eq=False)
+class MetadataState:
+    """What the controller knows. Mutated only by `apply`."""
+
+    nodes: dict[int, NodeInfo] = attrs.field(factory=dict)
+    topics: dict[str, TopicInfo] = attrs.field(factory=dict)
+    next_group_id: int = CONTROLLER_GROUP_ID + 1
+    applied_commands: int = 0
+
+    def apply(self, command: dict[str, Any]) -> Any:
+        """Apply one command; raise MetadataError (state unchanged) if it cannot apply."""
+        kind = command.get("type")
+        handler = _HANDLERS.get(kind) if isinstance(kind, str) else None
+        if handler is None:
+            raise MetadataError(INVALID_CONFIG, f"unknown metadata command {kind!r}")
+        result = handler(self, command)
+        self.applied_commands += 1
+        return result
+
+    def segment_by_group(self, group_id: int) -> tuple[PartitionInfo, SegmentInfo] | None:
+        for topic in self.topics.values():
+            for partition in topic.partitions:
+                for segment in partition.segments:
+                    if segment.group_id == group_id:
+                        return partition, segment
+        return None
+
+    def groups_on(self, node_id: int) -> Iterable[tuple[PartitionInfo, SegmentInfo]]:
+        for topic in self.topics.values():
+            for partition in topic.partitions:
+                for segment in partition.segments:
+                    if node_id in segment.replicas:
+                        yield partition, segment
+
+    def _allocate_group(self) -> int:
+        group_id = self.next_group_id
+        self.next_group_id += 1
+        return group_id
+
+    def _replace_partition(self, partition: PartitionInfo) -> None:
+        topic = self.topics[partition.topic]
+        partitions = list(topic.partitions)
+        partitions[partition.index] = partition
+        self.topics[topic.name] = attrs.evolve(topic, partitions=tuple(partitions))
+
+
+def _register_node(state: MetadataState, command: dict[str, Any]) -> NodeInfo:
+    node = NodeInfo(
+        node_id=int(command["node_id"]),
+        kafka_host=str(command["kafka_host"]),
+        kafka_port=int(command["kafka_port"]),
+        internal_host=str(command["internal_host"]),
+        internal_port=int(command["internal_port"]),
+    )
+    state.nodes[node.node_id] = node
+    return node
+
+
+def validate_topic_name(name: object) -> str:
+    if not isinstance(name, str) or not TOPIC_NAME_PATTERN.match(name) or name in (".", ".."):
+        raise MetadataError(INVALID_TOPIC_EXCEPTION, f"invalid topic name {name!r}")
+    return name
+
+
+def _create_topic(state: MetadataState, command: dict[str, Any]) -> TopicInfo:
+    name = validate_topic_name(command.get("name"))
+    if name in state.topics:
+        raise MetadataError(TOPIC_ALREADY_EXISTS, f"topic {name!r} already exists")
+    if len(state.topics) >= TOPICS_MAX:
+        raise MetadataError(INVALID_CONFIG, f"the cluster already has {TOPICS_MAX} topics")
+    partition_count = int(command["partitions"])
+    if not 1 <= partition_count <= PARTITIONS_PER_TOPIC_MAX:
+        raise MetadataError(
+            INVALID_PARTITIONS,
+            f"partitions must be 1-{PARTITIONS_PER_TOPIC_MAX}, got {partition_count}",
+        )
+    assignments = [tuple(int(node) for node in replicas) for replicas in command["assignments"]]
+    replication_factor = int(command["replication_factor"])
+    invariant(len(assignments) == partition_count, "one replica set per partition")
+    for replicas in assignments:
+        if len(replicas) != replication_factor or len(set(replicas)) != len(replicas):
+            raise MetadataError(
+                INVALID_REPLICATION_FACTOR,
+                f"replica set {replicas} does not match replication factor {replication_factor}",
+            )
+        unknown = [node for node in replicas if node not in state.nodes]
+        if unknown:
+            raise MetadataError(INVALID_REPLICATION_FACTOR, f"unknown nodes {unknown}")
+    partitions = tuple(
+        PartitionInfo(name, index, (SegmentInfo(state._allocate_group(), 0, replicas),))
+        for index, replicas in enumerate(assignments)
+    )
+    configs = tuple(sorted((str(k), str(v)) for k, v in dict(command.get("configs", {})).items()))
+    topic = TopicInfo(name, str(command["topic_id"]), partitions, replication_factor, configs)
+    state.topics[name] = topic
+    return topic
+
+
+def _delete_topic(state: MetadataState, command: dict[str, Any]) -> TopicInfo:
+    name = command.get("name")
+    topic = state.topics.pop(name, None) if isinstance(name, str) else None
+    if topic is None:
+        raise MetadataError(UNKNOWN_TOPIC_OR_PARTITION, f"topic {name!r} does not exist")
+    return topic
+
+
+def _seal_and_link(state: MetadataState, command: dict[str, Any]) -> SegmentInfo:
+    """Record that a head segment sealed at `last_offset` and link the next segment."""
+    located = state.segment_by_group(int(command["group_id"]))
+    if located is None:
+        raise MetadataError(UNKNOWN_TOPIC_OR_PARTITION, "no such segment group")
+    partition, segment = located
+    if segment is not partition.head or segment.sealed:
+        raise MetadataError(INVALID_CONFIG, f"segment group {segment.group_id} is not the head")
+    last_offset = int(command["last_offset"])
+    invariant(last_offset >= segment.base_offset - 1, "a segment does not end before it starts")
+    replicas = tuple(int(node) for node in command["next_replicas"])
+    sealed = attrs.evolve(segment, last_offset=last_offset)
+    successor = SegmentInfo(state._allocate_group(), last_offset + 1, replicas)
+    state._replace_partition(
+        attrs.evolve(partition, segments=(*partition.segments[:-1], sealed, successor))
+    )
+    return successor
+
+
+def _drop_segments(state: MetadataState, command: dict[str, Any]) -> int:
+    """Retention: forget the sealed segments that end below `below_offset`."""
+    topic = state.topics.get(str(command["topic"]))
+    if topic is None:
+        raise MetadataError(UNKNOWN_TOPIC_OR_PARTITION, "no such topic")
+    partition = topic.partitions[int(command["partition"])]
+    below = int(command["below_offset"])
+    kept = tuple(
+        segment
+        for segment in partition.segments
+        if segment.last_offset is None or segment.last_offset >= below
+    )
+    invariant(bool(kept) and kept[-1] is partition.head, "retention never drops the head")
+    state._replace_partition(attrs.evolve(partition, segments=kept))
+    return len(partition.segments) - len(kept)
+
+
+_HANDLERS = {
+    "register_node": _register_node,
+    "create_topic": _create_topic,
+    "delete_topic": _delete_topic,
+    "seal_and_link": _seal_and_link,
+    "drop_segments": _drop_segments,
+}
+
+
+def encode_command(command: dict[str, Any]) -> bytes:
+    return json.dumps(command, separators=(",", ":"), sort_keys=True).encode()
+
+
+def decode_command(payload: bytes) -> dict[str, Any]:
+    command = json.loads(payload)
+    if not isinstance(command, dict):
+        raise MetadataError(INVALID_CONFIG, "a metadata command is a JSON object")
+    return command
