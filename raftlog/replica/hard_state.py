@@ -1,0 +1,98 @@
+"""The durable part of a Raft group's state that is not its log: term, vote, commit hint.
+
+Term and vote must reach the disk before the node acts on them (a vote forgotten in a
+crash lets a node vote twice in one term), so `save` fsyncs the file and its directory
+when either changes. They change only at elections, so this costs nothing on the data
+path. The commit index is only a hint: Raft can always relearn it from a leader, and any
+value that was once true is safe to start from (clipped to the recovered log), so it is
+written without fsync and never on its own schedule.
+
+File format: one fixed 32-byte record, `RLHS` magic, version, term, vote, commit, CRC32C.
+A torn or corrupt file is an error that names the file; the node must not guess a term.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from pathlib import Path
+
+import attrs
+
+from raftlog.native import crc32c
+
+_MAGIC = b"RLHS"
+_VERSION = 1
+_LAYOUT = struct.Struct(">4sHxxQqQ")  # magic, version, pad, term, vote, commit
+_RECORD_SIZE_BYTES = _LAYOUT.size + 4
+NO_VOTE = 0
+
+
+class HardStateCorrupt(Exception):
+    """The hard-state file exists but cannot be trusted."""
+
+
+@attrs.frozen
+class HardState:
+    term: int = 0
+    vote: int = NO_VOTE
+    commit: int = 0
+
+
+def _encode(state: HardState) -> bytes:
+    body = _LAYOUT.pack(_MAGIC, _VERSION, state.term, state.vote, state.commit)
+    return body + crc32c(body).to_bytes(4, "big")
+
+
+def _decode(data: bytes, path: Path) -> HardState:
+    if len(data) != _RECORD_SIZE_BYTES:
+        raise HardStateCorrupt(f"{path}: {len(data)} bytes, expected {_RECORD_SIZE_BYTES}")
+    body, checksum = data[:-4], int.from_bytes(data[-4:], "big")
+    if crc32c(body) != checksum:
+        raise HardStateCorrupt(f"{path}: checksum mismatch")
+    magic, version, term, vote, commit = _LAYOUT.unpack(body)
+    if magic != _MAGIC or version != _VERSION:
+        raise HardStateCorrupt(f"{path}: not a raftlog hard-state file (v{version})")
+    return HardState(term, vote, commit)
+
+
+def _fsync_directory(directory: Path) -> None:
+    descriptor = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+@attrs.define(eq=False)
+class HardStateFile:
+    """One group's hard state on disk; remembers what it last wrote to skip no-op saves."""
+
+    path: Path
+    _saved: HardState = attrs.field(init=False, factory=HardState)
+
+    def load(self) -> HardState:
+        """The saved state, or the initial state if the group has never saved one."""
+        try:
+            data = self.path.read_bytes()
+        except FileNotFoundError:
+            self._saved = HardState()
+            return self._saved
+        self._saved = _decode(data, self.path)
+        return self._saved
+
+    def save(self, state: HardState) -> None:
+        """Make `state` the saved state; durable before return if term or vote changed."""
+        if state == self._saved:
+            return
+        durable = (state.term, state.vote) != (self._saved.term, self._saved.vote)
+        temporary = self.path.with_suffix(".tmp")
+        with temporary.open("wb") as file:
+            file.write(_encode(state))
+            if durable:
+                file.flush()
+                os.fsync(file.fileno())
+        os.replace(temporary, self.path)
+        if durable:
+            _fsync_directory(self.path.parent)
+        self._saved = state
