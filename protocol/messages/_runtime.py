@@ -63,12 +63,23 @@ class Message(Struct):
     KIND: ClassVar[str] = ""
     VALID_VERSIONS: ClassVar[tuple[int, int]] = (0, -1)
     FLEXIBLE_MIN_VERSION: ClassVar[int | None] = None
+    FIELD_VERSIONS: ClassVar[dict[str, tuple[int, int | None]]] = {}
+    """Top-level attribute -> (first version, last version or None): which versions carry it."""
     _decoders: ClassVar[tuple[Any, ...]] = ()
     _encoders: ClassVar[tuple[Any, ...]] = ()
 
     @classmethod
     def is_flexible(cls, version: int) -> bool:
         return cls.FLEXIBLE_MIN_VERSION is not None and version >= cls.FLEXIBLE_MIN_VERSION
+
+    @classmethod
+    def has_field(cls, attribute: str, version: int) -> bool:
+        """Whether `version` of this message carries the top-level `attribute`."""
+        span = cls.FIELD_VERSIONS.get(attribute)
+        if span is None:
+            return False
+        low, high = span
+        return low <= version and (high is None or version <= high)
 
     @classmethod
     def decode(

@@ -74,6 +74,7 @@ class AddOffsetsToTxnRequest(_Message):
     KIND = 'request'
     VALID_VERSIONS = (0, 4)
     FLEXIBLE_MIN_VERSION = 3
+    FIELD_VERSIONS = {'transactional_id': (0, None), 'producer_id': (0, None), 'producer_epoch': (0, None), 'group_id': (0, None)}
 
     def __init__(self, transactional_id: str = '', producer_id: int = 0, producer_epoch: int = 0, group_id: str = '', unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.transactional_id = transactional_id

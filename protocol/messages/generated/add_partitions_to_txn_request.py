@@ -75,6 +75,7 @@ class AddPartitionsToTxnRequest(_Message):
     KIND = 'request'
     VALID_VERSIONS = (0, 5)
     FLEXIBLE_MIN_VERSION = 3
+    FIELD_VERSIONS = {'transactions': (4, None), 'v3_and_below_transactional_id': (0, 3), 'v3_and_below_producer_id': (0, 3), 'v3_and_below_producer_epoch': (0, 3), 'v3_and_below_topics': (0, 3)}
 
     def __init__(self, transactions: list[AddPartitionsToTxnTransaction] = _MISSING, v3_and_below_transactional_id: str = '', v3_and_below_producer_id: int = 0, v3_and_below_producer_epoch: int = 0, v3_and_below_topics: list[AddPartitionsToTxnTopic] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.transactions = [] if transactions is _MISSING else transactions

@@ -74,6 +74,7 @@ class AddPartitionsToTxnResponse(_Message):
     KIND = 'response'
     VALID_VERSIONS = (0, 5)
     FLEXIBLE_MIN_VERSION = 3
+    FIELD_VERSIONS = {'throttle_time_ms': (0, None), 'error_code': (4, None), 'results_by_transaction': (4, None), 'results_by_topic_v3_and_below': (0, 3)}
 
     def __init__(self, throttle_time_ms: int = 0, error_code: int = 0, results_by_transaction: list[AddPartitionsToTxnResult] = _MISSING, results_by_topic_v3_and_below: list[AddPartitionsToTxnTopicResult] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.throttle_time_ms = throttle_time_ms

@@ -72,6 +72,7 @@ class AlterClientQuotasRequest(_Message):
     KIND = 'request'
     VALID_VERSIONS = (0, 1)
     FLEXIBLE_MIN_VERSION = 1
+    FIELD_VERSIONS = {'entries': (0, None), 'validate_only': (0, None)}
 
     def __init__(self, entries: list[EntryData] = _MISSING, validate_only: bool = False, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.entries = [] if entries is _MISSING else entries

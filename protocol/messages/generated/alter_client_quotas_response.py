@@ -72,6 +72,7 @@ class AlterClientQuotasResponse(_Message):
     KIND = 'response'
     VALID_VERSIONS = (0, 1)
     FLEXIBLE_MIN_VERSION = 1
+    FIELD_VERSIONS = {'throttle_time_ms': (0, None), 'entries': (0, None)}
 
     def __init__(self, throttle_time_ms: int = 0, entries: list[EntryData] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.throttle_time_ms = throttle_time_ms

@@ -72,6 +72,7 @@ class AlterConfigsRequest(_Message):
     KIND = 'request'
     VALID_VERSIONS = (0, 2)
     FLEXIBLE_MIN_VERSION = 2
+    FIELD_VERSIONS = {'resources': (0, None), 'validate_only': (0, None)}
 
     def __init__(self, resources: list[AlterConfigsResource] = _MISSING, validate_only: bool = False, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.resources = [] if resources is _MISSING else resources

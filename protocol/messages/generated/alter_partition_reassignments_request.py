@@ -72,6 +72,7 @@ class AlterPartitionReassignmentsRequest(_Message):
     KIND = 'request'
     VALID_VERSIONS = (0, 0)
     FLEXIBLE_MIN_VERSION = 0
+    FIELD_VERSIONS = {'timeout_ms': (0, None), 'topics': (0, None)}
 
     def __init__(self, timeout_ms: int = 60000, topics: list[ReassignableTopic] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.timeout_ms = timeout_ms

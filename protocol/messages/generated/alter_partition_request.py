@@ -73,6 +73,7 @@ class AlterPartitionRequest(_Message):
     KIND = 'request'
     VALID_VERSIONS = (0, 3)
     FLEXIBLE_MIN_VERSION = 0
+    FIELD_VERSIONS = {'broker_id': (0, None), 'broker_epoch': (0, None), 'topics': (0, None)}
 
     def __init__(self, broker_id: int = 0, broker_epoch: int = -1, topics: list[TopicData] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.broker_id = broker_id

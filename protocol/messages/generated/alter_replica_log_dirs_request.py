@@ -71,6 +71,7 @@ class AlterReplicaLogDirsRequest(_Message):
     KIND = 'request'
     VALID_VERSIONS = (0, 2)
     FLEXIBLE_MIN_VERSION = 2
+    FIELD_VERSIONS = {'dirs': (0, None)}
 
     def __init__(self, dirs: list[AlterReplicaLogDir] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.dirs = [] if dirs is _MISSING else dirs

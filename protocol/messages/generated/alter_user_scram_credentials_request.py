@@ -72,6 +72,7 @@ class AlterUserScramCredentialsRequest(_Message):
     KIND = 'request'
     VALID_VERSIONS = (0, 0)
     FLEXIBLE_MIN_VERSION = 0
+    FIELD_VERSIONS = {'deletions': (0, None), 'upsertions': (0, None)}
 
     def __init__(self, deletions: list[ScramCredentialDeletion] = _MISSING, upsertions: list[ScramCredentialUpsertion] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.deletions = [] if deletions is _MISSING else deletions

@@ -72,6 +72,7 @@ class ApiVersionsRequest(_Message):
     KIND = 'request'
     VALID_VERSIONS = (0, 4)
     FLEXIBLE_MIN_VERSION = 3
+    FIELD_VERSIONS = {'client_software_name': (3, None), 'client_software_version': (3, None)}
 
     def __init__(self, client_software_name: str = '', client_software_version: str = '', unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.client_software_name = client_software_name

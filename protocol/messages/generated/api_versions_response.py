@@ -77,6 +77,7 @@ class ApiVersionsResponse(_Message):
     KIND = 'response'
     VALID_VERSIONS = (0, 4)
     FLEXIBLE_MIN_VERSION = 3
+    FIELD_VERSIONS = {'error_code': (0, None), 'api_keys': (0, None), 'throttle_time_ms': (1, None), 'supported_features': (3, None), 'finalized_features_epoch': (3, None), 'finalized_features': (3, None), 'zk_migration_ready': (3, None)}
 
     def __init__(self, error_code: int = 0, api_keys: list[ApiVersion] = _MISSING, throttle_time_ms: int = 0, supported_features: list[SupportedFeatureKey] = _MISSING, finalized_features_epoch: int = -1, finalized_features: list[FinalizedFeatureKey] = _MISSING, zk_migration_ready: bool = False, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.error_code = error_code

@@ -76,6 +76,7 @@ class BrokerHeartbeatRequest(_Message):
     KIND = 'request'
     VALID_VERSIONS = (0, 1)
     FLEXIBLE_MIN_VERSION = 0
+    FIELD_VERSIONS = {'broker_id': (0, None), 'broker_epoch': (0, None), 'current_metadata_offset': (0, None), 'want_fence': (0, None), 'want_shut_down': (0, None), 'offline_log_dirs': (1, None)}
 
     def __init__(self, broker_id: int = 0, broker_epoch: int = -1, current_metadata_offset: int = 0, want_fence: bool = False, want_shut_down: bool = False, offline_log_dirs: list[UUID] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.broker_id = broker_id

@@ -79,6 +79,7 @@ class BrokerRegistrationRequest(_Message):
     KIND = 'request'
     VALID_VERSIONS = (0, 4)
     FLEXIBLE_MIN_VERSION = 0
+    FIELD_VERSIONS = {'broker_id': (0, None), 'cluster_id': (0, None), 'incarnation_id': (0, None), 'listeners': (0, None), 'features': (0, None), 'rack': (0, None), 'is_migrating_zk_broker': (1, None), 'log_dirs': (2, None), 'previous_broker_epoch': (3, None)}
 
     def __init__(self, broker_id: int = 0, cluster_id: str = '', incarnation_id: UUID = _ZERO_UUID, listeners: list[Listener] = _MISSING, features: list[Feature] = _MISSING, rack: str | None = '', is_migrating_zk_broker: bool = False, log_dirs: list[UUID] = _MISSING, previous_broker_epoch: int = -1, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.broker_id = broker_id

@@ -72,6 +72,7 @@ class ConsumerGroupDescribeRequest(_Message):
     KIND = 'request'
     VALID_VERSIONS = (0, 0)
     FLEXIBLE_MIN_VERSION = 0
+    FIELD_VERSIONS = {'group_ids': (0, None), 'include_authorized_operations': (0, None)}
 
     def __init__(self, group_ids: list[str] = _MISSING, include_authorized_operations: bool = False, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.group_ids = [] if group_ids is _MISSING else group_ids

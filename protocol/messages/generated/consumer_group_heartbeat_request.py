@@ -80,6 +80,7 @@ class ConsumerGroupHeartbeatRequest(_Message):
     KIND = 'request'
     VALID_VERSIONS = (0, 1)
     FLEXIBLE_MIN_VERSION = 0
+    FIELD_VERSIONS = {'group_id': (0, None), 'member_id': (0, None), 'member_epoch': (0, None), 'instance_id': (0, None), 'rack_id': (0, None), 'rebalance_timeout_ms': (0, None), 'subscribed_topic_names': (0, None), 'subscribed_topic_regex': (1, None), 'server_assignor': (0, None), 'topic_partitions': (0, None)}
 
     def __init__(self, group_id: str = '', member_id: str = '', member_epoch: int = 0, instance_id: str | None = None, rack_id: str | None = None, rebalance_timeout_ms: int = -1, subscribed_topic_names: list[str] | None = None, subscribed_topic_regex: str | None = None, server_assignor: str | None = None, topic_partitions: list[TopicPartitions] | None = None, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.group_id = group_id

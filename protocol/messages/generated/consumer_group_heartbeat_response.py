@@ -77,6 +77,7 @@ class ConsumerGroupHeartbeatResponse(_Message):
     KIND = 'response'
     VALID_VERSIONS = (0, 1)
     FLEXIBLE_MIN_VERSION = 0
+    FIELD_VERSIONS = {'throttle_time_ms': (0, None), 'error_code': (0, None), 'error_message': (0, None), 'member_id': (0, None), 'member_epoch': (0, None), 'heartbeat_interval_ms': (0, None), 'assignment': (0, None)}
 
     def __init__(self, throttle_time_ms: int = 0, error_code: int = 0, error_message: str | None = None, member_id: str | None = None, member_epoch: int = 0, heartbeat_interval_ms: int = 0, assignment: Assignment | None = None, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.throttle_time_ms = throttle_time_ms

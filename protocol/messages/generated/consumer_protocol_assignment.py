@@ -71,6 +71,7 @@ class ConsumerProtocolAssignment(_Message):
     KIND = 'data'
     VALID_VERSIONS = (0, 3)
     FLEXIBLE_MIN_VERSION = None
+    FIELD_VERSIONS = {'assigned_partitions': (0, None), 'user_data': (0, None)}
 
     def __init__(self, assigned_partitions: list[TopicPartition] = _MISSING, user_data: bytes | None = None) -> None:
         self.assigned_partitions = [] if assigned_partitions is _MISSING else assigned_partitions

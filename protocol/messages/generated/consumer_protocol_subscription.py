@@ -74,6 +74,7 @@ class ConsumerProtocolSubscription(_Message):
     KIND = 'data'
     VALID_VERSIONS = (0, 3)
     FLEXIBLE_MIN_VERSION = None
+    FIELD_VERSIONS = {'topics': (0, None), 'user_data': (0, None), 'owned_partitions': (1, None), 'generation_id': (2, None), 'rack_id': (3, None)}
 
     def __init__(self, topics: list[str] = _MISSING, user_data: bytes | None = None, owned_partitions: list[TopicPartition] = _MISSING, generation_id: int = -1, rack_id: str | None = None) -> None:
         self.topics = [] if topics is _MISSING else topics

@@ -72,6 +72,7 @@ class ControlledShutdownRequest(_Message):
     KIND = 'request'
     VALID_VERSIONS = (0, 3)
     FLEXIBLE_MIN_VERSION = 3
+    FIELD_VERSIONS = {'broker_id': (0, None), 'broker_epoch': (2, None)}
 
     def __init__(self, broker_id: int = 0, broker_epoch: int = -1, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.broker_id = broker_id

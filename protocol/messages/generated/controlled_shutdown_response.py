@@ -72,6 +72,7 @@ class ControlledShutdownResponse(_Message):
     KIND = 'response'
     VALID_VERSIONS = (0, 3)
     FLEXIBLE_MIN_VERSION = 3
+    FIELD_VERSIONS = {'error_code': (0, None), 'remaining_partitions': (0, None)}
 
     def __init__(self, error_code: int = 0, remaining_partitions: list[RemainingPartition] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.error_code = error_code

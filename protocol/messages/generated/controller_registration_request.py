@@ -75,6 +75,7 @@ class ControllerRegistrationRequest(_Message):
     KIND = 'request'
     VALID_VERSIONS = (0, 0)
     FLEXIBLE_MIN_VERSION = 0
+    FIELD_VERSIONS = {'controller_id': (0, None), 'incarnation_id': (0, None), 'zk_migration_ready': (0, None), 'listeners': (0, None), 'features': (0, None)}
 
     def __init__(self, controller_id: int = 0, incarnation_id: UUID = _ZERO_UUID, zk_migration_ready: bool = False, listeners: list[Listener] = _MISSING, features: list[Feature] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.controller_id = controller_id

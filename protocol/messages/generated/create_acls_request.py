@@ -71,6 +71,7 @@ class CreateAclsRequest(_Message):
     KIND = 'request'
     VALID_VERSIONS = (0, 3)
     FLEXIBLE_MIN_VERSION = 2
+    FIELD_VERSIONS = {'creations': (0, None)}
 
     def __init__(self, creations: list[AclCreation] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.creations = [] if creations is _MISSING else creations

@@ -74,6 +74,7 @@ class CreateDelegationTokenRequest(_Message):
     KIND = 'request'
     VALID_VERSIONS = (0, 3)
     FLEXIBLE_MIN_VERSION = 2
+    FIELD_VERSIONS = {'owner_principal_type': (3, None), 'owner_principal_name': (3, None), 'renewers': (0, None), 'max_lifetime_ms': (0, None)}
 
     def __init__(self, owner_principal_type: str | None = '', owner_principal_name: str | None = '', renewers: list[CreatableRenewers] = _MISSING, max_lifetime_ms: int = 0, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.owner_principal_type = owner_principal_type

@@ -81,6 +81,7 @@ class CreateDelegationTokenResponse(_Message):
     KIND = 'response'
     VALID_VERSIONS = (0, 3)
     FLEXIBLE_MIN_VERSION = 2
+    FIELD_VERSIONS = {'error_code': (0, None), 'principal_type': (0, None), 'principal_name': (0, None), 'token_requester_principal_type': (3, None), 'token_requester_principal_name': (3, None), 'issue_timestamp_ms': (0, None), 'expiry_timestamp_ms': (0, None), 'max_timestamp_ms': (0, None), 'token_id': (0, None), 'hmac': (0, None), 'throttle_time_ms': (0, None)}
 
     def __init__(self, error_code: int = 0, principal_type: str = '', principal_name: str = '', token_requester_principal_type: str = '', token_requester_principal_name: str = '', issue_timestamp_ms: int = 0, expiry_timestamp_ms: int = 0, max_timestamp_ms: int = 0, token_id: str = '', hmac: bytes = b'', throttle_time_ms: int = 0, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.error_code = error_code

@@ -73,6 +73,7 @@ class CreatePartitionsRequest(_Message):
     KIND = 'request'
     VALID_VERSIONS = (0, 3)
     FLEXIBLE_MIN_VERSION = 2
+    FIELD_VERSIONS = {'topics': (0, None), 'timeout_ms': (0, None), 'validate_only': (0, None)}
 
     def __init__(self, topics: list[CreatePartitionsTopic] = _MISSING, timeout_ms: int = 0, validate_only: bool = False, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.topics = [] if topics is _MISSING else topics

@@ -73,6 +73,7 @@ class CreateTopicsRequest(_Message):
     KIND = 'request'
     VALID_VERSIONS = (0, 7)
     FLEXIBLE_MIN_VERSION = 5
+    FIELD_VERSIONS = {'topics': (0, None), 'timeout_ms': (0, None), 'validate_only': (1, None)}
 
     def __init__(self, topics: list[CreatableTopic] = _MISSING, timeout_ms: int = 60000, validate_only: bool = False, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.topics = [] if topics is _MISSING else topics

@@ -73,6 +73,7 @@ class DefaultPrincipalData(_Message):
     KIND = 'data'
     VALID_VERSIONS = (0, 0)
     FLEXIBLE_MIN_VERSION = 0
+    FIELD_VERSIONS = {'type': (0, None), 'name': (0, None), 'token_authenticated': (0, None)}
 
     def __init__(self, type: str = '', name: str = '', token_authenticated: bool = False, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.type = type

@@ -71,6 +71,7 @@ class DeleteAclsRequest(_Message):
     KIND = 'request'
     VALID_VERSIONS = (0, 3)
     FLEXIBLE_MIN_VERSION = 2
+    FIELD_VERSIONS = {'filters': (0, None)}
 
     def __init__(self, filters: list[DeleteAclsFilter] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.filters = [] if filters is _MISSING else filters

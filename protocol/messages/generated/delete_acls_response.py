@@ -72,6 +72,7 @@ class DeleteAclsResponse(_Message):
     KIND = 'response'
     VALID_VERSIONS = (0, 3)
     FLEXIBLE_MIN_VERSION = 2
+    FIELD_VERSIONS = {'throttle_time_ms': (0, None), 'filter_results': (0, None)}
 
     def __init__(self, throttle_time_ms: int = 0, filter_results: list[DeleteAclsFilterResult] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.throttle_time_ms = throttle_time_ms

@@ -71,6 +71,7 @@ class DeleteGroupsRequest(_Message):
     KIND = 'request'
     VALID_VERSIONS = (0, 2)
     FLEXIBLE_MIN_VERSION = 2
+    FIELD_VERSIONS = {'groups_names': (0, None)}
 
     def __init__(self, groups_names: list[str] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.groups_names = [] if groups_names is _MISSING else groups_names

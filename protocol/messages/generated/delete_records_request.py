@@ -72,6 +72,7 @@ class DeleteRecordsRequest(_Message):
     KIND = 'request'
     VALID_VERSIONS = (0, 2)
     FLEXIBLE_MIN_VERSION = 2
+    FIELD_VERSIONS = {'topics': (0, None), 'timeout_ms': (0, None)}
 
     def __init__(self, topics: list[DeleteRecordsTopic] = _MISSING, timeout_ms: int = 0, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.topics = [] if topics is _MISSING else topics

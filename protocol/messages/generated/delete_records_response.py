@@ -72,6 +72,7 @@ class DeleteRecordsResponse(_Message):
     KIND = 'response'
     VALID_VERSIONS = (0, 2)
     FLEXIBLE_MIN_VERSION = 2
+    FIELD_VERSIONS = {'throttle_time_ms': (0, None), 'topics': (0, None)}
 
     def __init__(self, throttle_time_ms: int = 0, topics: list[DeleteRecordsTopicResult] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.throttle_time_ms = throttle_time_ms

@@ -73,6 +73,7 @@ class DeleteTopicsRequest(_Message):
     KIND = 'request'
     VALID_VERSIONS = (0, 6)
     FLEXIBLE_MIN_VERSION = 4
+    FIELD_VERSIONS = {'topics': (6, None), 'topic_names': (0, 5), 'timeout_ms': (0, None)}
 
     def __init__(self, topics: list[DeleteTopicState] = _MISSING, topic_names: list[str] = _MISSING, timeout_ms: int = 0, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.topics = [] if topics is _MISSING else topics

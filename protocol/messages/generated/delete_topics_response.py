@@ -72,6 +72,7 @@ class DeleteTopicsResponse(_Message):
     KIND = 'response'
     VALID_VERSIONS = (0, 6)
     FLEXIBLE_MIN_VERSION = 4
+    FIELD_VERSIONS = {'throttle_time_ms': (1, None), 'responses': (0, None)}
 
     def __init__(self, throttle_time_ms: int = 0, responses: list[DeletableTopicResult] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.throttle_time_ms = throttle_time_ms

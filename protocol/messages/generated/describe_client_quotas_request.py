@@ -72,6 +72,7 @@ class DescribeClientQuotasRequest(_Message):
     KIND = 'request'
     VALID_VERSIONS = (0, 1)
     FLEXIBLE_MIN_VERSION = 1
+    FIELD_VERSIONS = {'components': (0, None), 'strict': (0, None)}
 
     def __init__(self, components: list[ComponentData] = _MISSING, strict: bool = False, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.components = [] if components is _MISSING else components

@@ -72,6 +72,7 @@ class DescribeClusterRequest(_Message):
     KIND = 'request'
     VALID_VERSIONS = (0, 1)
     FLEXIBLE_MIN_VERSION = 0
+    FIELD_VERSIONS = {'include_cluster_authorized_operations': (0, None), 'endpoint_type': (1, None)}
 
     def __init__(self, include_cluster_authorized_operations: bool = False, endpoint_type: int = 1, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.include_cluster_authorized_operations = include_cluster_authorized_operations

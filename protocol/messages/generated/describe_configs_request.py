@@ -73,6 +73,7 @@ class DescribeConfigsRequest(_Message):
     KIND = 'request'
     VALID_VERSIONS = (0, 4)
     FLEXIBLE_MIN_VERSION = 4
+    FIELD_VERSIONS = {'resources': (0, None), 'include_synonyms': (1, None), 'include_documentation': (3, None)}
 
     def __init__(self, resources: list[DescribeConfigsResource] = _MISSING, include_synonyms: bool = False, include_documentation: bool = False, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.resources = [] if resources is _MISSING else resources

@@ -71,6 +71,7 @@ class DescribeDelegationTokenRequest(_Message):
     KIND = 'request'
     VALID_VERSIONS = (0, 3)
     FLEXIBLE_MIN_VERSION = 2
+    FIELD_VERSIONS = {'owners': (0, None)}
 
     def __init__(self, owners: list[DescribeDelegationTokenOwner] | None = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.owners = [] if owners is _MISSING else owners

@@ -72,6 +72,7 @@ class DescribeGroupsRequest(_Message):
     KIND = 'request'
     VALID_VERSIONS = (0, 5)
     FLEXIBLE_MIN_VERSION = 5
+    FIELD_VERSIONS = {'groups': (0, None), 'include_authorized_operations': (3, None)}
 
     def __init__(self, groups: list[str] = _MISSING, include_authorized_operations: bool = False, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.groups = [] if groups is _MISSING else groups

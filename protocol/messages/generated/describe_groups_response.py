@@ -72,6 +72,7 @@ class DescribeGroupsResponse(_Message):
     KIND = 'response'
     VALID_VERSIONS = (0, 5)
     FLEXIBLE_MIN_VERSION = 5
+    FIELD_VERSIONS = {'throttle_time_ms': (1, None), 'groups': (0, None)}
 
     def __init__(self, throttle_time_ms: int = 0, groups: list[DescribedGroup] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.throttle_time_ms = throttle_time_ms

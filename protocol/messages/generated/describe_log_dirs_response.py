@@ -73,6 +73,7 @@ class DescribeLogDirsResponse(_Message):
     KIND = 'response'
     VALID_VERSIONS = (0, 4)
     FLEXIBLE_MIN_VERSION = 2
+    FIELD_VERSIONS = {'throttle_time_ms': (0, None), 'error_code': (3, None), 'results': (0, None)}
 
     def __init__(self, throttle_time_ms: int = 0, error_code: int = 0, results: list[DescribeLogDirsResult] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.throttle_time_ms = throttle_time_ms

@@ -71,6 +71,7 @@ class DescribeProducersRequest(_Message):
     KIND = 'request'
     VALID_VERSIONS = (0, 0)
     FLEXIBLE_MIN_VERSION = 0
+    FIELD_VERSIONS = {'topics': (0, None)}
 
     def __init__(self, topics: list[TopicRequest] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.topics = [] if topics is _MISSING else topics

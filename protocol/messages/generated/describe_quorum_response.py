@@ -74,6 +74,7 @@ class DescribeQuorumResponse(_Message):
     KIND = 'response'
     VALID_VERSIONS = (0, 2)
     FLEXIBLE_MIN_VERSION = 0
+    FIELD_VERSIONS = {'error_code': (0, None), 'error_message': (2, None), 'topics': (0, None), 'nodes': (2, None)}
 
     def __init__(self, error_code: int = 0, error_message: str | None = '', topics: list[TopicData] = _MISSING, nodes: list[Node] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.error_code = error_code

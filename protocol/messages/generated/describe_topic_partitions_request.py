@@ -73,6 +73,7 @@ class DescribeTopicPartitionsRequest(_Message):
     KIND = 'request'
     VALID_VERSIONS = (0, 0)
     FLEXIBLE_MIN_VERSION = 0
+    FIELD_VERSIONS = {'topics': (0, None), 'response_partition_limit': (0, None), 'cursor': (0, None)}
 
     def __init__(self, topics: list[TopicRequest] = _MISSING, response_partition_limit: int = 2000, cursor: Cursor | None = None, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.topics = [] if topics is _MISSING else topics

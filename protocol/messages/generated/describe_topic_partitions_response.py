@@ -73,6 +73,7 @@ class DescribeTopicPartitionsResponse(_Message):
     KIND = 'response'
     VALID_VERSIONS = (0, 0)
     FLEXIBLE_MIN_VERSION = 0
+    FIELD_VERSIONS = {'throttle_time_ms': (0, None), 'topics': (0, None), 'next_cursor': (0, None)}
 
     def __init__(self, throttle_time_ms: int = 0, topics: list[DescribeTopicPartitionsResponseTopic] = _MISSING, next_cursor: Cursor | None = None, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.throttle_time_ms = throttle_time_ms

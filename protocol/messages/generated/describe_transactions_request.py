@@ -71,6 +71,7 @@ class DescribeTransactionsRequest(_Message):
     KIND = 'request'
     VALID_VERSIONS = (0, 0)
     FLEXIBLE_MIN_VERSION = 0
+    FIELD_VERSIONS = {'transactional_ids': (0, None)}
 
     def __init__(self, transactional_ids: list[str] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.transactional_ids = [] if transactional_ids is _MISSING else transactional_ids

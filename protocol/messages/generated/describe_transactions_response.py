@@ -72,6 +72,7 @@ class DescribeTransactionsResponse(_Message):
     KIND = 'response'
     VALID_VERSIONS = (0, 0)
     FLEXIBLE_MIN_VERSION = 0
+    FIELD_VERSIONS = {'throttle_time_ms': (0, None), 'transaction_states': (0, None)}
 
     def __init__(self, throttle_time_ms: int = 0, transaction_states: list[TransactionState] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.throttle_time_ms = throttle_time_ms

@@ -71,6 +71,7 @@ class DescribeUserScramCredentialsRequest(_Message):
     KIND = 'request'
     VALID_VERSIONS = (0, 0)
     FLEXIBLE_MIN_VERSION = 0
+    FIELD_VERSIONS = {'users': (0, None)}
 
     def __init__(self, users: list[UserName] | None = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.users = [] if users is _MISSING else users

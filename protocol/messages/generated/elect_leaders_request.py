@@ -73,6 +73,7 @@ class ElectLeadersRequest(_Message):
     KIND = 'request'
     VALID_VERSIONS = (0, 2)
     FLEXIBLE_MIN_VERSION = 2
+    FIELD_VERSIONS = {'election_type': (1, None), 'topic_partitions': (0, None), 'timeout_ms': (0, None)}
 
     def __init__(self, election_type: int = 0, topic_partitions: list[TopicPartitions] | None = _MISSING, timeout_ms: int = 60000, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.election_type = election_type

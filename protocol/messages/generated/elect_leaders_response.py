@@ -73,6 +73,7 @@ class ElectLeadersResponse(_Message):
     KIND = 'response'
     VALID_VERSIONS = (0, 2)
     FLEXIBLE_MIN_VERSION = 2
+    FIELD_VERSIONS = {'throttle_time_ms': (0, None), 'error_code': (1, None), 'replica_election_results': (0, None)}
 
     def __init__(self, throttle_time_ms: int = 0, error_code: int = 0, replica_election_results: list[ReplicaElectionResult] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.throttle_time_ms = throttle_time_ms

@@ -73,6 +73,7 @@ class EndQuorumEpochRequest(_Message):
     KIND = 'request'
     VALID_VERSIONS = (0, 1)
     FLEXIBLE_MIN_VERSION = 1
+    FIELD_VERSIONS = {'cluster_id': (0, None), 'topics': (0, None), 'leader_endpoints': (1, None)}
 
     def __init__(self, cluster_id: str | None = None, topics: list[TopicData] = _MISSING, leader_endpoints: list[LeaderEndpoint] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.cluster_id = cluster_id

@@ -73,6 +73,7 @@ class EndQuorumEpochResponse(_Message):
     KIND = 'response'
     VALID_VERSIONS = (0, 1)
     FLEXIBLE_MIN_VERSION = 1
+    FIELD_VERSIONS = {'error_code': (0, None), 'topics': (0, None), 'node_endpoints': (1, None)}
 
     def __init__(self, error_code: int = 0, topics: list[TopicData] = _MISSING, node_endpoints: list[NodeEndpoint] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.error_code = error_code

@@ -74,6 +74,7 @@ class EndTxnRequest(_Message):
     KIND = 'request'
     VALID_VERSIONS = (0, 5)
     FLEXIBLE_MIN_VERSION = 3
+    FIELD_VERSIONS = {'transactional_id': (0, None), 'producer_id': (0, None), 'producer_epoch': (0, None), 'committed': (0, None)}
 
     def __init__(self, transactional_id: str = '', producer_id: int = 0, producer_epoch: int = 0, committed: bool = False, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.transactional_id = transactional_id

@@ -74,6 +74,7 @@ class EndTxnResponse(_Message):
     KIND = 'response'
     VALID_VERSIONS = (0, 5)
     FLEXIBLE_MIN_VERSION = 3
+    FIELD_VERSIONS = {'throttle_time_ms': (0, None), 'error_code': (0, None), 'producer_id': (5, None), 'producer_epoch': (5, None)}
 
     def __init__(self, throttle_time_ms: int = 0, error_code: int = 0, producer_id: int = -1, producer_epoch: int = -1, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.throttle_time_ms = throttle_time_ms

@@ -73,6 +73,7 @@ class EnvelopeRequest(_Message):
     KIND = 'request'
     VALID_VERSIONS = (0, 0)
     FLEXIBLE_MIN_VERSION = 0
+    FIELD_VERSIONS = {'request_data': (0, None), 'request_principal': (0, None), 'client_host_address': (0, None)}
 
     def __init__(self, request_data: bytes = b'', request_principal: bytes | None = b'', client_host_address: bytes = b'', unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.request_data = request_data

@@ -72,6 +72,7 @@ class EnvelopeResponse(_Message):
     KIND = 'response'
     VALID_VERSIONS = (0, 0)
     FLEXIBLE_MIN_VERSION = 0
+    FIELD_VERSIONS = {'response_data': (0, None), 'error_code': (0, None)}
 
     def __init__(self, response_data: bytes | None = None, error_code: int = 0, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.response_data = response_data

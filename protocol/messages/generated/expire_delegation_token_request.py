@@ -72,6 +72,7 @@ class ExpireDelegationTokenRequest(_Message):
     KIND = 'request'
     VALID_VERSIONS = (0, 2)
     FLEXIBLE_MIN_VERSION = 2
+    FIELD_VERSIONS = {'hmac': (0, None), 'expiry_time_period_ms': (0, None)}
 
     def __init__(self, hmac: bytes = b'', expiry_time_period_ms: int = 0, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.hmac = hmac

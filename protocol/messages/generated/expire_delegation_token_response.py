@@ -73,6 +73,7 @@ class ExpireDelegationTokenResponse(_Message):
     KIND = 'response'
     VALID_VERSIONS = (0, 2)
     FLEXIBLE_MIN_VERSION = 2
+    FIELD_VERSIONS = {'error_code': (0, None), 'expiry_timestamp_ms': (0, None), 'throttle_time_ms': (0, None)}
 
     def __init__(self, error_code: int = 0, expiry_timestamp_ms: int = 0, throttle_time_ms: int = 0, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.error_code = error_code

@@ -82,6 +82,7 @@ class FetchRequest(_Message):
     KIND = 'request'
     VALID_VERSIONS = (0, 17)
     FLEXIBLE_MIN_VERSION = 12
+    FIELD_VERSIONS = {'cluster_id': (12, None), 'replica_id': (0, 14), 'replica_state': (15, None), 'max_wait_ms': (0, None), 'min_bytes': (0, None), 'max_bytes': (3, None), 'isolation_level': (4, None), 'session_id': (7, None), 'session_epoch': (7, None), 'topics': (0, None), 'forgotten_topics_data': (7, None), 'rack_id': (11, None)}
 
     def __init__(self, cluster_id: str | None = None, replica_id: int = -1, replica_state: ReplicaState = _MISSING, max_wait_ms: int = 0, min_bytes: int = 0, max_bytes: int = 2147483647, isolation_level: int = 0, session_id: int = 0, session_epoch: int = -1, topics: list[FetchTopic] = _MISSING, forgotten_topics_data: list[ForgottenTopic] = _MISSING, rack_id: str = '', unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.cluster_id = cluster_id

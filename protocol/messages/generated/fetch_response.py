@@ -75,6 +75,7 @@ class FetchResponse(_Message):
     KIND = 'response'
     VALID_VERSIONS = (0, 17)
     FLEXIBLE_MIN_VERSION = 12
+    FIELD_VERSIONS = {'throttle_time_ms': (1, None), 'error_code': (7, None), 'session_id': (7, None), 'responses': (0, None), 'node_endpoints': (16, None)}
 
     def __init__(self, throttle_time_ms: int = 0, error_code: int = 0, session_id: int = 0, responses: list[FetchableTopicResponse] = _MISSING, node_endpoints: list[NodeEndpoint] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.throttle_time_ms = throttle_time_ms

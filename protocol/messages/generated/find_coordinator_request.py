@@ -73,6 +73,7 @@ class FindCoordinatorRequest(_Message):
     KIND = 'request'
     VALID_VERSIONS = (0, 6)
     FLEXIBLE_MIN_VERSION = 3
+    FIELD_VERSIONS = {'key': (0, 3), 'key_type': (1, None), 'coordinator_keys': (4, None)}
 
     def __init__(self, key: str = '', key_type: int = 0, coordinator_keys: list[str] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.key = key

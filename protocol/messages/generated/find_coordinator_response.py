@@ -77,6 +77,7 @@ class FindCoordinatorResponse(_Message):
     KIND = 'response'
     VALID_VERSIONS = (0, 6)
     FLEXIBLE_MIN_VERSION = 3
+    FIELD_VERSIONS = {'throttle_time_ms': (1, None), 'error_code': (0, 3), 'error_message': (1, 3), 'node_id': (0, 3), 'host': (0, 3), 'port': (0, 3), 'coordinators': (4, None)}
 
     def __init__(self, throttle_time_ms: int = 0, error_code: int = 0, error_message: str | None = '', node_id: int = 0, host: str = '', port: int = 0, coordinators: list[Coordinator] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.throttle_time_ms = throttle_time_ms

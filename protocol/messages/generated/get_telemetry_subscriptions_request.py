@@ -71,6 +71,7 @@ class GetTelemetrySubscriptionsRequest(_Message):
     KIND = 'request'
     VALID_VERSIONS = (0, 0)
     FLEXIBLE_MIN_VERSION = 0
+    FIELD_VERSIONS = {'client_instance_id': (0, None)}
 
     def __init__(self, client_instance_id: UUID = _ZERO_UUID, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.client_instance_id = client_instance_id

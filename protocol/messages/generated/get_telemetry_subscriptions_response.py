@@ -79,6 +79,7 @@ class GetTelemetrySubscriptionsResponse(_Message):
     KIND = 'response'
     VALID_VERSIONS = (0, 0)
     FLEXIBLE_MIN_VERSION = 0
+    FIELD_VERSIONS = {'throttle_time_ms': (0, None), 'error_code': (0, None), 'client_instance_id': (0, None), 'subscription_id': (0, None), 'accepted_compression_types': (0, None), 'push_interval_ms': (0, None), 'telemetry_max_bytes': (0, None), 'delta_temporality': (0, None), 'requested_metrics': (0, None)}
 
     def __init__(self, throttle_time_ms: int = 0, error_code: int = 0, client_instance_id: UUID = _ZERO_UUID, subscription_id: int = 0, accepted_compression_types: list[int] = _MISSING, push_interval_ms: int = 0, telemetry_max_bytes: int = 0, delta_temporality: bool = False, requested_metrics: list[str] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.throttle_time_ms = throttle_time_ms

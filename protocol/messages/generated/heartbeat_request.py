@@ -74,6 +74,7 @@ class HeartbeatRequest(_Message):
     KIND = 'request'
     VALID_VERSIONS = (0, 4)
     FLEXIBLE_MIN_VERSION = 4
+    FIELD_VERSIONS = {'group_id': (0, None), 'generation_id': (0, None), 'member_id': (0, None), 'group_instance_id': (3, None)}
 
     def __init__(self, group_id: str = '', generation_id: int = 0, member_id: str = '', group_instance_id: str | None = None, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.group_id = group_id

@@ -74,6 +74,7 @@ class InitProducerIdRequest(_Message):
     KIND = 'request'
     VALID_VERSIONS = (0, 5)
     FLEXIBLE_MIN_VERSION = 2
+    FIELD_VERSIONS = {'transactional_id': (0, None), 'transaction_timeout_ms': (0, None), 'producer_id': (3, None), 'producer_epoch': (3, None)}
 
     def __init__(self, transactional_id: str | None = '', transaction_timeout_ms: int = 0, producer_id: int = -1, producer_epoch: int = -1, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.transactional_id = transactional_id

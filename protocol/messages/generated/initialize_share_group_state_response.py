@@ -71,6 +71,7 @@ class InitializeShareGroupStateResponse(_Message):
     KIND = 'response'
     VALID_VERSIONS = (0, 0)
     FLEXIBLE_MIN_VERSION = 0
+    FIELD_VERSIONS = {'results': (0, None)}
 
     def __init__(self, results: list[InitializeStateResult] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.results = [] if results is _MISSING else results

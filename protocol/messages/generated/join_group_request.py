@@ -78,6 +78,7 @@ class JoinGroupRequest(_Message):
     KIND = 'request'
     VALID_VERSIONS = (0, 9)
     FLEXIBLE_MIN_VERSION = 6
+    FIELD_VERSIONS = {'group_id': (0, None), 'session_timeout_ms': (0, None), 'rebalance_timeout_ms': (1, None), 'member_id': (0, None), 'group_instance_id': (5, None), 'protocol_type': (0, None), 'protocols': (0, None), 'reason': (8, None)}
 
     def __init__(self, group_id: str = '', session_timeout_ms: int = 0, rebalance_timeout_ms: int = -1, member_id: str = '', group_instance_id: str | None = None, protocol_type: str = '', protocols: list[JoinGroupRequestProtocol] = _MISSING, reason: str | None = None, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.group_id = group_id

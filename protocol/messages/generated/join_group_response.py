@@ -79,6 +79,7 @@ class JoinGroupResponse(_Message):
     KIND = 'response'
     VALID_VERSIONS = (0, 9)
     FLEXIBLE_MIN_VERSION = 6
+    FIELD_VERSIONS = {'throttle_time_ms': (2, None), 'error_code': (0, None), 'generation_id': (0, None), 'protocol_type': (7, None), 'protocol_name': (0, None), 'leader': (0, None), 'skip_assignment': (9, None), 'member_id': (0, None), 'members': (0, None)}
 
     def __init__(self, throttle_time_ms: int = 0, error_code: int = 0, generation_id: int = -1, protocol_type: str | None = None, protocol_name: str | None = '', leader: str = '', skip_assignment: bool = False, member_id: str = '', members: list[JoinGroupResponseMember] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.throttle_time_ms = throttle_time_ms

@@ -78,6 +78,7 @@ class LeaderAndIsrRequest(_Message):
     KIND = 'request'
     VALID_VERSIONS = (0, 7)
     FLEXIBLE_MIN_VERSION = 4
+    FIELD_VERSIONS = {'controller_id': (0, None), 'is_kraft_controller': (7, None), 'controller_epoch': (0, None), 'broker_epoch': (2, None), 'type': (5, None), 'ungrouped_partition_states': (0, 1), 'topic_states': (2, None), 'live_leaders': (0, None)}
 
     def __init__(self, controller_id: int = 0, is_kraft_controller: bool = False, controller_epoch: int = 0, broker_epoch: int = -1, type: int = 0, ungrouped_partition_states: list[LeaderAndIsrPartitionState] = _MISSING, topic_states: list[LeaderAndIsrTopicState] = _MISSING, live_leaders: list[LeaderAndIsrLiveLeader] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.controller_id = controller_id

@@ -73,6 +73,7 @@ class LeaderAndIsrResponse(_Message):
     KIND = 'response'
     VALID_VERSIONS = (0, 7)
     FLEXIBLE_MIN_VERSION = 4
+    FIELD_VERSIONS = {'error_code': (0, None), 'partition_errors': (0, 4), 'topics': (5, None)}
 
     def __init__(self, error_code: int = 0, partition_errors: list[LeaderAndIsrPartitionError] = _MISSING, topics: list[LeaderAndIsrTopicError] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.error_code = error_code

@@ -74,6 +74,7 @@ class LeaderChangeMessage(_Message):
     KIND = 'data'
     VALID_VERSIONS = (0, 1)
     FLEXIBLE_MIN_VERSION = 0
+    FIELD_VERSIONS = {'version': (0, None), 'leader_id': (0, None), 'voters': (0, None), 'granting_voters': (0, None)}
 
     def __init__(self, version: int = 0, leader_id: int = 0, voters: list[Voter] = _MISSING, granting_voters: list[Voter] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.version = version

@@ -73,6 +73,7 @@ class LeaveGroupRequest(_Message):
     KIND = 'request'
     VALID_VERSIONS = (0, 5)
     FLEXIBLE_MIN_VERSION = 4
+    FIELD_VERSIONS = {'group_id': (0, None), 'member_id': (0, 2), 'members': (3, None)}
 
     def __init__(self, group_id: str = '', member_id: str = '', members: list[MemberIdentity] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.group_id = group_id

@@ -73,6 +73,7 @@ class LeaveGroupResponse(_Message):
     KIND = 'response'
     VALID_VERSIONS = (0, 5)
     FLEXIBLE_MIN_VERSION = 4
+    FIELD_VERSIONS = {'throttle_time_ms': (1, None), 'error_code': (0, None), 'members': (3, None)}
 
     def __init__(self, throttle_time_ms: int = 0, error_code: int = 0, members: list[MemberResponse] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.throttle_time_ms = throttle_time_ms

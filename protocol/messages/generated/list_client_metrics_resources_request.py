@@ -70,6 +70,7 @@ class ListClientMetricsResourcesRequest(_Message):
     KIND = 'request'
     VALID_VERSIONS = (0, 0)
     FLEXIBLE_MIN_VERSION = 0
+    FIELD_VERSIONS = {}
 
     def __init__(self, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.unknown_tagged_fields = unknown_tagged_fields or None

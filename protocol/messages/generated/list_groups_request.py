@@ -72,6 +72,7 @@ class ListGroupsRequest(_Message):
     KIND = 'request'
     VALID_VERSIONS = (0, 5)
     FLEXIBLE_MIN_VERSION = 3
+    FIELD_VERSIONS = {'states_filter': (4, None), 'types_filter': (5, None)}
 
     def __init__(self, states_filter: list[str] = _MISSING, types_filter: list[str] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.states_filter = [] if states_filter is _MISSING else states_filter

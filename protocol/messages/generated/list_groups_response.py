@@ -73,6 +73,7 @@ class ListGroupsResponse(_Message):
     KIND = 'response'
     VALID_VERSIONS = (0, 5)
     FLEXIBLE_MIN_VERSION = 3
+    FIELD_VERSIONS = {'throttle_time_ms': (1, None), 'error_code': (0, None), 'groups': (0, None)}
 
     def __init__(self, throttle_time_ms: int = 0, error_code: int = 0, groups: list[ListedGroup] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.throttle_time_ms = throttle_time_ms

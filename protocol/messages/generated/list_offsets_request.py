@@ -74,6 +74,7 @@ class ListOffsetsRequest(_Message):
     KIND = 'request'
     VALID_VERSIONS = (0, 10)
     FLEXIBLE_MIN_VERSION = 6
+    FIELD_VERSIONS = {'replica_id': (0, None), 'isolation_level': (2, None), 'topics': (0, None), 'timeout_ms': (10, None)}
 
     def __init__(self, replica_id: int = 0, isolation_level: int = 0, topics: list[ListOffsetsTopic] = _MISSING, timeout_ms: int = 0, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.replica_id = replica_id

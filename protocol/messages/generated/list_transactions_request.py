@@ -73,6 +73,7 @@ class ListTransactionsRequest(_Message):
     KIND = 'request'
     VALID_VERSIONS = (0, 1)
     FLEXIBLE_MIN_VERSION = 0
+    FIELD_VERSIONS = {'state_filters': (0, None), 'producer_id_filters': (0, None), 'duration_filter': (1, None)}
 
     def __init__(self, state_filters: list[str] = _MISSING, producer_id_filters: list[int] = _MISSING, duration_filter: int = -1, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.state_filters = [] if state_filters is _MISSING else state_filters

@@ -74,6 +74,7 @@ class ListTransactionsResponse(_Message):
     KIND = 'response'
     VALID_VERSIONS = (0, 1)
     FLEXIBLE_MIN_VERSION = 0
+    FIELD_VERSIONS = {'throttle_time_ms': (0, None), 'error_code': (0, None), 'unknown_state_filters': (0, None), 'transaction_states': (0, None)}
 
     def __init__(self, throttle_time_ms: int = 0, error_code: int = 0, unknown_state_filters: list[str] = _MISSING, transaction_states: list[TransactionState] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.throttle_time_ms = throttle_time_ms

@@ -74,6 +74,7 @@ class MetadataRequest(_Message):
     KIND = 'request'
     VALID_VERSIONS = (0, 12)
     FLEXIBLE_MIN_VERSION = 9
+    FIELD_VERSIONS = {'topics': (0, None), 'allow_auto_topic_creation': (4, None), 'include_cluster_authorized_operations': (8, 10), 'include_topic_authorized_operations': (8, None)}
 
     def __init__(self, topics: list[MetadataRequestTopic] | None = _MISSING, allow_auto_topic_creation: bool = True, include_cluster_authorized_operations: bool = False, include_topic_authorized_operations: bool = False, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.topics = [] if topics is _MISSING else topics

@@ -76,6 +76,7 @@ class MetadataResponse(_Message):
     KIND = 'response'
     VALID_VERSIONS = (0, 12)
     FLEXIBLE_MIN_VERSION = 9
+    FIELD_VERSIONS = {'throttle_time_ms': (3, None), 'brokers': (0, None), 'cluster_id': (2, None), 'controller_id': (1, None), 'topics': (0, None), 'cluster_authorized_operations': (8, 10)}
 
     def __init__(self, throttle_time_ms: int = 0, brokers: list[MetadataResponseBroker] = _MISSING, cluster_id: str | None = None, controller_id: int = -1, topics: list[MetadataResponseTopic] = _MISSING, cluster_authorized_operations: int = -2147483648, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.throttle_time_ms = throttle_time_ms

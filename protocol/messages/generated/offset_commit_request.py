@@ -76,6 +76,7 @@ class OffsetCommitRequest(_Message):
     KIND = 'request'
     VALID_VERSIONS = (0, 9)
     FLEXIBLE_MIN_VERSION = 8
+    FIELD_VERSIONS = {'group_id': (0, None), 'generation_id_or_member_epoch': (1, None), 'member_id': (1, None), 'group_instance_id': (7, None), 'retention_time_ms': (2, 4), 'topics': (0, None)}
 
     def __init__(self, group_id: str = '', generation_id_or_member_epoch: int = -1, member_id: str = '', group_instance_id: str | None = None, retention_time_ms: int = -1, topics: list[OffsetCommitRequestTopic] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.group_id = group_id

@@ -71,6 +71,7 @@ class OffsetDeleteRequest(_Message):
     KIND = 'request'
     VALID_VERSIONS = (0, 0)
     FLEXIBLE_MIN_VERSION = None
+    FIELD_VERSIONS = {'group_id': (0, None), 'topics': (0, None)}
 
     def __init__(self, group_id: str = '', topics: list[OffsetDeleteRequestTopic] = _MISSING) -> None:
         self.group_id = group_id

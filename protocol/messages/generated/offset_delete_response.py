@@ -72,6 +72,7 @@ class OffsetDeleteResponse(_Message):
     KIND = 'response'
     VALID_VERSIONS = (0, 0)
     FLEXIBLE_MIN_VERSION = None
+    FIELD_VERSIONS = {'error_code': (0, None), 'throttle_time_ms': (0, None), 'topics': (0, None)}
 
     def __init__(self, error_code: int = 0, throttle_time_ms: int = 0, topics: list[OffsetDeleteResponseTopic] = _MISSING) -> None:
         self.error_code = error_code

@@ -74,6 +74,7 @@ class OffsetFetchRequest(_Message):
     KIND = 'request'
     VALID_VERSIONS = (0, 9)
     FLEXIBLE_MIN_VERSION = 6
+    FIELD_VERSIONS = {'group_id': (0, 7), 'topics': (0, 7), 'groups': (8, None), 'require_stable': (7, None)}
 
     def __init__(self, group_id: str = '', topics: list[OffsetFetchRequestTopic] | None = _MISSING, groups: list[OffsetFetchRequestGroup] = _MISSING, require_stable: bool = False, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.group_id = group_id

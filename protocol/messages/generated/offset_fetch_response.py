@@ -74,6 +74,7 @@ class OffsetFetchResponse(_Message):
     KIND = 'response'
     VALID_VERSIONS = (0, 9)
     FLEXIBLE_MIN_VERSION = 6
+    FIELD_VERSIONS = {'throttle_time_ms': (3, None), 'topics': (0, 7), 'error_code': (2, 7), 'groups': (8, None)}
 
     def __init__(self, throttle_time_ms: int = 0, topics: list[OffsetFetchResponseTopic] = _MISSING, error_code: int = 0, groups: list[OffsetFetchResponseGroup] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.throttle_time_ms = throttle_time_ms

@@ -72,6 +72,7 @@ class OffsetForLeaderEpochRequest(_Message):
     KIND = 'request'
     VALID_VERSIONS = (0, 4)
     FLEXIBLE_MIN_VERSION = 4
+    FIELD_VERSIONS = {'replica_id': (3, None), 'topics': (0, None)}
 
     def __init__(self, replica_id: int = -2, topics: list[OffsetForLeaderTopic] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.replica_id = replica_id

@@ -72,6 +72,7 @@ class OffsetForLeaderEpochResponse(_Message):
     KIND = 'response'
     VALID_VERSIONS = (0, 4)
     FLEXIBLE_MIN_VERSION = 4
+    FIELD_VERSIONS = {'throttle_time_ms': (2, None), 'topics': (0, None)}
 
     def __init__(self, throttle_time_ms: int = 0, topics: list[OffsetForLeaderTopicResult] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.throttle_time_ms = throttle_time_ms

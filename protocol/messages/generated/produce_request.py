@@ -74,6 +74,7 @@ class ProduceRequest(_Message):
     KIND = 'request'
     VALID_VERSIONS = (0, 11)
     FLEXIBLE_MIN_VERSION = 9
+    FIELD_VERSIONS = {'transactional_id': (3, None), 'acks': (0, None), 'timeout_ms': (0, None), 'topic_data': (0, None)}
 
     def __init__(self, transactional_id: str | None = None, acks: int = 0, timeout_ms: int = 0, topic_data: list[TopicProduceData] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.transactional_id = transactional_id

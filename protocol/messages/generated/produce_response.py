@@ -73,6 +73,7 @@ class ProduceResponse(_Message):
     KIND = 'response'
     VALID_VERSIONS = (0, 11)
     FLEXIBLE_MIN_VERSION = 9
+    FIELD_VERSIONS = {'responses': (0, None), 'throttle_time_ms': (1, None), 'node_endpoints': (10, None)}
 
     def __init__(self, responses: list[TopicProduceResponse] = _MISSING, throttle_time_ms: int = 0, node_endpoints: list[NodeEndpoint] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.responses = [] if responses is _MISSING else responses

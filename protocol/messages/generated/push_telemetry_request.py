@@ -75,6 +75,7 @@ class PushTelemetryRequest(_Message):
     KIND = 'request'
     VALID_VERSIONS = (0, 0)
     FLEXIBLE_MIN_VERSION = 0
+    FIELD_VERSIONS = {'client_instance_id': (0, None), 'subscription_id': (0, None), 'terminating': (0, None), 'compression_type': (0, None), 'metrics': (0, None)}
 
     def __init__(self, client_instance_id: UUID = _ZERO_UUID, subscription_id: int = 0, terminating: bool = False, compression_type: int = 0, metrics: bytes = b'', unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.client_instance_id = client_instance_id

@@ -72,6 +72,7 @@ class ReadShareGroupStateRequest(_Message):
     KIND = 'request'
     VALID_VERSIONS = (0, 0)
     FLEXIBLE_MIN_VERSION = 0
+    FIELD_VERSIONS = {'group_id': (0, None), 'topics': (0, None)}
 
     def __init__(self, group_id: str = '', topics: list[ReadStateData] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.group_id = group_id

@@ -73,6 +73,7 @@ class RemoveRaftVoterRequest(_Message):
     KIND = 'request'
     VALID_VERSIONS = (0, 0)
     FLEXIBLE_MIN_VERSION = 0
+    FIELD_VERSIONS = {'cluster_id': (0, None), 'voter_id': (0, None), 'voter_directory_id': (0, None)}
 
     def __init__(self, cluster_id: str | None = '', voter_id: int = 0, voter_directory_id: UUID = _ZERO_UUID, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.cluster_id = cluster_id

@@ -74,6 +74,7 @@ class RequestHeader(_Message):
     KIND = 'header'
     VALID_VERSIONS = (0, 2)
     FLEXIBLE_MIN_VERSION = 2
+    FIELD_VERSIONS = {'request_api_key': (0, None), 'request_api_version': (0, None), 'correlation_id': (0, None), 'client_id': (1, None)}
 
     def __init__(self, request_api_key: int = 0, request_api_version: int = 0, correlation_id: int = 0, client_id: str | None = '', unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.request_api_key = request_api_key

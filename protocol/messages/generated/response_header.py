@@ -71,6 +71,7 @@ class ResponseHeader(_Message):
     KIND = 'header'
     VALID_VERSIONS = (0, 1)
     FLEXIBLE_MIN_VERSION = 1
+    FIELD_VERSIONS = {'correlation_id': (0, None)}
 
     def __init__(self, correlation_id: int = 0, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.correlation_id = correlation_id

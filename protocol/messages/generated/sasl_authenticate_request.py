@@ -71,6 +71,7 @@ class SaslAuthenticateRequest(_Message):
     KIND = 'request'
     VALID_VERSIONS = (0, 2)
     FLEXIBLE_MIN_VERSION = 2
+    FIELD_VERSIONS = {'auth_bytes': (0, None)}
 
     def __init__(self, auth_bytes: bytes = b'', unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.auth_bytes = auth_bytes

@@ -74,6 +74,7 @@ class SaslAuthenticateResponse(_Message):
     KIND = 'response'
     VALID_VERSIONS = (0, 2)
     FLEXIBLE_MIN_VERSION = 2
+    FIELD_VERSIONS = {'error_code': (0, None), 'error_message': (0, None), 'auth_bytes': (0, None), 'session_lifetime_ms': (1, None)}
 
     def __init__(self, error_code: int = 0, error_message: str | None = '', auth_bytes: bytes = b'', session_lifetime_ms: int = 0, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.error_code = error_code

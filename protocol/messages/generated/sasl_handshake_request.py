@@ -70,6 +70,7 @@ class SaslHandshakeRequest(_Message):
     KIND = 'request'
     VALID_VERSIONS = (0, 1)
     FLEXIBLE_MIN_VERSION = None
+    FIELD_VERSIONS = {'mechanism': (0, None)}
 
     def __init__(self, mechanism: str = '') -> None:
         self.mechanism = mechanism

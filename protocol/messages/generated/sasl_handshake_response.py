@@ -71,6 +71,7 @@ class SaslHandshakeResponse(_Message):
     KIND = 'response'
     VALID_VERSIONS = (0, 1)
     FLEXIBLE_MIN_VERSION = None
+    FIELD_VERSIONS = {'error_code': (0, None), 'mechanisms': (0, None)}
 
     def __init__(self, error_code: int = 0, mechanisms: list[str] = _MISSING) -> None:
         self.error_code = error_code

@@ -74,6 +74,7 @@ class ShareAcknowledgeRequest(_Message):
     KIND = 'request'
     VALID_VERSIONS = (0, 0)
     FLEXIBLE_MIN_VERSION = 0
+    FIELD_VERSIONS = {'group_id': (0, None), 'member_id': (0, None), 'share_session_epoch': (0, None), 'topics': (0, None)}
 
     def __init__(self, group_id: str | None = None, member_id: str | None = '', share_session_epoch: int = 0, topics: list[AcknowledgeTopic] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.group_id = group_id

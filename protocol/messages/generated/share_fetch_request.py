@@ -78,6 +78,7 @@ class ShareFetchRequest(_Message):
     KIND = 'request'
     VALID_VERSIONS = (0, 0)
     FLEXIBLE_MIN_VERSION = 0
+    FIELD_VERSIONS = {'group_id': (0, None), 'member_id': (0, None), 'share_session_epoch': (0, None), 'max_wait_ms': (0, None), 'min_bytes': (0, None), 'max_bytes': (0, None), 'topics': (0, None), 'forgotten_topics_data': (0, None)}
 
     def __init__(self, group_id: str | None = None, member_id: str | None = '', share_session_epoch: int = 0, max_wait_ms: int = 0, min_bytes: int = 0, max_bytes: int = 2147483647, topics: list[FetchTopic] = _MISSING, forgotten_topics_data: list[ForgottenTopic] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.group_id = group_id

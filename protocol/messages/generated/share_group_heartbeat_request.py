@@ -75,6 +75,7 @@ class ShareGroupHeartbeatRequest(_Message):
     KIND = 'request'
     VALID_VERSIONS = (0, 0)
     FLEXIBLE_MIN_VERSION = 0
+    FIELD_VERSIONS = {'group_id': (0, None), 'member_id': (0, None), 'member_epoch': (0, None), 'rack_id': (0, None), 'subscribed_topic_names': (0, None)}
 
     def __init__(self, group_id: str = '', member_id: str = '', member_epoch: int = 0, rack_id: str | None = None, subscribed_topic_names: list[str] | None = None, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.group_id = group_id

@@ -71,6 +71,7 @@ class SnapshotFooterRecord(_Message):
     KIND = 'data'
     VALID_VERSIONS = (0, 0)
     FLEXIBLE_MIN_VERSION = 0
+    FIELD_VERSIONS = {'version': (0, None)}
 
     def __init__(self, version: int = 0, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.version = version

@@ -72,6 +72,7 @@ class SnapshotHeaderRecord(_Message):
     KIND = 'data'
     VALID_VERSIONS = (0, 0)
     FLEXIBLE_MIN_VERSION = 0
+    FIELD_VERSIONS = {'version': (0, None), 'last_contained_log_timestamp': (0, None)}
 
     def __init__(self, version: int = 0, last_contained_log_timestamp: int = 0, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.version = version

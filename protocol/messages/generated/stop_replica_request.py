@@ -78,6 +78,7 @@ class StopReplicaRequest(_Message):
     KIND = 'request'
     VALID_VERSIONS = (0, 4)
     FLEXIBLE_MIN_VERSION = 2
+    FIELD_VERSIONS = {'controller_id': (0, None), 'is_kraft_controller': (4, None), 'controller_epoch': (0, None), 'broker_epoch': (1, None), 'delete_partitions': (0, 2), 'ungrouped_partitions': (0, 0), 'topics': (1, 2), 'topic_states': (3, None)}
 
     def __init__(self, controller_id: int = 0, is_kraft_controller: bool = False, controller_epoch: int = 0, broker_epoch: int = -1, delete_partitions: bool = False, ungrouped_partitions: list[StopReplicaPartitionV0] = _MISSING, topics: list[StopReplicaTopicV1] = _MISSING, topic_states: list[StopReplicaTopicState] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.controller_id = controller_id

@@ -72,6 +72,7 @@ class StopReplicaResponse(_Message):
     KIND = 'response'
     VALID_VERSIONS = (0, 4)
     FLEXIBLE_MIN_VERSION = 2
+    FIELD_VERSIONS = {'error_code': (0, None), 'partition_errors': (0, None)}
 
     def __init__(self, error_code: int = 0, partition_errors: list[StopReplicaPartitionError] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.error_code = error_code

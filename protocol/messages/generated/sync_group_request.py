@@ -77,6 +77,7 @@ class SyncGroupRequest(_Message):
     KIND = 'request'
     VALID_VERSIONS = (0, 5)
     FLEXIBLE_MIN_VERSION = 4
+    FIELD_VERSIONS = {'group_id': (0, None), 'generation_id': (0, None), 'member_id': (0, None), 'group_instance_id': (3, None), 'protocol_type': (5, None), 'protocol_name': (5, None), 'assignments': (0, None)}
 
     def __init__(self, group_id: str = '', generation_id: int = 0, member_id: str = '', group_instance_id: str | None = None, protocol_type: str | None = None, protocol_name: str | None = None, assignments: list[SyncGroupRequestAssignment] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.group_id = group_id

@@ -75,6 +75,7 @@ class SyncGroupResponse(_Message):
     KIND = 'response'
     VALID_VERSIONS = (0, 5)
     FLEXIBLE_MIN_VERSION = 4
+    FIELD_VERSIONS = {'throttle_time_ms': (1, None), 'error_code': (0, None), 'protocol_type': (5, None), 'protocol_name': (5, None), 'assignment': (0, None)}
 
     def __init__(self, throttle_time_ms: int = 0, error_code: int = 0, protocol_type: str | None = None, protocol_name: str | None = None, assignment: bytes = b'', unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.throttle_time_ms = throttle_time_ms

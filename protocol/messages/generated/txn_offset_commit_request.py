@@ -78,6 +78,7 @@ class TxnOffsetCommitRequest(_Message):
     KIND = 'request'
     VALID_VERSIONS = (0, 4)
     FLEXIBLE_MIN_VERSION = 3
+    FIELD_VERSIONS = {'transactional_id': (0, None), 'group_id': (0, None), 'producer_id': (0, None), 'producer_epoch': (0, None), 'generation_id': (3, None), 'member_id': (3, None), 'group_instance_id': (3, None), 'topics': (0, None)}
 
     def __init__(self, transactional_id: str = '', group_id: str = '', producer_id: int = 0, producer_epoch: int = 0, generation_id: int = -1, member_id: str = '', group_instance_id: str | None = None, topics: list[TxnOffsetCommitRequestTopic] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.transactional_id = transactional_id

@@ -73,6 +73,7 @@ class UpdateFeaturesRequest(_Message):
     KIND = 'request'
     VALID_VERSIONS = (0, 2)
     FLEXIBLE_MIN_VERSION = 0
+    FIELD_VERSIONS = {'timeout_ms': (0, None), 'feature_updates': (0, None), 'validate_only': (1, None)}
 
     def __init__(self, timeout_ms: int = 60000, feature_updates: list[FeatureUpdateKey] = _MISSING, validate_only: bool = False, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.timeout_ms = timeout_ms

@@ -78,6 +78,7 @@ class UpdateMetadataRequest(_Message):
     KIND = 'request'
     VALID_VERSIONS = (0, 8)
     FLEXIBLE_MIN_VERSION = 6
+    FIELD_VERSIONS = {'controller_id': (0, None), 'is_kraft_controller': (8, None), 'type': (8, None), 'controller_epoch': (0, None), 'broker_epoch': (5, None), 'ungrouped_partition_states': (0, 4), 'topic_states': (5, None), 'live_brokers': (0, None)}
 
     def __init__(self, controller_id: int = 0, is_kraft_controller: bool = False, type: int = 0, controller_epoch: int = 0, broker_epoch: int = -1, ungrouped_partition_states: list[UpdateMetadataPartitionState] = _MISSING, topic_states: list[UpdateMetadataTopicState] = _MISSING, live_brokers: list[UpdateMetadataBroker] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.controller_id = controller_id

@@ -71,6 +71,7 @@ class UpdateMetadataResponse(_Message):
     KIND = 'response'
     VALID_VERSIONS = (0, 8)
     FLEXIBLE_MIN_VERSION = 6
+    FIELD_VERSIONS = {'error_code': (0, None)}
 
     def __init__(self, error_code: int = 0, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.error_code = error_code

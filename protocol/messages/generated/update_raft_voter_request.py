@@ -76,6 +76,7 @@ class UpdateRaftVoterRequest(_Message):
     KIND = 'request'
     VALID_VERSIONS = (0, 0)
     FLEXIBLE_MIN_VERSION = 0
+    FIELD_VERSIONS = {'cluster_id': (0, None), 'current_leader_epoch': (0, None), 'voter_id': (0, None), 'voter_directory_id': (0, None), 'listeners': (0, None), 'kraft_version_feature': (0, None)}
 
     def __init__(self, cluster_id: str | None = '', current_leader_epoch: int = 0, voter_id: int = 0, voter_directory_id: UUID = _ZERO_UUID, listeners: list[Listener] = _MISSING, kraft_version_feature: KRaftVersionFeature = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.cluster_id = cluster_id

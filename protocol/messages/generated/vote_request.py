@@ -73,6 +73,7 @@ class VoteRequest(_Message):
     KIND = 'request'
     VALID_VERSIONS = (0, 1)
     FLEXIBLE_MIN_VERSION = 0
+    FIELD_VERSIONS = {'cluster_id': (0, None), 'voter_id': (1, None), 'topics': (0, None)}
 
     def __init__(self, cluster_id: str | None = None, voter_id: int = -1, topics: list[TopicData] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.cluster_id = cluster_id

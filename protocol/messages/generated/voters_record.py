@@ -72,6 +72,7 @@ class VotersRecord(_Message):
     KIND = 'data'
     VALID_VERSIONS = (0, 0)
     FLEXIBLE_MIN_VERSION = 0
+    FIELD_VERSIONS = {'version': (0, None), 'voters': (0, None)}
 
     def __init__(self, version: int = 0, voters: list[Voter] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.version = version

@@ -71,6 +71,7 @@ class WriteTxnMarkersResponse(_Message):
     KIND = 'response'
     VALID_VERSIONS = (0, 1)
     FLEXIBLE_MIN_VERSION = 1
+    FIELD_VERSIONS = {'markers': (0, None)}
 
     def __init__(self, markers: list[WritableTxnMarkerResult] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.markers = [] if markers is _MISSING else markers
