@@ -135,9 +135,9 @@ def read_bool(buf: Buffer, pos: int) -> tuple[bool, int]:
     return buf[pos] != 0, pos + 1
 
 
-def read_uuid(buf: Buffer, pos: int) -> tuple[uuid.UUID, int]:
+def read_uuid(buf: Buffer, pos: int, what: str = "uuid") -> tuple[uuid.UUID, int]:
     if pos + 16 > len(buf):
-        raise truncated("uuid", pos, 16, buf)
+        raise truncated(what, pos, 16, buf)
     return uuid.UUID(bytes=bytes(buf[pos : pos + 16])), pos + 16
 
 
@@ -169,7 +169,9 @@ def write_bool(out: bytearray, value: bool) -> None:
     out.append(1 if value else 0)
 
 
-def write_uuid(out: bytearray, value: uuid.UUID) -> None:
+def write_uuid(out: bytearray, value: uuid.UUID, what: str = "uuid") -> None:
+    if not isinstance(value, uuid.UUID):
+        raise EncodeError(f"{what} must be a uuid.UUID, not {type(value).__name__}")
     out += value.bytes
 
 

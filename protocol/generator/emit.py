@@ -430,6 +430,8 @@ class ModuleEmitter:
 
     @staticmethod
     def scalar_writer(kind: str, compact: bool, nullable: bool) -> str:
+        if kind == "uuid":
+            return "_write_uuid"
         if kind == "records":
             return "_write_compact_records" if compact else "_write_records"
         prefix = "_write_compact_" if compact else "_write_"
@@ -593,6 +595,7 @@ class ModuleEmitter:
                 "write_compact_records as _write_compact_records",
                 "write_tagged_fields as _write_tagged_fields",
                 "write_uvarint as _write_uvarint",
+                "write_uuid as _write_uuid",
             }
             | {
                 f"{prefix}{compact}{null}{kind} as _{prefix}{compact}{null}{kind}"

@@ -66,7 +66,7 @@ def snake_case(name: str) -> str:
     return snake
 
 
-@dataclass
+@dataclass(eq=False)
 class Field:
     name: str
     type: str
@@ -102,14 +102,14 @@ class Field:
         return self.tag is not None and version in self.tagged_versions
 
 
-@dataclass
+@dataclass(eq=False)
 class Struct:
     name: str
     fields: list[Field]
     versions: Versions
 
 
-@dataclass
+@dataclass(eq=False)
 class Message:
     """One schema file: a request, response, header or data message."""
 

@@ -50,6 +50,7 @@ from raftlog.protocol.primitives import (
     write_records as _write_records,
     write_string as _write_string,
     write_tagged_fields as _write_tagged_fields,
+    write_uuid as _write_uuid,
     write_uvarint as _write_uvarint,
 )
 
@@ -167,7 +168,7 @@ def _e_BrokerHeartbeatRequest_1(o, out):
         else:
             _write_uvarint(sub_, len(v_) + 1)
             for item_ in v_:
-                _write_compact_uuid(sub_, item_, 'BrokerHeartbeatRequest.offline_log_dirs')
+                _write_uuid(sub_, item_, 'BrokerHeartbeatRequest.offline_log_dirs')
         known_.append((0, sub_.getvalue()))
     if known_ or o.unknown_tagged_fields:
         _write_tagged_fields(out, o.unknown_tagged_fields, known_)

@@ -50,6 +50,7 @@ from raftlog.protocol.primitives import (
     write_records as _write_records,
     write_string as _write_string,
     write_tagged_fields as _write_tagged_fields,
+    write_uuid as _write_uuid,
     write_uvarint as _write_uvarint,
 )
 
@@ -420,7 +421,7 @@ def _e_BrokerRegistrationRequest_2(o, out):
     else:
         _write_uvarint(out, len(v_) + 1)
         for item_ in v_:
-            _write_compact_uuid(out, item_, 'BrokerRegistrationRequest.log_dirs')
+            _write_uuid(out, item_, 'BrokerRegistrationRequest.log_dirs')
     if o.unknown_tagged_fields:
         _write_tagged_fields(out, o.unknown_tagged_fields)
     else:
@@ -511,7 +512,7 @@ def _e_BrokerRegistrationRequest_3(o, out):
     else:
         _write_uvarint(out, len(v_) + 1)
         for item_ in v_:
-            _write_compact_uuid(out, item_, 'BrokerRegistrationRequest.log_dirs')
+            _write_uuid(out, item_, 'BrokerRegistrationRequest.log_dirs')
     out += _S_q.pack(o.previous_broker_epoch)
     if o.unknown_tagged_fields:
         _write_tagged_fields(out, o.unknown_tagged_fields)

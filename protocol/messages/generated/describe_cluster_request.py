@@ -50,6 +50,7 @@ from raftlog.protocol.primitives import (
     write_records as _write_records,
     write_string as _write_string,
     write_tagged_fields as _write_tagged_fields,
+    write_uuid as _write_uuid,
     write_uvarint as _write_uvarint,
 )
 
