@@ -1,0 +1,1 @@
+"""Generated Kafka message classes (`generated/`) and their shared runtime (`_runtime`)."""
