@@ -11,6 +11,7 @@ import importlib
 from typing import TYPE_CHECKING
 
 import attrs
+
 from raftlog.protocol.messages.generated.registry import API_TABLE, ApiKey
 
 if TYPE_CHECKING:

@@ -21,6 +21,7 @@ import struct
 from typing import Final
 
 import attrs
+
 from raftlog.protocol.api_keys import API_SPECS, ApiKey, ApiSpec
 from raftlog.protocol.errors import DecodeError, ErrorCode
 from raftlog.protocol.headers import encode_response_header, peek_request_ids

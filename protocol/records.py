@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Final
 
 import attrs
+
 from raftlog.protocol.errors import DecodeError, ErrorCode
 from raftlog.protocol.primitives import (
     read_varint,

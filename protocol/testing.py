@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from hypothesis import strategies as st
+
 from raftlog.protocol.generator import default_schema_dir
 from raftlog.protocol.generator.emit import module_name
 from raftlog.protocol.generator.schema import Field, Message, Struct, load_messages

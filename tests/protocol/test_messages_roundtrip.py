@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from raftlog.protocol.errors import DecodeError
 from raftlog.protocol.testing import message_class_of, message_strategy, messages, served_cases
 
