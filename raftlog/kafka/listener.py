@@ -1,0 +1,199 @@
+"""The Kafka TCP listener: trio around the sans-IO `ServerConnection`.
+
+Kafka clients pipeline requests on one connection (librdkafka keeps up to five produce
+requests in flight) and match responses by order. So each connection has a reader that
+parses requests and starts one handler task per request, and a writer that sends each
+response in request order once its handler is done. The number of requests in flight per
+connection is bounded; when it is reached the reader stops reading, which pushes back on
+the client through TCP.
+
+A handler that raises does not take the node down: the error is logged with the client
+id, and the connection is closed (the client reconnects and retries), because a response
+we cannot build correctly is worse than none.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+import attrs
+import trio
+
+from raftlog import logs
+from raftlog.protocol.connection import (
+    CONNECTION_CLOSED,
+    NEED_DATA,
+    ErrorAction,
+    ProtocolError,
+    RequestReceived,
+    ServerConnection,
+)
+from raftlog.protocol.messages._runtime import Message
+
+Handler = Callable[[RequestReceived], Awaitable[Message | None]]
+"""Answers one request; None means the request gets no response (acks=0 produce)."""
+
+RECEIVE_CHUNK_BYTES = 256 * 1024
+
+
+@attrs.frozen
+class ListenerLimits:
+    """Bounds of one Kafka listener."""
+
+    max_frame_bytes: int = 100 * 1024 * 1024
+    requests_in_flight_per_connection_max: int = 32
+    connections_max: int = 4096
+
+
+@attrs.define(eq=False)
+class _Slot:
+    """One request's place in the connection's response order."""
+
+    event: RequestReceived | ProtocolError
+    done: trio.Event = attrs.field(factory=trio.Event)
+    body: Message | None = None
+    failed: bool = False
+
+
+@attrs.frozen
+class ListenerStatistics:
+    connections_open: int
+    connections_total: int
+    requests_total: int
+    protocol_errors_total: int
+    handler_failures_total: int
+
+
+@attrs.define(eq=False)
+class KafkaListener:
+    """Accepts Kafka client connections and serves them with `handler`."""
+
+    handler: Handler
+    supported_versions: dict[int, tuple[int, int]]
+    limits: ListenerLimits = ListenerLimits()
+    _connections_open: int = 0
+    _connections_total: int = 0
+    _requests_total: int = 0
+    _protocol_errors_total: int = 0
+    _handler_failures_total: int = 0
+
+    def statistics(self) -> ListenerStatistics:
+        return ListenerStatistics(
+            self._connections_open,
+            self._connections_total,
+            self._requests_total,
+            self._protocol_errors_total,
+            self._handler_failures_total,
+        )
+
+    async def serve(
+        self, host: str, port: int, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Listen until cancelled; reports the bound port through `task_status`."""
+        listeners = await trio.open_tcp_listeners(port, host=host)
+        bound_port = listeners[0].socket.getsockname()[1]
+        task_status.started(bound_port)
+        await trio.serve_listeners(self._serve_connection, listeners)
+
+    async def _serve_connection(self, stream: trio.SocketStream) -> None:
+        if self._connections_open >= self.limits.connections_max:
+            await stream.aclose()
+            return
+        self._connections_open += 1
+        self._connections_total += 1
+        try:
+            await self._run_connection(stream)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass  # the client went away; nothing of ours is left half-done
+        finally:
+            self._connections_open -= 1
+            await trio.aclose_forcefully(stream)
+
+    async def _run_connection(self, stream: trio.SocketStream) -> None:
+        connection = ServerConnection(self.supported_versions, self.limits.max_frame_bytes)
+        slots_in, slots_out = trio.open_memory_channel[_Slot](
+            self.limits.requests_in_flight_per_connection_max
+        )
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._write_responses, stream, connection, slots_out, nursery)
+            async with slots_in:
+                await self._read_requests(stream, connection, slots_in, nursery)
+
+    async def _read_requests(
+        self,
+        stream: trio.SocketStream,
+        connection: ServerConnection,
+        slots: trio.MemorySendChannel[_Slot],
+        nursery: trio.Nursery,
+    ) -> None:
+        while True:
+            event = connection.next_request()
+            if event is NEED_DATA:
+                connection.receive_data(await stream.receive_some(RECEIVE_CHUNK_BYTES))
+                continue
+            if event is CONNECTION_CLOSED:
+                return
+            if isinstance(event, ProtocolError):
+                self._protocol_errors_total += 1
+                logs.event(
+                    "kafka_protocol_error",
+                    logging.WARNING,
+                    reason=event.reason,
+                    action=event.action.value,
+                    api_key=event.api_key,
+                    api_version=event.api_version,
+                )
+                if event.action is ErrorAction.CLOSE:
+                    return
+                slot = _Slot(event)
+                slot.done.set()
+                await slots.send(slot)
+                continue
+            assert isinstance(event, RequestReceived)
+            self._requests_total += 1
+            slot = _Slot(event)
+            nursery.start_soon(self._handle, slot)
+            if event.expects_response:
+                await slots.send(slot)
+
+    async def _handle(self, slot: _Slot) -> None:
+        event = slot.event
+        assert isinstance(event, RequestReceived)
+        try:
+            slot.body = await self.handler(event)
+        except Exception as error:
+            self._handler_failures_total += 1
+            slot.failed = True
+            logs.event(
+                "kafka_handler_failed",
+                logging.ERROR,
+                api_key=event.api_key,
+                api_version=event.api_version,
+                client_id=event.client_id,
+                error=repr(error),
+            )
+            logging.getLogger(logs.LOGGER_NAME).debug("handler traceback", exc_info=True)
+        finally:
+            slot.done.set()
+
+    async def _write_responses(
+        self,
+        stream: trio.SocketStream,
+        connection: ServerConnection,
+        slots: trio.MemoryReceiveChannel[_Slot],
+        nursery: trio.Nursery,
+    ) -> None:
+        async with slots:
+            async for slot in slots:
+                await slot.done.wait()
+                if isinstance(slot.event, ProtocolError):
+                    await stream.send_all(connection.send_error_response(slot.event))
+                    continue
+                if slot.failed or slot.body is None:
+                    nursery.cancel_scope.cancel()
+                    return
+                for chunk in connection.send_response_chunks(slot.event, slot.body):
+                    await stream.send_all(chunk)
+        # The reader finished (EOF or a fatal framing error) and every response is written;
+        # handlers of acks=0 requests may still be running and are left to finish.
