@@ -1,11 +1,15 @@
-"""Assertions that stay on in production (`assert` vanishes under `python -O`)."""
+"""Assertions that stay on in production.
+
+`assert` vanishes under `python -O`; the conditions checked here are the ones whose
+failure means the program's own state is wrong, so they must never be skipped.
+"""
 
 
 class InvariantViolation(AssertionError):
-    """Something that must never happen happened: the process's state can't be trusted."""
+    """The program's own state broke a rule it relies on: a bug, never bad input."""
 
 
 def invariant(condition: bool, message: str) -> None:
-    """Raise InvariantViolation with `message` unless `condition` holds."""
+    """Raise `InvariantViolation(message)` unless `condition` holds."""
     if not condition:
         raise InvariantViolation(message)
