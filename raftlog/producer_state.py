@@ -6,8 +6,11 @@ broker must answer it with the offsets it got the first time instead of appendin
 and must refuse a batch that skips sequence numbers (a lost batch) or comes from a fenced
 epoch. Kafka keeps the last five batches of every producer for this; so do we.
 
-The table is pure: the partition feeds it every batch its log holds (at append on the
-leader, and by replaying the log at start-up), so it survives restarts by construction.
+The table is pure: the partition feeds it every batch its log holds (when the leader
+proposes it, and by replaying the log when a replica becomes leader), so it survives
+restarts by construction. Batches are known by their Raft entry index rather than their
+offsets, because a leader must check a pipelined batch against batches it proposed but
+has not yet persisted, whose offsets are only stamped at persist time.
 """
 
 from __future__ import annotations
@@ -44,9 +47,8 @@ class BatchIdentity:
     producer_epoch: int
     base_sequence: int
     record_count: int
-    base_offset: int
-    """The batch's first offset in the log; -1 while it is only being checked."""
-    last_offset: int
+    entry_index: int
+    """The Raft entry holding the batch; 0 while it is only being checked."""
 
     @property
     def last_sequence(self) -> int:
@@ -62,8 +64,7 @@ class Accept:
 class Duplicate:
     """The log already holds this batch: answer with its original offsets, append nothing."""
 
-    base_offset: int
-    last_offset: int
+    entry_index: int
 
 
 @attrs.frozen
@@ -125,7 +126,7 @@ class ProducerStateTable:
                 known.base_sequence == batch.base_sequence
                 and known.last_sequence == batch.last_sequence
             ):
-                return Duplicate(known.base_offset, known.last_offset)
+                return Duplicate(known.entry_index)
         expected = (entry.batches[-1].last_sequence + 1) % SEQUENCE_LIMIT
         if batch.base_sequence != expected:
             return Reject(
@@ -139,7 +140,7 @@ class ProducerStateTable:
         """Remember a batch the log now holds (appended here, or replayed from the log)."""
         if batch.producer_id == NO_PRODUCER_ID:
             return
-        invariant(batch.base_offset >= 0, "a recorded batch has its offsets")
+        invariant(batch.entry_index > 0, "a recorded batch has its entry")
         entry = self._producers.pop(batch.producer_id, None)
         if entry is None or batch.producer_epoch > entry.epoch:
             entry = _ProducerEntry(
@@ -150,11 +151,11 @@ class ProducerStateTable:
         while len(self._producers) > self.producers_max:
             self._producers.popitem(last=False)
 
-    def forget_from(self, offset: int) -> None:
-        """Drop what is known of batches at or above `offset` (the log was truncated)."""
+    def forget_from(self, entry_index: int) -> None:
+        """Drop what is known of batches at or after `entry_index` (the log was truncated)."""
         for producer_id in list(self._producers):
             entry = self._producers[producer_id]
-            kept = [batch for batch in entry.batches if batch.last_offset < offset]
+            kept = [batch for batch in entry.batches if batch.entry_index < entry_index]
             if kept:
                 entry.batches = deque(kept, maxlen=BATCHES_REMEMBERED_PER_PRODUCER)
                 entry.epoch = kept[-1].producer_epoch

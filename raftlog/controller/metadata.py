@@ -101,6 +101,7 @@ class MetadataState:
     nodes: dict[int, NodeInfo] = attrs.field(factory=dict)
     topics: dict[str, TopicInfo] = attrs.field(factory=dict)
     next_group_id: int = CONTROLLER_GROUP_ID + 1
+    next_producer_id: int = 0
     applied_commands: int = 0
 
     def apply(self, command: dict[str, Any]) -> Any:
@@ -236,7 +237,21 @@ def _drop_segments(state: MetadataState, command: dict[str, Any]) -> int:
     return len(partition.segments) - len(kept)
 
 
+PRODUCER_ID_BLOCK_SIZE_MAX = 1_000_000
+
+
+def _allocate_producer_ids(state: MetadataState, command: dict[str, Any]) -> int:
+    """Reserve a block of producer ids; returns its first id."""
+    count = int(command["count"])
+    if not 1 <= count <= PRODUCER_ID_BLOCK_SIZE_MAX:
+        raise MetadataError(INVALID_CONFIG, f"producer id block of {count} is out of range")
+    first = state.next_producer_id
+    state.next_producer_id += count
+    return first
+
+
 _HANDLERS = {
+    "allocate_producer_ids": _allocate_producer_ids,
     "register_node": _register_node,
     "create_topic": _create_topic,
     "delete_topic": _delete_topic,

@@ -135,3 +135,12 @@ def test_replicas_that_apply_the_same_commands_agree() -> None:
 def test_unknown_command_is_rejected() -> None:
     with pytest.raises(MetadataError, match="unknown metadata command"):
         MetadataState().apply({"type": "format_disk"})
+
+
+def test_producer_id_blocks_never_overlap() -> None:
+    state = MetadataState()
+    first = state.apply({"type": "allocate_producer_ids", "count": 1000})
+    second = state.apply({"type": "allocate_producer_ids", "count": 10})
+    assert (first, second, state.next_producer_id) == (0, 1000, 1010)
+    with pytest.raises(MetadataError):
+        state.apply({"type": "allocate_producer_ids", "count": 0})

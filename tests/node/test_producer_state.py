@@ -15,21 +15,18 @@ from raftlog.producer_state import (
 )
 
 
-def batch(pid: int, epoch: int, seq: int, count: int, offset: int = -1) -> BatchIdentity:
-    last = offset + count - 1 if offset >= 0 else -1
-    return BatchIdentity(pid, epoch, seq, count, offset, last)
+def batch(pid: int, epoch: int, seq: int, count: int, entry: int = 0) -> BatchIdentity:
+    return BatchIdentity(pid, epoch, seq, count, entry)
 
 
 def test_in_order_batches_are_accepted_and_retries_are_duplicates() -> None:
     table = ProducerStateTable()
-    offset = 0
-    for seq in range(0, 50, 5):
+    for entry, seq in enumerate(range(0, 50, 5), start=1):
         assert table.check(batch(7, 0, seq, 5)) == Accept()
-        table.record(batch(7, 0, seq, 5, offset))
-        offset += 5
-    # The last five batches are remembered and answered with their original offsets.
-    for index, seq in enumerate(range(25, 50, 5)):
-        assert table.check(batch(7, 0, seq, 5)) == Duplicate(25 + 5 * index, 29 + 5 * index)
+        table.record(batch(7, 0, seq, 5, entry))
+    # The last five batches are remembered and answered with their original entries.
+    for entry, seq in enumerate(range(25, 50, 5), start=6):
+        assert table.check(batch(7, 0, seq, 5)) == Duplicate(entry)
     # Older ones are out of order (Kafka answers OUT_OF_ORDER_SEQUENCE_NUMBER).
     result = table.check(batch(7, 0, 0, 5))
     assert isinstance(result, Reject)
@@ -39,7 +36,7 @@ def test_in_order_batches_are_accepted_and_retries_are_duplicates() -> None:
 def test_gap_and_unknown_producer_are_out_of_order() -> None:
     table = ProducerStateTable()
     assert isinstance(table.check(batch(1, 0, 3, 1)), Reject)
-    table.record(batch(1, 0, 0, 2, 0))
+    table.record(batch(1, 0, 0, 2, 1))
     gap = table.check(batch(1, 0, 3, 1))
     assert isinstance(gap, Reject)
     assert "expected 2" in gap.reason
@@ -47,7 +44,7 @@ def test_gap_and_unknown_producer_are_out_of_order() -> None:
 
 def test_epochs_fence_old_producers_and_restart_sequences() -> None:
     table = ProducerStateTable()
-    table.record(batch(1, 3, 0, 1, 0))
+    table.record(batch(1, 3, 0, 1, 1))
     old = table.check(batch(1, 2, 1, 1))
     assert isinstance(old, Reject)
     assert old.error is ProducerError.INVALID_PRODUCER_EPOCH
@@ -59,22 +56,22 @@ def test_non_idempotent_batches_are_always_accepted() -> None:
     table = ProducerStateTable()
     for _ in range(3):
         assert table.check(batch(-1, -1, -1, 10)) == Accept()
-        table.record(batch(-1, -1, -1, 10, 0))
+        table.record(batch(-1, -1, -1, 10, 1))
     assert len(table) == 0
 
 
 def test_sequence_wraps_at_int32() -> None:
     assert last_sequence(SEQUENCE_LIMIT - 2, 3) == 0
     table = ProducerStateTable()
-    table.record(batch(1, 0, 0, 1, 0))
-    table._producers[1].batches[-1] = batch(1, 0, SEQUENCE_LIMIT - 3, 3, 1)
+    table.record(batch(1, 0, 0, 1, 1))
+    table._producers[1].batches[-1] = batch(1, 0, SEQUENCE_LIMIT - 3, 3, 2)
     assert table.check(batch(1, 0, 0, 1)) == Accept()
 
 
 def test_bounded_number_of_producers_evicts_the_oldest() -> None:
     table = ProducerStateTable(producers_max=3)
     for pid in range(5):
-        table.record(batch(pid, 0, 0, 1, pid))
+        table.record(batch(pid, 0, 0, 1, pid + 1))
     assert len(table) == 3
     assert table.last_batch(0) is None
     assert table.last_batch(4) is not None
@@ -82,11 +79,11 @@ def test_bounded_number_of_producers_evicts_the_oldest() -> None:
 
 def test_forget_from_truncation_point() -> None:
     table = ProducerStateTable()
-    table.record(batch(1, 0, 0, 2, 0))
+    table.record(batch(1, 0, 0, 2, 1))
     table.record(batch(1, 0, 2, 2, 2))
     table.forget_from(2)
     assert table.check(batch(1, 0, 2, 2)) == Accept()
-    table.forget_from(0)
+    table.forget_from(1)
     assert table.last_batch(1) is None
 
 
@@ -95,13 +92,13 @@ def test_replaying_the_log_reproduces_the_answers(counts: list[int]) -> None:
     """The table rebuilt from the log's batches answers exactly as the live one."""
     live = ProducerStateTable()
     log: list[BatchIdentity] = []
-    seq = offset = 0
-    for count in counts:
-        identity = batch(9, 0, seq, count, offset)
+    seq = 0
+    for entry, count in enumerate(counts, start=1):
+        identity = batch(9, 0, seq, count, entry)
         assert live.check(batch(9, 0, seq, count)) == Accept()
         live.record(identity)
         log.append(identity)
-        seq, offset = (seq + count) % SEQUENCE_LIMIT, offset + count
+        seq = (seq + count) % SEQUENCE_LIMIT
     replayed = ProducerStateTable()
     for identity in log:
         replayed.record(identity)
