@@ -1,0 +1,86 @@
+"""Every bound the core obeys, validated once at construction."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import attrs
+
+
+class RandomSource(Protocol):
+    """The only source of randomness the core uses (``random.Random`` satisfies it)."""
+
+    def randint(self, a: int, b: int) -> int: ...
+
+
+def _positive(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise ValueError(f"{attribute.name} must be a positive integer, got {value!r}")
+
+
+def _non_negative(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ValueError(f"{attribute.name} must be a non-negative integer, got {value!r}")
+
+
+TEST_BUGS = frozenset({"count_stale_votes", "commit_previous_term_by_count"})
+"""Deliberate bugs a test may switch on to prove that the simulator's checkers can fail."""
+
+
+@attrs.frozen
+class RaftConfig:
+    """Configuration of one node in one group."""
+
+    node_id: int = attrs.field(validator=_positive)
+    """This node's id (ids start at 1)."""
+    random_source: RandomSource = attrs.field(eq=False)
+    """Draws the randomized election timeout; inject a seeded one for determinism."""
+    election_tick: int = attrs.field(default=10, validator=_positive)
+    """Ticks without hearing from a leader before campaigning (randomized in [n, 2n))."""
+    heartbeat_tick: int = attrs.field(default=1, validator=_positive)
+    """Ticks between leader heartbeats."""
+    max_size_per_message_bytes: int = attrs.field(default=1 << 20, validator=_positive)
+    """Byte budget of the entries in one append message (at least one entry is always sent)."""
+    max_inflight_messages: int = attrs.field(default=256, validator=_positive)
+    """Append messages in flight to one follower in the replicate state."""
+    max_inflight_bytes: int = attrs.field(default=32 << 20, validator=_positive)
+    """Entry bytes in flight to one follower in the replicate state."""
+    max_uncommitted_entries_size_bytes: int = attrs.field(default=64 << 20, validator=_positive)
+    """Payload bytes a leader accepts beyond its commit index before refusing proposals."""
+    max_committed_size_per_ready_bytes: int = attrs.field(default=4 << 20, validator=_positive)
+    """Byte budget of the committed entries handed out in one Ready."""
+    max_entry_payload_bytes: int = attrs.field(default=8 << 20, validator=_positive)
+    """Largest payload a single proposal may carry."""
+    snapshot_chunk_size_bytes: int = attrs.field(default=1 << 20, validator=_positive)
+    """Bytes of snapshot data in one InstallSnapshot chunk."""
+    max_snapshot_size_bytes: int = attrs.field(default=1 << 32, validator=_positive)
+    """Largest snapshot a follower agrees to reassemble in memory."""
+    max_pending_read_index_requests: int = attrs.field(default=4096, validator=_positive)
+    """ReadIndex requests waiting for a heartbeat quorum before new ones are refused."""
+    max_read_context_bytes: int = attrs.field(default=256, validator=_positive)
+    """Largest caller context a ReadIndex request may carry."""
+    applied_index: int = attrs.field(default=0, validator=_non_negative)
+    """Last index the application applied before a restart (0: the snapshot index)."""
+    pre_vote: bool = True
+    """Campaign only after a pre-vote round shows that a quorum would vote (thesis 9.6)."""
+    check_quorum: bool = True
+    """A leader steps down without a quorum of recent contacts; votes are refused in its lease."""
+    test_bug: str | None = attrs.field(default=None)
+    """Test-only: switch on a deliberate bug from ``TEST_BUGS``. Never set in production."""
+
+    def __attrs_post_init__(self) -> None:
+        if self.heartbeat_tick >= self.election_tick:
+            raise ValueError(
+                f"heartbeat_tick ({self.heartbeat_tick}) must be below "
+                f"election_tick ({self.election_tick})"
+            )
+        if self.snapshot_chunk_size_bytes > self.max_size_per_message_bytes:
+            raise ValueError("snapshot_chunk_size_bytes must not exceed max_size_per_message_bytes")
+        if self.max_entry_payload_bytes > self.max_uncommitted_entries_size_bytes:
+            raise ValueError(
+                "max_entry_payload_bytes must not exceed max_uncommitted_entries_size_bytes"
+            )
+        if self.test_bug is not None and self.test_bug not in TEST_BUGS:
+            raise ValueError(f"unknown test_bug {self.test_bug!r}; known: {sorted(TEST_BUGS)}")
+        if not callable(getattr(self.random_source, "randint", None)):
+            raise ValueError("random_source must have a randint(a, b) method")

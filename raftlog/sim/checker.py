@@ -1,0 +1,158 @@
+"""Raft's safety properties, checked against a simulated cluster after every step.
+
+Cheap checks run after every step (election safety, the committed prefix, state machine
+safety, ReadIndex); the full log scan (log matching, leader completeness over the whole log)
+runs every ``full_check_every_steps`` and at the end. Every failure raises
+``InvariantViolation`` naming the property (Raft paper figure 3).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import attrs
+
+from raftlog.invariant import invariant
+from raftlog.raft.entry import Entry, ReadState
+from raftlog.raft.node import RawNode
+from raftlog.raft.ready import Role
+
+
+@attrs.frozen
+class _EntryFingerprint:
+    kind: int
+    payload: bytes
+    previous_term: int | None
+    """Term of the entry before it in the same log (None if compacted there)."""
+
+
+@attrs.define(eq=False)
+class SafetyChecker:
+    leader_by_term: dict[int, int] = attrs.field(factory=dict)
+    committed_term: dict[int, int] = attrs.field(factory=dict)
+    """Index -> term of the committed entry there (as first observed)."""
+    committed_in_term: dict[int, int] = attrs.field(factory=dict)
+    """Index -> the observing node's term when the index was first seen committed."""
+    max_committed_index: int = 0
+    applied_digest: dict[int, bytes] = attrs.field(factory=dict)
+    entry_by_position: dict[tuple[int, int], _EntryFingerprint] = attrs.field(factory=dict)
+    read_floor: dict[bytes, int] = attrs.field(factory=dict)
+    """ReadIndex context -> highest commit index observed when the read was asked."""
+    checked_commit: dict[int, int] = attrs.field(factory=dict)
+    checks_run: int = 0
+
+    # ------------------------------------------------------------------ per step
+
+    def observe(self, nodes: Iterable[RawNode]) -> None:
+        """Cheap properties after one step."""
+        self.checks_run += 1
+        for node in nodes:
+            if node.role == Role.LEADER:
+                self._check_election_safety(node)
+            self._check_commit(node)
+
+    def _check_election_safety(self, node: RawNode) -> None:
+        known = self.leader_by_term.get(node.term)
+        if known is None:
+            self.leader_by_term[node.term] = node.id
+            self._check_leader_completeness(node)
+            return
+        invariant(
+            known == node.id,
+            f"election safety: nodes {known} and {node.id} both lead term {node.term}",
+        )
+
+    def _check_commit(self, node: RawNode) -> None:
+        log = node.log
+        committed = log.committed
+        previous = self.checked_commit.get(node.id, 0)
+        if committed <= previous:
+            self.checked_commit[node.id] = committed
+            return
+        for index in range(max(previous + 1, log.first_index()), committed + 1):
+            term = log.maybe_term(index)
+            if term is None:
+                continue
+            known = self.committed_term.setdefault(index, term)
+            invariant(
+                known == term,
+                f"committed prefix changed: node {node.id} committed term {term} at index "
+                f"{index}, term {known} was committed there before",
+            )
+            self.committed_in_term.setdefault(index, node.term)
+        self.max_committed_index = max(self.max_committed_index, committed)
+        self.checked_commit[node.id] = committed
+
+    def forget_commit(self, node_id: int, persisted_commit: int) -> None:
+        """A node restarted with the commit index it had persisted."""
+        self.checked_commit[node_id] = persisted_commit
+
+    def on_apply(self, node_id: int, entry: Entry, digest: bytes) -> None:
+        self._check_digest(node_id, entry.index, digest)
+
+    def on_restore(self, node_id: int, index: int, digest: bytes) -> None:
+        if index:
+            self._check_digest(node_id, index, digest)
+
+    def _check_digest(self, node_id: int, index: int, digest: bytes) -> None:
+        known = self.applied_digest.setdefault(index, digest)
+        invariant(
+            known == digest,
+            f"state machine safety: node {node_id} applied a different history at index {index}",
+        )
+
+    def on_read_requested(self, context: bytes) -> None:
+        self.read_floor[context] = self.max_committed_index
+
+    def on_read_state(self, node_id: int, state: ReadState) -> None:
+        floor = self.read_floor.pop(state.context, None)
+        if floor is None:
+            return  # a duplicated answer: the first one was checked
+        invariant(
+            state.index >= floor,
+            f"linearizable read: node {node_id} got read index {state.index} but {floor} was "
+            "committed before the read started",
+        )
+
+    # ------------------------------------------------------------------ full scans
+
+    def full_check(self, nodes: Iterable[RawNode]) -> None:
+        """Log matching and leader completeness over every live log."""
+        for node in nodes:
+            self._check_log_matching(node)
+            if node.role == Role.LEADER:
+                self._check_leader_completeness(node)
+
+    def _check_log_matching(self, node: RawNode) -> None:
+        log = node.log
+        first = log.first_index()
+        last = log.last_index()
+        entries = log.slice(first, last + 1, 1 << 62) if last >= first else []
+        previous_term = log.maybe_term(first - 1)
+        for entry in entries:
+            fingerprint = _EntryFingerprint(int(entry.kind), entry.payload, previous_term)
+            known = self.entry_by_position.setdefault((entry.index, entry.term), fingerprint)
+            invariant(
+                known.kind == fingerprint.kind and known.payload == fingerprint.payload,
+                f"log matching: two different entries at index {entry.index} term {entry.term}",
+            )
+            invariant(
+                known.previous_term is None
+                or fingerprint.previous_term is None
+                or known.previous_term == fingerprint.previous_term,
+                f"log matching: entry {entry.index}/{entry.term} follows different terms "
+                f"({known.previous_term} and {fingerprint.previous_term}) in two logs",
+            )
+            previous_term = entry.term
+
+    def _check_leader_completeness(self, node: RawNode) -> None:
+        log = node.log
+        for index in range(log.first_index(), self.max_committed_index + 1):
+            committed_term = self.committed_term.get(index)
+            if committed_term is None or self.committed_in_term[index] > node.term:
+                continue
+            invariant(
+                log.maybe_term(index) == committed_term,
+                f"leader completeness: leader {node.id} of term {node.term} lacks the entry "
+                f"committed at index {index} (term {committed_term})",
+            )
