@@ -155,8 +155,33 @@ int rl_batches_validate(const uint8_t *buffer, size_t len, size_t batch_bytes_ma
     return RL_OK;
 }
 
+/* Apply the index rule to one valid batch at file position `position`. */
+static int index_accept(rl_index_state *index, const rl_batch_header *h, uint64_t position) {
+    int64_t relative_offset = h->base_offset - index->segment_base_offset;
+    if (h->max_timestamp > index->running_max_timestamp)
+        index->running_max_timestamp = h->max_timestamp;
+    if (index->bytes_since_entry >= index->interval_bytes) {
+        if (index->entry_count >= index->capacity) return RL_ERR_BAD_ARGUMENT;
+        if (relative_offset < 0 || relative_offset > UINT32_MAX) return RL_ERR_BAD_ARGUMENT;
+        if (index->next_relative_entry > UINT32_MAX || position > UINT32_MAX)
+            return RL_ERR_BAD_ARGUMENT;
+        rl_offset_index_encode(index->offset_index + index->entry_count * RL_OFFSET_INDEX_ENTRY_BYTES,
+                               (uint32_t)relative_offset, (uint32_t)index->next_relative_entry,
+                               (uint32_t)position);
+        rl_time_index_encode(index->time_index + index->entry_count * RL_TIME_INDEX_ENTRY_BYTES,
+                             index->running_max_timestamp, (uint32_t)relative_offset,
+                             (uint32_t)position);
+        index->entry_count++;
+        index->bytes_since_entry = 0;
+    }
+    index->bytes_since_entry += (uint64_t)h->batch_length + RL_BATCH_LOG_OVERHEAD_BYTES;
+    index->next_relative_entry++;
+    return RL_OK;
+}
+
 static int log_scan(const uint8_t *buffer, size_t len, int64_t expected_base_offset,
-                    int32_t leader_epoch_floor, size_t batch_bytes_max, rl_scan_result *out) {
+                    int32_t leader_epoch_floor, size_t batch_bytes_max, rl_index_state *index,
+                    uint64_t file_position, rl_scan_result *out) {
     scan_start(out);
     uint64_t position = 0;
     int64_t expected = expected_base_offset;
@@ -168,6 +193,7 @@ static int log_scan(const uint8_t *buffer, size_t len, int64_t expected_base_off
             error = RL_ERR_OFFSET_NOT_CONTIGUOUS;
         if (!error && h.partition_leader_epoch < 0) error = RL_ERR_NEGATIVE_LEADER_EPOCH;
         if (!error && h.partition_leader_epoch < epoch_floor) error = RL_ERR_LEADER_EPOCH_DECREASED;
+        if (!error && index) error = index_accept(index, &h, file_position + position);
         if (error) {
             out->error = error;
             out->error_position = position;
@@ -183,7 +209,7 @@ static int log_scan(const uint8_t *buffer, size_t len, int64_t expected_base_off
 
 int rl_log_scan(const uint8_t *buffer, size_t len, int64_t expected_base_offset,
                 size_t batch_bytes_max, rl_scan_result *out) {
-    return log_scan(buffer, len, expected_base_offset, 0, batch_bytes_max, out);
+    return log_scan(buffer, len, expected_base_offset, 0, batch_bytes_max, NULL, 0, out);
 }
 
 /* Fold the scan of one chunk (positions relative to chunk_position) into the
@@ -209,7 +235,7 @@ static void scan_merge(rl_scan_result *total, const rl_scan_result *part, uint64
 
 int rl_file_scan(int fd, uint64_t start, uint64_t end, int64_t expected_base_offset,
                  size_t batch_bytes_max, uint8_t *chunk, size_t chunk_bytes,
-                 rl_scan_result *out) {
+                 rl_index_state *index, rl_scan_result *out) {
     scan_start(out);
     out->valid_bytes = start;
     out->last_batch_position = start;
@@ -231,7 +257,8 @@ int rl_file_scan(int fd, uint64_t start, uint64_t end, int64_t expected_base_off
             return out->error;
         }
         rl_scan_result part;
-        int error = log_scan(chunk, want, expected, epoch_floor, batch_bytes_max, &part);
+        int error = log_scan(chunk, want, expected, epoch_floor, batch_bytes_max, index, position,
+                             &part);
         scan_merge(out, &part, position);
         if (part.batch_count) {
             expected = part.next_offset;

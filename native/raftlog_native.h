@@ -129,11 +129,32 @@ int rl_read_exact(int fd, uint8_t *buffer, size_t len, uint64_t position);
  * never negative. Stops at the first bad or torn batch. */
 int rl_log_scan(const uint8_t *buffer, size_t len, int64_t expected_base_offset, size_t batch_bytes_max, rl_scan_result *out);
 
+/* Sparse index being built while scanning a segment. The rule, shared with the
+ * Python append path: a batch gets an entry in both indexes when at least
+ * interval_bytes of data lie between the previous indexed batch's start and
+ * this batch's start (bytes_since_entry), and the first batch always gets one
+ * (start with bytes_since_entry = interval_bytes). The time index entry holds
+ * the running max timestamp including that batch. offset_index and time_index
+ * hold capacity entries each; entry_count says how many are filled. */
+typedef struct {
+    int64_t segment_base_offset;
+    uint64_t next_relative_entry;
+    uint64_t interval_bytes;
+    uint64_t bytes_since_entry;
+    int64_t running_max_timestamp;
+    uint8_t *offset_index;
+    uint8_t *time_index;
+    uint64_t capacity;
+    uint64_t entry_count;
+} rl_index_state;
+
 /* The same scan over a file descriptor from position start to end, reading
  * chunk_bytes at a time (chunk_bytes >= batch_bytes_max; chunk is caller
  * memory). Here every position in *out is a file position: valid_bytes is where
- * the valid prefix ends, which is where a torn or corrupt tail is cut. */
-int rl_file_scan(int fd, uint64_t start, uint64_t end, int64_t expected_base_offset, size_t batch_bytes_max, uint8_t *chunk, size_t chunk_bytes, rl_scan_result *out);
+ * the valid prefix ends, which is where a torn or corrupt tail is cut. When
+ * index is not NULL, every valid batch also goes through the index rule above
+ * (RL_ERR_BAD_ARGUMENT if capacity runs out or a relative value overflows). */
+int rl_file_scan(int fd, uint64_t start, uint64_t end, int64_t expected_base_offset, size_t batch_bytes_max, uint8_t *chunk, size_t chunk_bytes, rl_index_state *index, rl_scan_result *out);
 
 /* Sparse offset index: 12-byte entries (relative offset u32, relative entry
  * u32, file position u32), little-endian, strictly increasing in all three. */

@@ -30,6 +30,7 @@ __all__ = [
     "TIME_INDEX_ENTRY_BYTES",
     "BatchHeader",
     "BatchLocation",
+    "IndexState",
     "KeyKind",
     "NativeError",
     "ScanResult",
@@ -49,6 +50,7 @@ __all__ = [
     "parse_batch_header",
     "portable_crc32c_forced",
     "scan_file",
+    "scan_file_indexing",
     "scan_log",
     "stamp_batch",
     "time_index_entry",
@@ -280,22 +282,90 @@ def scan_log(data: Buffer, expected_base_offset: int, batch_bytes_max: int) -> S
     return _scan_from_c(c_result)
 
 
-def scan_file(fd: int, start: int, end: int, expected_base_offset: int,
-              batch_bytes_max: int, chunk_bytes: int) -> ScanResult:
-    """Recovery scan of the file range [start, end), read `chunk_bytes` at a time."""
-    _check_int("fd", fd, _I32)
+def _check_scan_file_args(fd: int, start: int, end: int, expected_base_offset: int,
+                          batch_bytes_max: int, chunk_bytes: int) -> None:
+    _check_int("fd", fd, (0, _I32[1]))
     _check_int("start", start, _U64)
     _check_int("end", end, (start, _U64[1]))
     _check_int("expected_base_offset", expected_base_offset, _I64)
     _check_int("batch_bytes_max", batch_bytes_max, _U64)
     _check_int("chunk_bytes", chunk_bytes, (max(batch_bytes_max, BATCH_HEADER_BYTES), 2**31))
-    if fd < 0:
-        raise ValueError("fd must be an open descriptor")
+
+
+def scan_file(fd: int, start: int, end: int, expected_base_offset: int,
+              batch_bytes_max: int, chunk_bytes: int) -> ScanResult:
+    """Recovery scan of the file range [start, end), read `chunk_bytes` at a time."""
+    _check_scan_file_args(fd, start, end, expected_base_offset, batch_bytes_max, chunk_bytes)
     chunk = ffi.new("uint8_t[]", chunk_bytes)
     c_result = ffi.new("rl_scan_result *")
     lib.rl_file_scan(fd, start, end, expected_base_offset, batch_bytes_max, chunk, chunk_bytes,
-                     c_result)
+                     ffi.NULL, c_result)
     return _scan_from_c(c_result)
+
+
+@attrs.frozen
+class IndexState:
+    """A segment's sparse indexes and the state of the rule that extends them.
+
+    The rule (also applied by the Python append path): a batch gets an entry in both
+    indexes when `bytes_since_entry >= interval_bytes` before it; a fresh segment
+    starts with `bytes_since_entry = interval_bytes` so its first batch is indexed."""
+
+    segment_base_offset: int
+    next_relative_entry: int
+    interval_bytes: int
+    bytes_since_entry: int
+    running_max_timestamp: int
+    offset_index: bytes
+    time_index: bytes
+
+    @classmethod
+    def empty(cls, segment_base_offset: int, interval_bytes: int) -> "IndexState":
+        return cls(segment_base_offset, 0, interval_bytes, interval_bytes, -1, b"", b"")
+
+    @property
+    def entry_count(self) -> int:
+        return len(self.offset_index) // OFFSET_INDEX_ENTRY_BYTES
+
+
+def scan_file_indexing(fd: int, start: int, end: int, expected_base_offset: int,
+                       batch_bytes_max: int, chunk_bytes: int,
+                       index: IndexState) -> tuple[ScanResult, IndexState]:
+    """`scan_file` that also extends `index` over every valid batch, in the same pass."""
+    _check_scan_file_args(fd, start, end, expected_base_offset, batch_bytes_max, chunk_bytes)
+    _check_int("interval_bytes", index.interval_bytes, (1, _U32[1]))
+    existing = index.entry_count
+    capacity = existing + (end - start) // index.interval_bytes + 2
+    offset_entries = ffi.new("uint8_t[]", capacity * OFFSET_INDEX_ENTRY_BYTES)
+    time_entries = ffi.new("uint8_t[]", capacity * TIME_INDEX_ENTRY_BYTES)
+    ffi.memmove(offset_entries, index.offset_index, len(index.offset_index))
+    ffi.memmove(time_entries, index.time_index, len(index.time_index))
+    c_index = ffi.new("rl_index_state *", {
+        "segment_base_offset": index.segment_base_offset,
+        "next_relative_entry": index.next_relative_entry,
+        "interval_bytes": index.interval_bytes,
+        "bytes_since_entry": index.bytes_since_entry,
+        "running_max_timestamp": index.running_max_timestamp,
+        "offset_index": offset_entries,
+        "time_index": time_entries,
+        "capacity": capacity,
+        "entry_count": existing,
+    })
+    chunk = ffi.new("uint8_t[]", chunk_bytes)
+    c_result = ffi.new("rl_scan_result *")
+    lib.rl_file_scan(fd, start, end, expected_base_offset, batch_bytes_max, chunk, chunk_bytes,
+                     c_index, c_result)
+    count = c_index.entry_count
+    new_index = IndexState(
+        segment_base_offset=index.segment_base_offset,
+        next_relative_entry=c_index.next_relative_entry,
+        interval_bytes=index.interval_bytes,
+        bytes_since_entry=c_index.bytes_since_entry,
+        running_max_timestamp=c_index.running_max_timestamp,
+        offset_index=bytes(ffi.buffer(offset_entries, count * OFFSET_INDEX_ENTRY_BYTES)),
+        time_index=bytes(ffi.buffer(time_entries, count * TIME_INDEX_ENTRY_BYTES)),
+    )
+    return _scan_from_c(c_result), new_index
 
 
 # ---- Files ----------------------------------------------------------------------------
