@@ -20,23 +20,16 @@ from pathlib import Path
 import attrs
 
 from raftlog.native import crc32c
+from raftlog.raft.entry import HardState
 
 _MAGIC = b"RLHS"
 _VERSION = 1
 _LAYOUT = struct.Struct(">4sHxxQqQ")  # magic, version, pad, term, vote, commit
 _RECORD_SIZE_BYTES = _LAYOUT.size + 4
-NO_VOTE = 0
 
 
 class HardStateCorrupt(Exception):
     """The hard-state file exists but cannot be trusted."""
-
-
-@attrs.frozen
-class HardState:
-    term: int = 0
-    vote: int = NO_VOTE
-    commit: int = 0
 
 
 def _encode(state: HardState) -> bytes:

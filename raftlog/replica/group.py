@@ -1,0 +1,223 @@
+"""The trio shell around one Raft group's pure core: tick, step, propose, and the Ready loop.
+
+The loop follows the Ready contract (`raftlog.raft.ready`): persist entries and hard state,
+fsync when the Ready says so, then send messages, then apply committed entries, then
+advance. Group commit falls out of the shape of the loop: while one fsync runs in a worker
+thread, proposals keep arriving and land in the next Ready, so they share the next fsync.
+
+Waiters: a producer with acks=all waits until its entry is committed *with the term it
+was proposed in* (an entry overwritten by a new leader at the same index fails the wait);
+acks=1 waits until the entry is durable on this node.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+import attrs
+import trio
+
+from raftlog import logs
+from raftlog.config import FsyncPolicy
+from raftlog.invariant import invariant
+from raftlog.raft.entry import Entry, EntryKind, HardState
+from raftlog.raft.messages import Message
+from raftlog.raft.node import RawNode
+from raftlog.raft.ready import Ready, Role
+
+
+class GroupLog(Protocol):
+    """What the shell needs of a group's stable log beyond the core's `LogStorage`."""
+
+    def append_entries(self, entries: Sequence[Entry]) -> None:
+        """Store entries, first dropping every stored entry at or after the first's index."""
+
+    def save_hard_state(self, state: HardState) -> None:
+        """Store term, vote and commit (term and vote durably)."""
+
+    def sync(self) -> None:
+        """Make every appended byte durable (fdatasync); runs in a worker thread."""
+
+
+class ProposalLost(Exception):
+    """The entry was overwritten by another leader's entry at its index: it never committed."""
+
+
+@attrs.define(eq=False)
+class _Waiter:
+    index: int
+    term: int
+    done: trio.Event = attrs.field(factory=trio.Event)
+    lost: bool = False
+
+
+@attrs.frozen
+class GroupStatistics:
+    group_id: int
+    role: str
+    leader_id: int
+    term: int
+    commit_index: int
+    applied_index: int
+    persisted_index: int
+    fsyncs: int
+    readies: int
+
+
+@attrs.define(eq=False)
+class ReplicaGroup:
+    """One replica of one Raft group on this node."""
+
+    group_id: int
+    raw: RawNode
+    log: GroupLog
+    apply: Callable[[Sequence[Entry]], None]
+    """Called with committed entries, in order, after they are durable here."""
+    send: Callable[[Message], None]
+    """Hands a message to the transport (never blocks; the transport may drop it)."""
+    fsync: FsyncPolicy = FsyncPolicy.ALWAYS
+    _wake: trio.Event = attrs.field(factory=trio.Event)
+    _commit_waiters: list[tuple[int, int, _Waiter]] = attrs.field(factory=list)
+    _persist_waiters: list[tuple[int, int, _Waiter]] = attrs.field(factory=list)
+    _sequence: itertools.count[int] = attrs.field(factory=itertools.count)
+    _applied_index: int = 0
+    _persisted_index: int = 0
+    _fsyncs: int = 0
+    _readies: int = 0
+    _leader_id: int = 0
+    _role: Role = Role.FOLLOWER
+    on_role_change: Callable[[Role, int, int], None] | None = None
+    """Called with (role, leader id, term) when either changes."""
+
+    @property
+    def is_leader(self) -> bool:
+        return self._role is Role.LEADER
+
+    @property
+    def leader_id(self) -> int:
+        return self._leader_id
+
+    @property
+    def applied_index(self) -> int:
+        return self._applied_index
+
+    def statistics(self) -> GroupStatistics:
+        raft = self.raw.statistics()
+        return GroupStatistics(
+            self.group_id,
+            self._role.value,
+            self._leader_id,
+            raft.term,
+            raft.commit_index,
+            self._applied_index,
+            self._persisted_index,
+            self._fsyncs,
+            self._readies,
+        )
+
+    # -- inputs (sync: they never block; the loop does the work) --------------------------
+
+    def tick(self) -> None:
+        self.raw.tick()
+        self._wake.set()
+
+    def step(self, message: Message) -> None:
+        self.raw.step(message)
+        self._wake.set()
+
+    def campaign(self) -> None:
+        self.raw.campaign()
+        self._wake.set()
+
+    def propose(self, payload: bytes, kind: EntryKind = EntryKind.DATA) -> tuple[int, int]:
+        """Append `payload` as a new entry; returns (index, term). Raises if not leader."""
+        index = self.raw.propose(payload, kind)
+        self._wake.set()
+        return index, self.raw.term
+
+    # -- waiting -----------------------------------------------------------------------
+
+    async def wait_committed(self, index: int, term: int) -> None:
+        """Return once entry (index, term) is committed and applied here; ProposalLost if not."""
+        await self._wait(self._commit_waiters, index, term, self._applied_index)
+
+    async def wait_persisted(self, index: int, term: int) -> None:
+        """Return once entry `index` is durable on this node (acks=1)."""
+        await self._wait(self._persist_waiters, index, term, self._persisted_index)
+
+    async def _wait(
+        self, queue: list[tuple[int, int, _Waiter]], index: int, term: int, reached: int
+    ) -> None:
+        if index <= reached:
+            return
+        waiter = _Waiter(index, term)
+        heapq.heappush(queue, (index, next(self._sequence), waiter))
+        await waiter.done.wait()
+        if waiter.lost:
+            raise ProposalLost(f"group {self.group_id}: entry {index} of term {term} was lost")
+
+    @staticmethod
+    def _release(
+        queue: list[tuple[int, int, _Waiter]], reached: int, terms: dict[int, int]
+    ) -> None:
+        while queue and queue[0][0] <= reached:
+            _index, _sequence, waiter = heapq.heappop(queue)
+            actual = terms.get(waiter.index)
+            waiter.lost = actual is not None and actual != waiter.term
+            waiter.done.set()
+
+    # -- the Ready loop ------------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        while True:
+            await self._wake.wait()
+            self._wake = trio.Event()
+            while self.raw.has_ready():
+                await self._handle_ready(self.raw.ready())
+
+    async def _handle_ready(self, ready: Ready) -> None:
+        self._readies += 1
+        if ready.soft_state is not None:
+            self._note_role(ready.soft_state.role, ready.soft_state.leader_id)
+        # Segment and controller logs are never compacted (retention drops whole sealed
+        # groups), so a leader always has the entries a follower lacks.
+        invariant(ready.snapshot is None, f"group {self.group_id} was sent a snapshot")
+        if ready.entries:
+            self.log.append_entries(ready.entries)
+        if ready.hard_state is not None:
+            self.log.save_hard_state(ready.hard_state)
+        if ready.must_sync and self.fsync is FsyncPolicy.ALWAYS and ready.entries:
+            await trio.to_thread.run_sync(self.log.sync)
+            self._fsyncs += 1
+        if ready.entries:
+            self._persisted_index = ready.entries[-1].index
+            terms = {entry.index: entry.term for entry in ready.entries}
+            self._release(self._persist_waiters, self._persisted_index, terms)
+        for message in ready.messages:
+            self.send(message)
+        if ready.committed_entries:
+            self.apply(ready.committed_entries)
+            self._applied_index = ready.committed_entries[-1].index
+            terms = {entry.index: entry.term for entry in ready.committed_entries}
+            self._release(self._commit_waiters, self._applied_index, terms)
+        self.raw.advance(ready)
+
+    def _note_role(self, role: Role, leader_id: int) -> None:
+        if (role, leader_id) == (self._role, self._leader_id):
+            return
+        self._role, self._leader_id = role, leader_id
+        logs.event(
+            "leader_changed",
+            logging.INFO,
+            group=self.group_id,
+            leader=leader_id,
+            role=role.value,
+            term=self.raw.term,
+        )
+        if self.on_role_change is not None:
+            self.on_role_change(role, leader_id, self.raw.term)

@@ -1,0 +1,104 @@
+"""A group's Raft log on disk: a `SegmentedLog` of batches plus the hard-state file.
+
+This is where "one log, not two" happens: the Raft core reads its stable log from the same
+segment files that fetch serves, entry index = the batch's ordinal in the log, term = the
+batch's partitionLeaderEpoch. Appends stamp each entry's offset and epoch as it is written
+(see `entry_batches`).
+
+Segment and controller groups never compact their log into a snapshot (retention drops
+whole sealed groups instead), so the only "snapshot" is the empty one at index
+`first_index - 1` that carries the group's bootstrap membership.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import attrs
+
+from raftlog.raft.entry import Entry, HardState, Snapshot, SnapshotMetadata
+from raftlog.raft.errors import LogCompacted, LogUnavailable
+from raftlog.raft.membership import Membership
+from raftlog.replica.entry_batches import batch_to_entry, entry_to_batch
+from raftlog.replica.hard_state import HardStateFile
+from raftlog.storage.log import SegmentedLog
+from raftlog.storage.values import AppendResult
+
+READ_COUNT_MAX = 4096
+
+
+@attrs.define(eq=False)
+class SegmentGroupLog:
+    """Implements the core's `LogStorage` and the shell's `GroupLog` for one group."""
+
+    log: SegmentedLog
+    hard_state_file: HardStateFile
+    bootstrap: Membership
+    """The group's members when it was created (before any CONFIG_CHANGE entry)."""
+    on_append: Callable[[Entry, AppendResult], None] | None = None
+    """Told of every entry written, with where it landed (offsets for produce answers)."""
+    on_truncate: Callable[[int], None] | None = None
+    """Told the first entry index removed when a new leader overwrites a suffix."""
+    _hard_state: HardState = attrs.field(init=False, factory=HardState)
+
+    def __attrs_post_init__(self) -> None:
+        self._hard_state = self.hard_state_file.load()
+
+    # -- LogStorage (read side, for the core) --------------------------------------------
+
+    def initial_state(self) -> tuple[HardState, SnapshotMetadata]:
+        state = self._hard_state
+        clipped = attrs.evolve(state, commit=min(state.commit, self.log.last_entry_index))
+        return clipped, self._base()
+
+    def _base(self) -> SnapshotMetadata:
+        return SnapshotMetadata(self.log.first_entry_index - 1, 0, self.bootstrap)
+
+    def entries(self, low_index: int, high_index: int, max_size_bytes: int) -> list[Entry]:
+        if low_index < self.log.first_entry_index:
+            raise LogCompacted(f"entry {low_index} is below {self.log.first_entry_index}")
+        if high_index > self.log.last_entry_index + 1:
+            raise LogUnavailable(f"entry {high_index - 1} is past {self.log.last_entry_index}")
+        count = min(high_index - low_index, READ_COUNT_MAX)
+        if count <= 0:
+            return []
+        batches = self.log.read_entries(low_index, max_size_bytes, count)
+        return [batch_to_entry(batch, low_index + i) for i, batch in enumerate(batches)]
+
+    def term(self, index: int) -> int:
+        if index == self.log.first_entry_index - 1:
+            return 0
+        if index < self.log.first_entry_index:
+            raise LogCompacted(f"entry {index} is below {self.log.first_entry_index}")
+        if index > self.log.last_entry_index:
+            raise LogUnavailable(f"entry {index} is past {self.log.last_entry_index}")
+        return self.log.entry_term(index)
+
+    def first_index(self) -> int:
+        return self.log.first_entry_index
+
+    def last_index(self) -> int:
+        return self.log.last_entry_index
+
+    def snapshot(self) -> Snapshot:
+        return Snapshot(self._base())
+
+    # -- GroupLog (write side, for the shell) --------------------------------------------
+
+    def append_entries(self, entries: Sequence[Entry]) -> None:
+        first = entries[0].index
+        if first <= self.log.last_entry_index:
+            self.log.truncate_suffix(first)
+            if self.on_truncate is not None:
+                self.on_truncate(first)
+        for entry in entries:
+            result = self.log.append(entry_to_batch(entry, self.log.next_offset))
+            if self.on_append is not None:
+                self.on_append(entry, result)
+
+    def save_hard_state(self, state: HardState) -> None:
+        self.hard_state_file.save(state)
+        self._hard_state = state
+
+    def sync(self) -> None:
+        self.log.sync()

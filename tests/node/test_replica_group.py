@@ -1,0 +1,78 @@
+"""One replica group on real files: proposals commit through fsync and survive a restart."""
+
+import itertools
+from collections.abc import Sequence
+from pathlib import Path
+
+import trio
+
+from raftlog import native
+from raftlog.protocol.records import Record, build_batch
+from raftlog.raft.entry import Entry, EntryKind
+from raftlog.replica.factory import open_replica_group
+from raftlog.replica.group import ReplicaGroup
+
+
+def _no_messages(message: object) -> None:
+    raise AssertionError(f"a single-voter group sends nothing, yet sent {message!r}")
+
+
+async def _elect(group: ReplicaGroup) -> None:
+    group.campaign()
+    with trio.fail_after(5):
+        while not group.is_leader:
+            await trio.sleep(0.001)
+
+
+def test_single_voter_group_commits_and_recovers(tmp_path: Path) -> None:
+    applied: list[Entry] = []
+
+    def apply(entries: Sequence[Entry]) -> None:
+        applied.extend(entries)
+
+    async def first_life() -> list[tuple[int, int]]:
+        group, storage = open_replica_group(
+            tmp_path, group_id=1, node_id=1, voters=[1], apply=apply, send=_no_messages
+        )
+        proposed: list[tuple[int, int]] = []
+        async with trio.open_nursery() as nursery:
+            await nursery.start(group.run)
+            await _elect(group)
+            for value in range(20):
+                batch = build_batch([Record(f"v{value}".encode())] * 3)
+                proposed.append(group.propose(batch))
+            await group.wait_committed(*proposed[-1])
+            assert group.statistics().fsyncs < 20, "group commit shares fsyncs"
+            nursery.cancel_scope.cancel()
+        storage.log.close()
+        return proposed
+
+    proposed = trio.run(first_life)
+    data = [entry for entry in applied if entry.kind is EntryKind.DATA]
+    assert len(data) == 20
+    assert [entry.index for entry in data] == [index for index, _term in proposed]
+
+    applied.clear()
+
+    async def second_life() -> None:
+        group, storage = open_replica_group(
+            tmp_path, group_id=1, node_id=1, voters=[1], apply=apply, send=_no_messages
+        )
+        # Every entry is on disk as a stamped batch with contiguous offsets.
+        batches = storage.log.read_entries(1, 1 << 30, 1000)
+        headers = [native.parse_batch_header(batch) for batch in batches]
+        assert headers[0].base_offset == 0
+        for before, after in itertools.pairwise(headers):
+            assert after.base_offset == before.last_offset + 1
+        async with trio.open_nursery() as nursery:
+            await nursery.start(group.run)
+            await _elect(group)
+            index, term = group.propose(build_batch([Record(b"after restart")]))
+            await group.wait_committed(index, term)
+            assert term > proposed[-1][1]
+            nursery.cancel_scope.cancel()
+        storage.log.close()
+
+    trio.run(second_life)
+    replayed = [entry for entry in applied if entry.kind is EntryKind.DATA]
+    assert len(replayed) == 21  # the 20 from before are applied again from the log, then 1
