@@ -155,7 +155,7 @@ class ServerConnection:
         self._length = bytearray()
         self._frame: bytearray | None = None
         self._filled = 0
-        self._frames: collections.deque[bytearray] = collections.deque()
+        self._frames: collections.deque[bytes | bytearray] = collections.deque()
         self._frames_bytes = 0
         self._fatal: ProtocolError | None = None
         self._eof = False
@@ -183,8 +183,14 @@ class ServerConnection:
                 self._length += view[pos : pos + need]
                 pos += min(need, end - pos)
                 if len(self._length) == 4:
-                    self._start_frame(_INT32.unpack(self._length)[0])
+                    size = _INT32.unpack(self._length)[0]
                     self._length.clear()
+                    if 8 <= size <= self.max_frame_bytes and end - pos >= size:
+                        # The whole frame is in this chunk: one copy, no zero-filled buffer.
+                        self._queue_frame(view[pos : pos + size].tobytes())
+                        pos += size
+                    else:
+                        self._start_frame(size)
                 continue
             take = min(len(self._frame) - self._filled, end - pos)
             self._frame[self._filled : self._filled + take] = view[pos : pos + take]
@@ -207,12 +213,17 @@ class ServerConnection:
         self._filled = 0
 
     def _finish_frame(self) -> None:
-        assert self._frame is not None
-        self._frames.append(self._frame)
-        self._frames_bytes += len(self._frame)
-        self._frames_received += 1
+        frame = self._frame
+        if frame is None:
+            raise AssertionError("no frame in progress")
         self._frame = None
         self._filled = 0
+        self._queue_frame(frame)
+
+    def _queue_frame(self, frame: bytes | bytearray) -> None:
+        self._frames.append(frame)
+        self._frames_bytes += len(frame)
+        self._frames_received += 1
 
     # -- events ------------------------------------------------------------------------
 
@@ -247,7 +258,7 @@ class ServerConnection:
             return CONNECTION_CLOSED
         return NEED_DATA
 
-    def _parse(self, frame: bytearray) -> RequestReceived | ProtocolError:
+    def _parse(self, frame: bytes | bytearray) -> RequestReceived | ProtocolError:
         buf = memoryview(frame)
         api_key, api_version, correlation_id = peek_request_ids(buf)
         spec = API_SPECS.get(api_key)
