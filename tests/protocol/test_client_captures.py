@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
 from raftlog.protocol.api_keys import API_SPECS, ApiKey
 from raftlog.protocol.connection import (
     NEED_DATA,

@@ -7,6 +7,7 @@ import struct
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from raftlog.protocol.api_keys import API_SPECS, ApiKey, request_header_version
 from raftlog.protocol.connection import (
     CONNECTION_CLOSED,

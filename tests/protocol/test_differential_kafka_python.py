@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from raftlog.protocol.testing import message_strategy, messages, served_cases
 
 pytestmark = pytest.mark.clients

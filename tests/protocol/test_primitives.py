@@ -7,6 +7,7 @@ import uuid
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from raftlog.protocol import primitives as p
 from raftlog.protocol.errors import DecodeError, EncodeError
 

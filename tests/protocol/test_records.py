@@ -8,6 +8,7 @@ import crc32c as crc32c_package
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from raftlog.protocol.errors import ErrorCode
 from raftlog.protocol.records import (
     BATCH_HEADER_SIZE,
