@@ -1,25 +1,120 @@
 """The `raftlog` command line: one sub-command per operator task."""
 
-import argparse
-import sys
+from __future__ import annotations
 
-from raftlog import __version__
+import argparse
+import json
+import signal
+import sys
+from pathlib import Path
+
+import trio
+
+from raftlog import __version__, logs
+from raftlog.config import ConfigError, NodeConfig, resolve
+from raftlog.node.node import Node
+
+EXIT_OK = 0
+EXIT_USAGE = 2
+EXIT_CONFIG = 3
+EXIT_FAILED = 1
+
+
+def _add_node_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, help="TOML file of settings")
+    parser.add_argument("--data-dir", dest="data_dir", help="where data lives (./raftlog-data)")
+    parser.add_argument("--kafka-addr", dest="kafka_addr", help="Kafka listener HOST:PORT")
+    parser.add_argument(
+        "--advertised-kafka-addr", dest="advertised_kafka_addr", help="HOST:PORT told to clients"
+    )
+    parser.add_argument("--node-id", dest="node_id", help="this node's id (1)")
+    parser.add_argument("--peers", help="cluster members as ID@HOST:PORT,...")
+    parser.add_argument("--fsync", help="always (default) or relaxed")
+    parser.add_argument(
+        "--auto-create-topics", dest="auto_create_topics", help="true or false (false)"
+    )
+    parser.add_argument("--log-format", dest="log_format", help="text or json")
+
+
+FLAG_SETTINGS = (
+    "data_dir",
+    "kafka_addr",
+    "advertised_kafka_addr",
+    "node_id",
+    "peers",
+    "fsync",
+    "auto_create_topics",
+    "log_format",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="raftlog", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="raftlog", description="A Raft-replicated event log that speaks Kafka."
+    )
     parser.add_argument("--version", action="version", version=f"raftlog {__version__}")
-    parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    serve = commands.add_parser("serve", help="run a node (no configuration needed)")
+    _add_node_flags(serve)
+    config = commands.add_parser("config", help="configuration commands")
+    config_commands = config.add_subparsers(dest="config_command", metavar="SUBCOMMAND")
+    show = config_commands.add_parser("show", help="print the effective configuration")
+    _add_node_flags(show)
+    show.add_argument("--format", choices=("text", "json"), default="text")
     return parser
+
+
+def _resolve(arguments: argparse.Namespace) -> NodeConfig:
+    flags = {name: getattr(arguments, name) for name in FLAG_SETTINGS}
+    return resolve(config_file=arguments.config, flags=flags)
+
+
+async def _serve(config: NodeConfig) -> None:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with trio.open_nursery() as nursery:
+            node = Node(config)
+            nursery.start_soon(node.run)
+            async for signal_number in signals:
+                logs.event("stopping", signal=signal.Signals(signal_number).name)
+                nursery.cancel_scope.cancel()
+                break
+    logs.event("stopped")
+
+
+def _config_show(config: NodeConfig, output_format: str) -> None:
+    shown = config.as_text_dict()
+    if output_format == "json":
+        print(json.dumps(shown, indent=2))
+        return
+    width = max(len(key) for key in shown)
+    for key, value in shown.items():
+        print(f"{key:<{width}}  {value}")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     arguments = parser.parse_args(argv)
-    if arguments.command is None:
+    if arguments.command is None or (
+        arguments.command == "config" and arguments.config_command is None
+    ):
         parser.print_help()
-        return 2
-    return 0
+        return EXIT_USAGE
+    try:
+        config = _resolve(arguments)
+    except ConfigError as error:
+        print(f"raftlog: {error}", file=sys.stderr)
+        return EXIT_CONFIG
+    if arguments.command == "config":
+        _config_show(config, arguments.format)
+        return EXIT_OK
+    logs.configure(config.log_format, config.log_level)
+    try:
+        trio.run(_serve, config)
+    except Exception as error:  # one readable line, not a traceback, for operators
+        message = str(error) or type(error).__name__
+        print(f"raftlog: {message}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -517,12 +517,14 @@ class ModuleEmitter:
                 f"{message.valid_versions.high})",
                 f"    FLEXIBLE_MIN_VERSION = {flexible_min!r}",
             ]
-            spans = ", ".join(
-                f"{f.attr!r}: ({f.versions.low}, {f.versions.high!r})"
-                for f in struct.fields
-                if not f.versions.empty
-            )
-            lines.append(f"    FIELD_VERSIONS = {{{spans}}}")
+        # Every struct says which versions carry each field, so that a server can reset
+        # what a negotiated version cannot carry (see Struct.fit_to_version).
+        spans = ", ".join(
+            f"{f.attr!r}: ({f.versions.low}, {f.versions.high!r})"
+            for f in struct.fields
+            if not f.versions.empty
+        )
+        lines.append(f"    FIELD_VERSIONS = {{{spans}}}")
         lines.append("")
         params = ["self"]
         assigns = []

@@ -42,6 +42,37 @@ class Struct:
 
     __slots__ = ()
 
+    FIELD_VERSIONS: ClassVar[dict[str, tuple[int, int | None]]] = {}
+    """Attribute -> (first version, last version or None): which versions carry it."""
+
+    @classmethod
+    def has_field(cls, attribute: str, version: int) -> bool:
+        """Whether `version` of this message carries `attribute`."""
+        span = cls.FIELD_VERSIONS.get(attribute)
+        if span is None:
+            return False
+        low, high = span
+        return low <= version and (high is None or version <= high)
+
+    def fit_to_version(self, version: int) -> None:
+        """Reset, recursively, every field `version` cannot carry to its default.
+
+        A server builds one response for all versions; the encoder (rightly) refuses a
+        non-default value the negotiated version has no room for, so the server calls
+        this first instead of checking versions field by field.
+        """
+        fresh: Struct | None = None
+        for name, (low, high) in self.FIELD_VERSIONS.items():
+            value = getattr(self, name)
+            if version < low or (high is not None and version > high):
+                fresh = fresh if fresh is not None else type(self)()
+                setattr(self, name, getattr(fresh, name))
+            elif isinstance(value, Struct):
+                value.fit_to_version(version)
+            elif isinstance(value, list) and value and isinstance(value[0], Struct):
+                for item in value:
+                    item.fit_to_version(version)
+
     def __eq__(self, other: object) -> bool:
         if type(other) is not type(self):
             return NotImplemented
@@ -63,23 +94,12 @@ class Message(Struct):
     KIND: ClassVar[str] = ""
     VALID_VERSIONS: ClassVar[tuple[int, int]] = (0, -1)
     FLEXIBLE_MIN_VERSION: ClassVar[int | None] = None
-    FIELD_VERSIONS: ClassVar[dict[str, tuple[int, int | None]]] = {}
-    """Top-level attribute -> (first version, last version or None): which versions carry it."""
     _decoders: ClassVar[tuple[Any, ...]] = ()
     _encoders: ClassVar[tuple[Any, ...]] = ()
 
     @classmethod
     def is_flexible(cls, version: int) -> bool:
         return cls.FLEXIBLE_MIN_VERSION is not None and version >= cls.FLEXIBLE_MIN_VERSION
-
-    @classmethod
-    def has_field(cls, attribute: str, version: int) -> bool:
-        """Whether `version` of this message carries the top-level `attribute`."""
-        span = cls.FIELD_VERSIONS.get(attribute)
-        if span is None:
-            return False
-        low, high = span
-        return low <= version and (high is None or version <= high)
 
     @classmethod
     def decode(

@@ -106,6 +106,11 @@ class KafkaListener:
             await self._run_connection(stream)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass  # the client went away; nothing of ours is left half-done
+        except Exception as error:
+            # A bug serving one connection must not take the node down: close it, say why.
+            self._handler_failures_total += 1
+            logs.event("kafka_connection_failed", logging.ERROR, error=repr(error))
+            logging.getLogger(logs.LOGGER_NAME).debug("connection traceback", exc_info=True)
         finally:
             self._connections_open -= 1
             await trio.aclose_forcefully(stream)

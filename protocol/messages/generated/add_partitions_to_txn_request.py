@@ -96,6 +96,7 @@ class AddPartitionsToTxnTopic(_Struct):
     """
 
     __slots__ = ('name', 'partitions', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'name': (0, None), 'partitions': (0, None)}
 
     def __init__(self, name: str = '', partitions: list[int] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.name = name
@@ -115,6 +116,7 @@ class AddPartitionsToTxnTransaction(_Struct):
     """
 
     __slots__ = ('transactional_id', 'producer_id', 'producer_epoch', 'verify_only', 'topics', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'transactional_id': (4, None), 'producer_id': (4, None), 'producer_epoch': (4, None), 'verify_only': (4, None), 'topics': (4, None)}
 
     def __init__(self, transactional_id: str = '', producer_id: int = 0, producer_epoch: int = 0, verify_only: bool = False, topics: list[AddPartitionsToTxnTopic] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.transactional_id = transactional_id

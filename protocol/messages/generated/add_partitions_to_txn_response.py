@@ -94,6 +94,7 @@ class AddPartitionsToTxnTopicResult(_Struct):
     """
 
     __slots__ = ('name', 'results_by_partition', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'name': (0, None), 'results_by_partition': (0, None)}
 
     def __init__(self, name: str = '', results_by_partition: list[AddPartitionsToTxnPartitionResult] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.name = name
@@ -110,6 +111,7 @@ class AddPartitionsToTxnPartitionResult(_Struct):
     """
 
     __slots__ = ('partition_index', 'partition_error_code', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'partition_index': (0, None), 'partition_error_code': (0, None)}
 
     def __init__(self, partition_index: int = 0, partition_error_code: int = 0, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.partition_index = partition_index
@@ -126,6 +128,7 @@ class AddPartitionsToTxnResult(_Struct):
     """
 
     __slots__ = ('transactional_id', 'topic_results', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'transactional_id': (4, None), 'topic_results': (4, None)}
 
     def __init__(self, transactional_id: str = '', topic_results: list[AddPartitionsToTxnTopicResult] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.transactional_id = transactional_id

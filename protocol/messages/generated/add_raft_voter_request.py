@@ -97,6 +97,7 @@ class Listener(_Struct):
     """
 
     __slots__ = ('name', 'host', 'port', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'name': (0, None), 'host': (0, None), 'port': (0, None)}
 
     def __init__(self, name: str = '', host: str = '', port: int = 0, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.name = name

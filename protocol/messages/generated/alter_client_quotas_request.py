@@ -90,6 +90,7 @@ class EntityData(_Struct):
     """
 
     __slots__ = ('entity_type', 'entity_name', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'entity_type': (0, None), 'entity_name': (0, None)}
 
     def __init__(self, entity_type: str = '', entity_name: str | None = '', unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.entity_type = entity_type
@@ -107,6 +108,7 @@ class OpData(_Struct):
     """
 
     __slots__ = ('key', 'value', 'remove', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'key': (0, None), 'value': (0, None), 'remove': (0, None)}
 
     def __init__(self, key: str = '', value: float = 0.0, remove: bool = False, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.key = key
@@ -124,6 +126,7 @@ class EntryData(_Struct):
     """
 
     __slots__ = ('entity', 'ops', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'entity': (0, None), 'ops': (0, None)}
 
     def __init__(self, entity: list[EntityData] = _MISSING, ops: list[OpData] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.entity = [] if entity is _MISSING else entity

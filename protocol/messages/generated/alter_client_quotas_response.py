@@ -90,6 +90,7 @@ class EntityData(_Struct):
     """
 
     __slots__ = ('entity_type', 'entity_name', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'entity_type': (0, None), 'entity_name': (0, None)}
 
     def __init__(self, entity_type: str = '', entity_name: str | None = '', unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.entity_type = entity_type
@@ -107,6 +108,7 @@ class EntryData(_Struct):
     """
 
     __slots__ = ('error_code', 'error_message', 'entity', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'error_code': (0, None), 'error_message': (0, None), 'entity': (0, None)}
 
     def __init__(self, error_code: int = 0, error_message: str | None = '', entity: list[EntityData] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.error_code = error_code

@@ -90,6 +90,7 @@ class ReassignablePartition(_Struct):
     """
 
     __slots__ = ('partition_index', 'replicas', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'partition_index': (0, None), 'replicas': (0, None)}
 
     def __init__(self, partition_index: int = 0, replicas: list[int] | None = None, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.partition_index = partition_index
@@ -106,6 +107,7 @@ class ReassignableTopic(_Struct):
     """
 
     __slots__ = ('name', 'partitions', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'name': (0, None), 'partitions': (0, None)}
 
     def __init__(self, name: str = '', partitions: list[ReassignablePartition] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.name = name

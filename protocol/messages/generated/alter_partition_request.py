@@ -92,6 +92,7 @@ class BrokerState(_Struct):
     """
 
     __slots__ = ('broker_id', 'broker_epoch', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'broker_id': (3, None), 'broker_epoch': (3, None)}
 
     def __init__(self, broker_id: int = 0, broker_epoch: int = -1, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.broker_id = broker_id
@@ -112,6 +113,7 @@ class PartitionData(_Struct):
     """
 
     __slots__ = ('partition_index', 'leader_epoch', 'new_isr', 'new_isr_with_epochs', 'leader_recovery_state', 'partition_epoch', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'partition_index': (0, None), 'leader_epoch': (0, None), 'new_isr': (0, 2), 'new_isr_with_epochs': (3, None), 'leader_recovery_state': (1, None), 'partition_epoch': (0, None)}
 
     def __init__(self, partition_index: int = 0, leader_epoch: int = 0, new_isr: list[int] = _MISSING, new_isr_with_epochs: list[BrokerState] = _MISSING, leader_recovery_state: int = 0, partition_epoch: int = 0, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.partition_index = partition_index
@@ -133,6 +135,7 @@ class TopicData(_Struct):
     """
 
     __slots__ = ('topic_name', 'topic_id', 'partitions', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'topic_name': (0, 1), 'topic_id': (2, None), 'partitions': (0, None)}
 
     def __init__(self, topic_name: str = '', topic_id: UUID = _ZERO_UUID, partitions: list[PartitionData] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.topic_name = topic_name

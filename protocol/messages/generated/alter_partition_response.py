@@ -97,6 +97,7 @@ class PartitionData(_Struct):
     """
 
     __slots__ = ('partition_index', 'error_code', 'leader_id', 'leader_epoch', 'isr', 'leader_recovery_state', 'partition_epoch', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'partition_index': (0, None), 'error_code': (0, None), 'leader_id': (0, None), 'leader_epoch': (0, None), 'isr': (0, None), 'leader_recovery_state': (1, None), 'partition_epoch': (0, None)}
 
     def __init__(self, partition_index: int = 0, error_code: int = 0, leader_id: int = 0, leader_epoch: int = 0, isr: list[int] = _MISSING, leader_recovery_state: int = 0, partition_epoch: int = 0, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.partition_index = partition_index
@@ -119,6 +120,7 @@ class TopicData(_Struct):
     """
 
     __slots__ = ('topic_name', 'topic_id', 'partitions', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'topic_name': (0, 1), 'topic_id': (2, None), 'partitions': (0, None)}
 
     def __init__(self, topic_name: str = '', topic_id: UUID = _ZERO_UUID, partitions: list[PartitionData] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.topic_name = topic_name

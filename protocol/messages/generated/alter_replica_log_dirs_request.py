@@ -88,6 +88,7 @@ class AlterReplicaLogDirTopic(_Struct):
     """
 
     __slots__ = ('name', 'partitions', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'name': (0, None), 'partitions': (0, None)}
 
     def __init__(self, name: str = '', partitions: list[int] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.name = name
@@ -104,6 +105,7 @@ class AlterReplicaLogDir(_Struct):
     """
 
     __slots__ = ('path', 'topics', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'path': (0, None), 'topics': (0, None)}
 
     def __init__(self, path: str = '', topics: list[AlterReplicaLogDirTopic] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.path = path

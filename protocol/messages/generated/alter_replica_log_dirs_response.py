@@ -90,6 +90,7 @@ class AlterReplicaLogDirPartitionResult(_Struct):
     """
 
     __slots__ = ('partition_index', 'error_code', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'partition_index': (0, None), 'error_code': (0, None)}
 
     def __init__(self, partition_index: int = 0, error_code: int = 0, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.partition_index = partition_index
@@ -106,6 +107,7 @@ class AlterReplicaLogDirTopicResult(_Struct):
     """
 
     __slots__ = ('topic_name', 'partitions', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'topic_name': (0, None), 'partitions': (0, None)}
 
     def __init__(self, topic_name: str = '', partitions: list[AlterReplicaLogDirPartitionResult] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.topic_name = topic_name

@@ -90,6 +90,7 @@ class ScramCredentialDeletion(_Struct):
     """
 
     __slots__ = ('name', 'mechanism', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'name': (0, None), 'mechanism': (0, None)}
 
     def __init__(self, name: str = '', mechanism: int = 0, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.name = name
@@ -109,6 +110,7 @@ class ScramCredentialUpsertion(_Struct):
     """
 
     __slots__ = ('name', 'mechanism', 'iterations', 'salt', 'salted_password', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'name': (0, None), 'mechanism': (0, None), 'iterations': (0, None), 'salt': (0, None), 'salted_password': (0, None)}
 
     def __init__(self, name: str = '', mechanism: int = 0, iterations: int = 0, salt: bytes = b'', salted_password: bytes = b'', unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.name = name

@@ -91,6 +91,7 @@ class AlterUserScramCredentialsResult(_Struct):
     """
 
     __slots__ = ('user', 'error_code', 'error_message', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'user': (0, None), 'error_code': (0, None), 'error_message': (0, None)}
 
     def __init__(self, user: str = '', error_code: int = 0, error_message: str | None = '', unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.user = user

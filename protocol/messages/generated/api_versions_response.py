@@ -101,6 +101,7 @@ class ApiVersion(_Struct):
     """
 
     __slots__ = ('api_key', 'min_version', 'max_version', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'api_key': (0, None), 'min_version': (0, None), 'max_version': (0, None)}
 
     def __init__(self, api_key: int = 0, min_version: int = 0, max_version: int = 0, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.api_key = api_key
@@ -119,6 +120,7 @@ class SupportedFeatureKey(_Struct):
     """
 
     __slots__ = ('name', 'min_version', 'max_version', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'name': (3, None), 'min_version': (3, None), 'max_version': (3, None)}
 
     def __init__(self, name: str = '', min_version: int = 0, max_version: int = 0, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.name = name
@@ -137,6 +139,7 @@ class FinalizedFeatureKey(_Struct):
     """
 
     __slots__ = ('name', 'max_version_level', 'min_version_level', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'name': (3, None), 'max_version_level': (3, None), 'min_version_level': (3, None)}
 
     def __init__(self, name: str = '', max_version_level: int = 0, min_version_level: int = 0, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.name = name

@@ -91,6 +91,7 @@ class PartitionData(_Struct):
     """
 
     __slots__ = ('partition_index', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'partition_index': (0, None)}
 
     def __init__(self, partition_index: int = 0, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.partition_index = partition_index
@@ -106,6 +107,7 @@ class TopicData(_Struct):
     """
 
     __slots__ = ('topic_id', 'partitions', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'topic_id': (0, None), 'partitions': (0, None)}
 
     def __init__(self, topic_id: UUID = _ZERO_UUID, partitions: list[PartitionData] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.topic_id = topic_id
@@ -122,6 +124,7 @@ class DirectoryData(_Struct):
     """
 
     __slots__ = ('id', 'topics', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'id': (0, None), 'topics': (0, None)}
 
     def __init__(self, id: UUID = _ZERO_UUID, topics: list[TopicData] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.id = id

@@ -96,6 +96,7 @@ class PartitionData(_Struct):
     """
 
     __slots__ = ('partition_index', 'voter_directory_id', 'leader_id', 'leader_epoch', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'partition_index': (0, None), 'voter_directory_id': (1, None), 'leader_id': (0, None), 'leader_epoch': (0, None)}
 
     def __init__(self, partition_index: int = 0, voter_directory_id: UUID = _ZERO_UUID, leader_id: int = 0, leader_epoch: int = 0, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.partition_index = partition_index
@@ -114,6 +115,7 @@ class TopicData(_Struct):
     """
 
     __slots__ = ('topic_name', 'partitions', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'topic_name': (0, None), 'partitions': (0, None)}
 
     def __init__(self, topic_name: str = '', partitions: list[PartitionData] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.topic_name = topic_name
@@ -131,6 +133,7 @@ class LeaderEndpoint(_Struct):
     """
 
     __slots__ = ('name', 'host', 'port', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'name': (1, None), 'host': (1, None), 'port': (1, None)}
 
     def __init__(self, name: str = '', host: str = '', port: int = 0, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.name = name

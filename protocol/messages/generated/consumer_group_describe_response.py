@@ -91,6 +91,7 @@ class TopicPartitions(_Struct):
     """
 
     __slots__ = ('topic_id', 'topic_name', 'partitions', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'topic_id': (0, None), 'topic_name': (0, None), 'partitions': (0, None)}
 
     def __init__(self, topic_id: UUID = _ZERO_UUID, topic_name: str = '', partitions: list[int] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.topic_id = topic_id
@@ -107,6 +108,7 @@ class Assignment(_Struct):
     """
 
     __slots__ = ('topic_partitions', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'topic_partitions': (0, None)}
 
     def __init__(self, topic_partitions: list[TopicPartitions] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.topic_partitions = [] if topic_partitions is _MISSING else topic_partitions
@@ -130,6 +132,7 @@ class Member(_Struct):
     """
 
     __slots__ = ('member_id', 'instance_id', 'rack_id', 'member_epoch', 'client_id', 'client_host', 'subscribed_topic_names', 'subscribed_topic_regex', 'assignment', 'target_assignment', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'member_id': (0, None), 'instance_id': (0, None), 'rack_id': (0, None), 'member_epoch': (0, None), 'client_id': (0, None), 'client_host': (0, None), 'subscribed_topic_names': (0, None), 'subscribed_topic_regex': (0, None), 'assignment': (0, None), 'target_assignment': (0, None)}
 
     def __init__(self, member_id: str = '', instance_id: str | None = None, rack_id: str | None = None, member_epoch: int = 0, client_id: str = '', client_host: str = '', subscribed_topic_names: list[str] = _MISSING, subscribed_topic_regex: str | None = None, assignment: Assignment = _MISSING, target_assignment: Assignment = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.member_id = member_id
@@ -161,6 +164,7 @@ class DescribedGroup(_Struct):
     """
 
     __slots__ = ('error_code', 'error_message', 'group_id', 'group_state', 'group_epoch', 'assignment_epoch', 'assignor_name', 'members', 'authorized_operations', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'error_code': (0, None), 'error_message': (0, None), 'group_id': (0, None), 'group_state': (0, None), 'group_epoch': (0, None), 'assignment_epoch': (0, None), 'assignor_name': (0, None), 'members': (0, None), 'authorized_operations': (0, None)}
 
     def __init__(self, error_code: int = 0, error_message: str | None = None, group_id: str = '', group_state: str = '', group_epoch: int = 0, assignment_epoch: int = 0, assignor_name: str = '', members: list[Member] = _MISSING, authorized_operations: int = -2147483648, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.error_code = error_code

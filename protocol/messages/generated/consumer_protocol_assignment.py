@@ -87,6 +87,7 @@ class TopicPartition(_Struct):
     """
 
     __slots__ = ('topic', 'partitions')
+    FIELD_VERSIONS = {'topic': (0, None), 'partitions': (0, None)}
 
     def __init__(self, topic: str = '', partitions: list[int] = _MISSING) -> None:
         self.topic = topic

@@ -93,6 +93,7 @@ class TopicPartition(_Struct):
     """
 
     __slots__ = ('topic', 'partitions')
+    FIELD_VERSIONS = {'topic': (1, None), 'partitions': (1, None)}
 
     def __init__(self, topic: str = '', partitions: list[int] = _MISSING) -> None:
         self.topic = topic

@@ -98,6 +98,7 @@ class Listener(_Struct):
     """
 
     __slots__ = ('name', 'host', 'port', 'security_protocol', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'name': (0, None), 'host': (0, None), 'port': (0, None), 'security_protocol': (0, None)}
 
     def __init__(self, name: str = '', host: str = '', port: int = 0, security_protocol: int = 0, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.name = name
@@ -117,6 +118,7 @@ class Feature(_Struct):
     """
 
     __slots__ = ('name', 'min_supported_version', 'max_supported_version', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'name': (0, None), 'min_supported_version': (0, None), 'max_supported_version': (0, None)}
 
     def __init__(self, name: str = '', min_supported_version: int = 0, max_supported_version: int = 0, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.name = name

@@ -93,6 +93,7 @@ class AclCreation(_Struct):
     """
 
     __slots__ = ('resource_type', 'resource_name', 'resource_pattern_type', 'principal', 'host', 'operation', 'permission_type', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'resource_type': (0, None), 'resource_name': (0, None), 'resource_pattern_type': (1, None), 'principal': (0, None), 'host': (0, None), 'operation': (0, None), 'permission_type': (0, None)}
 
     def __init__(self, resource_type: int = 0, resource_name: str = '', resource_pattern_type: int = 3, principal: str = '', host: str = '', operation: int = 0, permission_type: int = 0, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.resource_type = resource_type

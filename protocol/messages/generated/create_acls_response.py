@@ -90,6 +90,7 @@ class AclCreationResult(_Struct):
     """
 
     __slots__ = ('error_code', 'error_message', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'error_code': (0, None), 'error_message': (0, None)}
 
     def __init__(self, error_code: int = 0, error_message: str | None = '', unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.error_code = error_code

@@ -91,6 +91,7 @@ class CreatePartitionsAssignment(_Struct):
     """
 
     __slots__ = ('broker_ids', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'broker_ids': (0, None)}
 
     def __init__(self, broker_ids: list[int] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.broker_ids = [] if broker_ids is _MISSING else broker_ids
@@ -107,6 +108,7 @@ class CreatePartitionsTopic(_Struct):
     """
 
     __slots__ = ('name', 'count', 'assignments', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'name': (0, None), 'count': (0, None), 'assignments': (0, None)}
 
     def __init__(self, name: str = '', count: int = 0, assignments: list[CreatePartitionsAssignment] | None = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.name = name

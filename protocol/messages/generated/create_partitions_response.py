@@ -91,6 +91,7 @@ class CreatePartitionsTopicResult(_Struct):
     """
 
     __slots__ = ('name', 'error_code', 'error_message', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'name': (0, None), 'error_code': (0, None), 'error_message': (0, None)}
 
     def __init__(self, name: str = '', error_code: int = 0, error_message: str | None = None, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.name = name

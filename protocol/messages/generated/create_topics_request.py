@@ -92,6 +92,7 @@ class CreatableReplicaAssignment(_Struct):
     """
 
     __slots__ = ('partition_index', 'broker_ids', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'partition_index': (0, None), 'broker_ids': (0, None)}
 
     def __init__(self, partition_index: int = 0, broker_ids: list[int] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.partition_index = partition_index
@@ -108,6 +109,7 @@ class CreatableTopicConfig(_Struct):
     """
 
     __slots__ = ('name', 'value', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'name': (0, None), 'value': (0, None)}
 
     def __init__(self, name: str = '', value: str | None = '', unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.name = name
@@ -127,6 +129,7 @@ class CreatableTopic(_Struct):
     """
 
     __slots__ = ('name', 'num_partitions', 'replication_factor', 'assignments', 'configs', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'name': (0, None), 'num_partitions': (0, None), 'replication_factor': (0, None), 'assignments': (0, None), 'configs': (0, None)}
 
     def __init__(self, name: str = '', num_partitions: int = 0, replication_factor: int = 0, assignments: list[CreatableReplicaAssignment] = _MISSING, configs: list[CreatableTopicConfig] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.name = name

@@ -93,6 +93,7 @@ class CreatableTopicConfigs(_Struct):
     """
 
     __slots__ = ('name', 'value', 'read_only', 'config_source', 'is_sensitive', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'name': (5, None), 'value': (5, None), 'read_only': (5, None), 'config_source': (5, None), 'is_sensitive': (5, None)}
 
     def __init__(self, name: str = '', value: str | None = '', read_only: bool = False, config_source: int = -1, is_sensitive: bool = False, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.name = name
@@ -118,6 +119,7 @@ class CreatableTopicResult(_Struct):
     """
 
     __slots__ = ('name', 'topic_id', 'error_code', 'error_message', 'topic_config_error_code', 'num_partitions', 'replication_factor', 'configs', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'name': (0, None), 'topic_id': (7, None), 'error_code': (0, None), 'error_message': (1, None), 'topic_config_error_code': (5, None), 'num_partitions': (5, None), 'replication_factor': (5, None), 'configs': (5, None)}
 
     def __init__(self, name: str = '', topic_id: UUID = _ZERO_UUID, error_code: int = 0, error_message: str | None = '', topic_config_error_code: int = 0, num_partitions: int = -1, replication_factor: int = -1, configs: list[CreatableTopicConfigs] | None = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.name = name

@@ -93,6 +93,7 @@ class DeleteAclsFilter(_Struct):
     """
 
     __slots__ = ('resource_type_filter', 'resource_name_filter', 'pattern_type_filter', 'principal_filter', 'host_filter', 'operation', 'permission_type', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'resource_type_filter': (0, None), 'resource_name_filter': (0, None), 'pattern_type_filter': (1, None), 'principal_filter': (0, None), 'host_filter': (0, None), 'operation': (0, None), 'permission_type': (0, None)}
 
     def __init__(self, resource_type_filter: int = 0, resource_name_filter: str | None = '', pattern_type_filter: int = 3, principal_filter: str | None = '', host_filter: str | None = '', operation: int = 0, permission_type: int = 0, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.resource_type_filter = resource_type_filter

@@ -90,6 +90,7 @@ class DeletableGroupResult(_Struct):
     """
 
     __slots__ = ('group_id', 'error_code', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'group_id': (0, None), 'error_code': (0, None)}
 
     def __init__(self, group_id: str = '', error_code: int = 0, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.group_id = group_id

@@ -90,6 +90,7 @@ class DeleteRecordsPartition(_Struct):
     """
 
     __slots__ = ('partition_index', 'offset', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'partition_index': (0, None), 'offset': (0, None)}
 
     def __init__(self, partition_index: int = 0, offset: int = 0, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.partition_index = partition_index
@@ -106,6 +107,7 @@ class DeleteRecordsTopic(_Struct):
     """
 
     __slots__ = ('name', 'partitions', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'name': (0, None), 'partitions': (0, None)}
 
     def __init__(self, name: str = '', partitions: list[DeleteRecordsPartition] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.name = name

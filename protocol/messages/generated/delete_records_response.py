@@ -91,6 +91,7 @@ class DeleteRecordsPartitionResult(_Struct):
     """
 
     __slots__ = ('partition_index', 'low_watermark', 'error_code', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'partition_index': (0, None), 'low_watermark': (0, None), 'error_code': (0, None)}
 
     def __init__(self, partition_index: int = 0, low_watermark: int = 0, error_code: int = 0, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.partition_index = partition_index
@@ -108,6 +109,7 @@ class DeleteRecordsTopicResult(_Struct):
     """
 
     __slots__ = ('name', 'partitions', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'name': (0, None), 'partitions': (0, None)}
 
     def __init__(self, name: str = '', partitions: list[DeleteRecordsPartitionResult] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.name = name

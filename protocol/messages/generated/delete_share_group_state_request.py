@@ -89,6 +89,7 @@ class PartitionData(_Struct):
     """
 
     __slots__ = ('partition', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'partition': (0, None)}
 
     def __init__(self, partition: int = 0, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.partition = partition
@@ -104,6 +105,7 @@ class DeleteStateData(_Struct):
     """
 
     __slots__ = ('topic_id', 'partitions', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'topic_id': (0, None), 'partitions': (0, None)}
 
     def __init__(self, topic_id: UUID = _ZERO_UUID, partitions: list[PartitionData] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.topic_id = topic_id

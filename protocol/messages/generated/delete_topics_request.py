@@ -92,6 +92,7 @@ class DeleteTopicState(_Struct):
     """
 
     __slots__ = ('name', 'topic_id', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'name': (6, None), 'topic_id': (6, None)}
 
     def __init__(self, name: str | None = None, topic_id: UUID = _ZERO_UUID, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.name = name

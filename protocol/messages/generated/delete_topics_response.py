@@ -92,6 +92,7 @@ class DeletableTopicResult(_Struct):
     """
 
     __slots__ = ('name', 'topic_id', 'error_code', 'error_message', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'name': (0, None), 'topic_id': (6, None), 'error_code': (0, None), 'error_message': (5, None)}
 
     def __init__(self, name: str | None = '', topic_id: UUID = _ZERO_UUID, error_code: int = 0, error_message: str | None = None, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.name = name

@@ -96,6 +96,7 @@ class AclDescription(_Struct):
     """
 
     __slots__ = ('principal', 'host', 'operation', 'permission_type', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'principal': (0, None), 'host': (0, None), 'operation': (0, None), 'permission_type': (0, None)}
 
     def __init__(self, principal: str = '', host: str = '', operation: int = 0, permission_type: int = 0, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.principal = principal
@@ -116,6 +117,7 @@ class DescribeAclsResource(_Struct):
     """
 
     __slots__ = ('resource_type', 'resource_name', 'pattern_type', 'acls', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'resource_type': (0, None), 'resource_name': (0, None), 'pattern_type': (1, None), 'acls': (0, None)}
 
     def __init__(self, resource_type: int = 0, resource_name: str = '', pattern_type: int = 3, acls: list[AclDescription] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.resource_type = resource_type

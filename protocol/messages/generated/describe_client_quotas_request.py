@@ -91,6 +91,7 @@ class ComponentData(_Struct):
     """
 
     __slots__ = ('entity_type', 'match_type', 'match', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'entity_type': (0, None), 'match_type': (0, None), 'match': (0, None)}
 
     def __init__(self, entity_type: str = '', match_type: int = 0, match: str | None = '', unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.entity_type = entity_type

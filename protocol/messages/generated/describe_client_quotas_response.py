@@ -94,6 +94,7 @@ class EntityData(_Struct):
     """
 
     __slots__ = ('entity_type', 'entity_name', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'entity_type': (0, None), 'entity_name': (0, None)}
 
     def __init__(self, entity_type: str = '', entity_name: str | None = '', unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.entity_type = entity_type
@@ -110,6 +111,7 @@ class ValueData(_Struct):
     """
 
     __slots__ = ('key', 'value', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'key': (0, None), 'value': (0, None)}
 
     def __init__(self, key: str = '', value: float = 0.0, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.key = key
@@ -126,6 +128,7 @@ class EntryData(_Struct):
     """
 
     __slots__ = ('entity', 'values', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'entity': (0, None), 'values': (0, None)}
 
     def __init__(self, entity: list[EntityData] = _MISSING, values: list[ValueData] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.entity = [] if entity is _MISSING else entity

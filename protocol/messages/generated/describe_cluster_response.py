@@ -104,6 +104,7 @@ class DescribeClusterBroker(_Struct):
     """
 
     __slots__ = ('broker_id', 'host', 'port', 'rack', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'broker_id': (0, None), 'host': (0, None), 'port': (0, None), 'rack': (0, None)}
 
     def __init__(self, broker_id: int = 0, host: str = '', port: int = 0, rack: str | None = None, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.broker_id = broker_id

@@ -93,6 +93,7 @@ class DescribeConfigsResource(_Struct):
     """
 
     __slots__ = ('resource_type', 'resource_name', 'configuration_keys', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'resource_type': (0, None), 'resource_name': (0, None), 'configuration_keys': (0, None)}
 
     def __init__(self, resource_type: int = 0, resource_name: str = '', configuration_keys: list[str] | None = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.resource_type = resource_type

@@ -91,6 +91,7 @@ class DescribeConfigsSynonym(_Struct):
     """
 
     __slots__ = ('name', 'value', 'source', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'name': (1, None), 'value': (1, None), 'source': (1, None)}
 
     def __init__(self, name: str = '', value: str | None = '', source: int = 0, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.name = name
@@ -115,6 +116,7 @@ class DescribeConfigsResourceResult(_Struct):
     """
 
     __slots__ = ('name', 'value', 'read_only', 'is_default', 'config_source', 'is_sensitive', 'synonyms', 'config_type', 'documentation', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'name': (0, None), 'value': (0, None), 'read_only': (0, None), 'is_default': (0, 0), 'config_source': (1, None), 'is_sensitive': (0, None), 'synonyms': (1, None), 'config_type': (3, None), 'documentation': (3, None)}
 
     def __init__(self, name: str = '', value: str | None = '', read_only: bool = False, is_default: bool = False, config_source: int = -1, is_sensitive: bool = False, synonyms: list[DescribeConfigsSynonym] = _MISSING, config_type: int = 0, documentation: str | None = '', unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.name = name
@@ -141,6 +143,7 @@ class DescribeConfigsResult(_Struct):
     """
 
     __slots__ = ('error_code', 'error_message', 'resource_type', 'resource_name', 'configs', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'error_code': (0, None), 'error_message': (0, None), 'resource_type': (0, None), 'resource_name': (0, None), 'configs': (0, None)}
 
     def __init__(self, error_code: int = 0, error_message: str | None = '', resource_type: int = 0, resource_name: str = '', configs: list[DescribeConfigsResourceResult] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.error_code = error_code

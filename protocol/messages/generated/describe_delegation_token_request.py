@@ -88,6 +88,7 @@ class DescribeDelegationTokenOwner(_Struct):
     """
 
     __slots__ = ('principal_type', 'principal_name', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'principal_type': (0, None), 'principal_name': (0, None)}
 
     def __init__(self, principal_type: str = '', principal_name: str = '', unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.principal_type = principal_type

@@ -92,6 +92,7 @@ class DescribedDelegationTokenRenewer(_Struct):
     """
 
     __slots__ = ('principal_type', 'principal_name', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'principal_type': (0, None), 'principal_name': (0, None)}
 
     def __init__(self, principal_type: str = '', principal_name: str = '', unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.principal_type = principal_type
@@ -116,6 +117,7 @@ class DescribedDelegationToken(_Struct):
     """
 
     __slots__ = ('principal_type', 'principal_name', 'token_requester_principal_type', 'token_requester_principal_name', 'issue_timestamp', 'expiry_timestamp', 'max_timestamp', 'token_id', 'hmac', 'renewers', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'principal_type': (0, None), 'principal_name': (0, None), 'token_requester_principal_type': (3, None), 'token_requester_principal_name': (3, None), 'issue_timestamp': (0, None), 'expiry_timestamp': (0, None), 'max_timestamp': (0, None), 'token_id': (0, None), 'hmac': (0, None), 'renewers': (0, None)}
 
     def __init__(self, principal_type: str = '', principal_name: str = '', token_requester_principal_type: str = '', token_requester_principal_name: str = '', issue_timestamp: int = 0, expiry_timestamp: int = 0, max_timestamp: int = 0, token_id: str = '', hmac: bytes = b'', renewers: list[DescribedDelegationTokenRenewer] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.principal_type = principal_type

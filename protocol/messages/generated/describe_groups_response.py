@@ -94,6 +94,7 @@ class DescribedGroupMember(_Struct):
     """
 
     __slots__ = ('member_id', 'group_instance_id', 'client_id', 'client_host', 'member_metadata', 'member_assignment', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'member_id': (0, None), 'group_instance_id': (4, None), 'client_id': (0, None), 'client_host': (0, None), 'member_metadata': (0, None), 'member_assignment': (0, None)}
 
     def __init__(self, member_id: str = '', group_instance_id: str | None = None, client_id: str = '', client_host: str = '', member_metadata: bytes = b'', member_assignment: bytes = b'', unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.member_id = member_id
@@ -119,6 +120,7 @@ class DescribedGroup(_Struct):
     """
 
     __slots__ = ('error_code', 'group_id', 'group_state', 'protocol_type', 'protocol_data', 'members', 'authorized_operations', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'error_code': (0, None), 'group_id': (0, None), 'group_state': (0, None), 'protocol_type': (0, None), 'protocol_data': (0, None), 'members': (0, None), 'authorized_operations': (3, None)}
 
     def __init__(self, error_code: int = 0, group_id: str = '', group_state: str = '', protocol_type: str = '', protocol_data: str = '', members: list[DescribedGroupMember] = _MISSING, authorized_operations: int = -2147483648, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.error_code = error_code

@@ -94,6 +94,7 @@ class DescribeLogDirsPartition(_Struct):
     """
 
     __slots__ = ('partition_index', 'partition_size', 'offset_lag', 'is_future_key', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'partition_index': (0, None), 'partition_size': (0, None), 'offset_lag': (0, None), 'is_future_key': (0, None)}
 
     def __init__(self, partition_index: int = 0, partition_size: int = 0, offset_lag: int = 0, is_future_key: bool = False, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.partition_index = partition_index
@@ -112,6 +113,7 @@ class DescribeLogDirsTopic(_Struct):
     """
 
     __slots__ = ('name', 'partitions', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'name': (0, None), 'partitions': (0, None)}
 
     def __init__(self, name: str = '', partitions: list[DescribeLogDirsPartition] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.name = name
@@ -131,6 +133,7 @@ class DescribeLogDirsResult(_Struct):
     """
 
     __slots__ = ('error_code', 'log_dir', 'topics', 'total_bytes', 'usable_bytes', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'error_code': (0, None), 'log_dir': (0, None), 'topics': (0, None), 'total_bytes': (4, None), 'usable_bytes': (4, None)}
 
     def __init__(self, error_code: int = 0, log_dir: str = '', topics: list[DescribeLogDirsTopic] = _MISSING, total_bytes: int = -1, usable_bytes: int = -1, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.error_code = error_code

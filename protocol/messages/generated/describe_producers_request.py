@@ -88,6 +88,7 @@ class TopicRequest(_Struct):
     """
 
     __slots__ = ('name', 'partition_indexes', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'name': (0, None), 'partition_indexes': (0, None)}
 
     def __init__(self, name: str = '', partition_indexes: list[int] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.name = name

@@ -94,6 +94,7 @@ class ProducerState(_Struct):
     """
 
     __slots__ = ('producer_id', 'producer_epoch', 'last_sequence', 'last_timestamp', 'coordinator_epoch', 'current_txn_start_offset', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'producer_id': (0, None), 'producer_epoch': (0, None), 'last_sequence': (0, None), 'last_timestamp': (0, None), 'coordinator_epoch': (0, None), 'current_txn_start_offset': (0, None)}
 
     def __init__(self, producer_id: int = 0, producer_epoch: int = 0, last_sequence: int = -1, last_timestamp: int = -1, coordinator_epoch: int = 0, current_txn_start_offset: int = -1, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.producer_id = producer_id
@@ -116,6 +117,7 @@ class PartitionResponse(_Struct):
     """
 
     __slots__ = ('partition_index', 'error_code', 'error_message', 'active_producers', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'partition_index': (0, None), 'error_code': (0, None), 'error_message': (0, None), 'active_producers': (0, None)}
 
     def __init__(self, partition_index: int = 0, error_code: int = 0, error_message: str | None = None, active_producers: list[ProducerState] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.partition_index = partition_index
@@ -134,6 +136,7 @@ class TopicResponse(_Struct):
     """
 
     __slots__ = ('name', 'partitions', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'name': (0, None), 'partitions': (0, None)}
 
     def __init__(self, name: str = '', partitions: list[PartitionResponse] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.name = name

@@ -87,6 +87,7 @@ class PartitionData(_Struct):
     """
 
     __slots__ = ('partition_index', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'partition_index': (0, None)}
 
     def __init__(self, partition_index: int = 0, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.partition_index = partition_index
@@ -102,6 +103,7 @@ class TopicData(_Struct):
     """
 
     __slots__ = ('topic_name', 'partitions', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'topic_name': (0, None), 'partitions': (0, None)}
 
     def __init__(self, topic_name: str = '', partitions: list[PartitionData] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.topic_name = topic_name

@@ -97,6 +97,7 @@ class ReplicaState(_Struct):
     """
 
     __slots__ = ('replica_id', 'replica_directory_id', 'log_end_offset', 'last_fetch_timestamp', 'last_caught_up_timestamp', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'replica_id': (0, None), 'replica_directory_id': (2, None), 'log_end_offset': (0, None), 'last_fetch_timestamp': (1, None), 'last_caught_up_timestamp': (1, None)}
 
     def __init__(self, replica_id: int = 0, replica_directory_id: UUID = _ZERO_UUID, log_end_offset: int = 0, last_fetch_timestamp: int = -1, last_caught_up_timestamp: int = -1, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.replica_id = replica_id
@@ -122,6 +123,7 @@ class PartitionData(_Struct):
     """
 
     __slots__ = ('partition_index', 'error_code', 'error_message', 'leader_id', 'leader_epoch', 'high_watermark', 'current_voters', 'observers', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'partition_index': (0, None), 'error_code': (0, None), 'error_message': (2, None), 'leader_id': (0, None), 'leader_epoch': (0, None), 'high_watermark': (0, None), 'current_voters': (0, None), 'observers': (0, None)}
 
     def __init__(self, partition_index: int = 0, error_code: int = 0, error_message: str | None = '', leader_id: int = 0, leader_epoch: int = 0, high_watermark: int = 0, current_voters: list[ReplicaState] = _MISSING, observers: list[ReplicaState] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.partition_index = partition_index
@@ -144,6 +146,7 @@ class TopicData(_Struct):
     """
 
     __slots__ = ('topic_name', 'partitions', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'topic_name': (0, None), 'partitions': (0, None)}
 
     def __init__(self, topic_name: str = '', partitions: list[PartitionData] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.topic_name = topic_name
@@ -161,6 +164,7 @@ class Listener(_Struct):
     """
 
     __slots__ = ('name', 'host', 'port', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'name': (2, None), 'host': (2, None), 'port': (2, None)}
 
     def __init__(self, name: str = '', host: str = '', port: int = 0, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.name = name
@@ -178,6 +182,7 @@ class Node(_Struct):
     """
 
     __slots__ = ('node_id', 'listeners', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'node_id': (2, None), 'listeners': (2, None)}
 
     def __init__(self, node_id: int = 0, listeners: list[Listener] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.node_id = node_id

@@ -91,6 +91,7 @@ class TopicRequest(_Struct):
     """
 
     __slots__ = ('name', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'name': (0, None)}
 
     def __init__(self, name: str = '', unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.name = name
@@ -106,6 +107,7 @@ class Cursor(_Struct):
     """
 
     __slots__ = ('topic_name', 'partition_index', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'topic_name': (0, None), 'partition_index': (0, None)}
 
     def __init__(self, topic_name: str = '', partition_index: int = 0, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.topic_name = topic_name

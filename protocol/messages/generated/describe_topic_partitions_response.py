@@ -99,6 +99,7 @@ class DescribeTopicPartitionsResponsePartition(_Struct):
     """
 
     __slots__ = ('error_code', 'partition_index', 'leader_id', 'leader_epoch', 'replica_nodes', 'isr_nodes', 'eligible_leader_replicas', 'last_known_elr', 'offline_replicas', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'error_code': (0, None), 'partition_index': (0, None), 'leader_id': (0, None), 'leader_epoch': (0, None), 'replica_nodes': (0, None), 'isr_nodes': (0, None), 'eligible_leader_replicas': (0, None), 'last_known_elr': (0, None), 'offline_replicas': (0, None)}
 
     def __init__(self, error_code: int = 0, partition_index: int = 0, leader_id: int = 0, leader_epoch: int = -1, replica_nodes: list[int] = _MISSING, isr_nodes: list[int] = _MISSING, eligible_leader_replicas: list[int] | None = None, last_known_elr: list[int] | None = None, offline_replicas: list[int] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.error_code = error_code
@@ -126,6 +127,7 @@ class DescribeTopicPartitionsResponseTopic(_Struct):
     """
 
     __slots__ = ('error_code', 'name', 'topic_id', 'is_internal', 'partitions', 'topic_authorized_operations', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'error_code': (0, None), 'name': (0, None), 'topic_id': (0, None), 'is_internal': (0, None), 'partitions': (0, None), 'topic_authorized_operations': (0, None)}
 
     def __init__(self, error_code: int = 0, name: str | None = '', topic_id: UUID = _ZERO_UUID, is_internal: bool = False, partitions: list[DescribeTopicPartitionsResponsePartition] = _MISSING, topic_authorized_operations: int = -2147483648, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.error_code = error_code
@@ -146,6 +148,7 @@ class Cursor(_Struct):
     """
 
     __slots__ = ('topic_name', 'partition_index', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'topic_name': (0, None), 'partition_index': (0, None)}
 
     def __init__(self, topic_name: str = '', partition_index: int = 0, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.topic_name = topic_name

@@ -90,6 +90,7 @@ class TopicData(_Struct):
     """
 
     __slots__ = ('topic', 'partitions', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'topic': (0, None), 'partitions': (0, None)}
 
     def __init__(self, topic: str = '', partitions: list[int] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.topic = topic
@@ -112,6 +113,7 @@ class TransactionState(_Struct):
     """
 
     __slots__ = ('error_code', 'transactional_id', 'transaction_state', 'transaction_timeout_ms', 'transaction_start_time_ms', 'producer_id', 'producer_epoch', 'topics', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'error_code': (0, None), 'transactional_id': (0, None), 'transaction_state': (0, None), 'transaction_timeout_ms': (0, None), 'transaction_start_time_ms': (0, None), 'producer_id': (0, None), 'producer_epoch': (0, None), 'topics': (0, None)}
 
     def __init__(self, error_code: int = 0, transactional_id: str = '', transaction_state: str = '', transaction_timeout_ms: int = 0, transaction_start_time_ms: int = 0, producer_id: int = 0, producer_epoch: int = 0, topics: list[TopicData] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.error_code = error_code

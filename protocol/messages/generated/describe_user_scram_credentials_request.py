@@ -87,6 +87,7 @@ class UserName(_Struct):
     """
 
     __slots__ = ('name', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'name': (0, None)}
 
     def __init__(self, name: str = '', unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.name = name

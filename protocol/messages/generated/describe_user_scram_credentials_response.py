@@ -94,6 +94,7 @@ class CredentialInfo(_Struct):
     """
 
     __slots__ = ('mechanism', 'iterations', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'mechanism': (0, None), 'iterations': (0, None)}
 
     def __init__(self, mechanism: int = 0, iterations: int = 0, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.mechanism = mechanism
@@ -112,6 +113,7 @@ class DescribeUserScramCredentialsResult(_Struct):
     """
 
     __slots__ = ('user', 'error_code', 'error_message', 'credential_infos', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'user': (0, None), 'error_code': (0, None), 'error_message': (0, None), 'credential_infos': (0, None)}
 
     def __init__(self, user: str = '', error_code: int = 0, error_message: str | None = '', credential_infos: list[CredentialInfo] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.user = user

@@ -92,6 +92,7 @@ class TopicPartitions(_Struct):
     """
 
     __slots__ = ('topic', 'partitions', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'topic': (0, None), 'partitions': (0, None)}
 
     def __init__(self, topic: str = '', partitions: list[int] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.topic = topic

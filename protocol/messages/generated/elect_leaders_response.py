@@ -93,6 +93,7 @@ class PartitionResult(_Struct):
     """
 
     __slots__ = ('partition_id', 'error_code', 'error_message', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'partition_id': (0, None), 'error_code': (0, None), 'error_message': (0, None)}
 
     def __init__(self, partition_id: int = 0, error_code: int = 0, error_message: str | None = '', unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.partition_id = partition_id
@@ -110,6 +111,7 @@ class ReplicaElectionResult(_Struct):
     """
 
     __slots__ = ('topic', 'partition_result', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'topic': (0, None), 'partition_result': (0, None)}
 
     def __init__(self, topic: str = '', partition_result: list[PartitionResult] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.topic = topic

@@ -92,6 +92,7 @@ class ReplicaInfo(_Struct):
     """
 
     __slots__ = ('candidate_id', 'candidate_directory_id', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'candidate_id': (1, None), 'candidate_directory_id': (1, None)}
 
     def __init__(self, candidate_id: int = 0, candidate_directory_id: UUID = _ZERO_UUID, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.candidate_id = candidate_id
@@ -111,6 +112,7 @@ class PartitionData(_Struct):
     """
 
     __slots__ = ('partition_index', 'leader_id', 'leader_epoch', 'preferred_successors', 'preferred_candidates', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'partition_index': (0, None), 'leader_id': (0, None), 'leader_epoch': (0, None), 'preferred_successors': (0, 0), 'preferred_candidates': (1, None)}
 
     def __init__(self, partition_index: int = 0, leader_id: int = 0, leader_epoch: int = 0, preferred_successors: list[int] = _MISSING, preferred_candidates: list[ReplicaInfo] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.partition_index = partition_index
@@ -130,6 +132,7 @@ class TopicData(_Struct):
     """
 
     __slots__ = ('topic_name', 'partitions', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'topic_name': (0, None), 'partitions': (0, None)}
 
     def __init__(self, topic_name: str = '', partitions: list[PartitionData] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.topic_name = topic_name
@@ -147,6 +150,7 @@ class LeaderEndpoint(_Struct):
     """
 
     __slots__ = ('name', 'host', 'port', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'name': (1, None), 'host': (1, None), 'port': (1, None)}
 
     def __init__(self, name: str = '', host: str = '', port: int = 0, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.name = name

@@ -110,6 +110,7 @@ class ReplicaState(_Struct):
     """
 
     __slots__ = ('replica_id', 'replica_epoch', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'replica_id': (15, None), 'replica_epoch': (15, None)}
 
     def __init__(self, replica_id: int = -1, replica_epoch: int = -1, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.replica_id = replica_id
@@ -131,6 +132,7 @@ class FetchPartition(_Struct):
     """
 
     __slots__ = ('partition', 'current_leader_epoch', 'fetch_offset', 'last_fetched_epoch', 'log_start_offset', 'partition_max_bytes', 'replica_directory_id', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'partition': (0, None), 'current_leader_epoch': (9, None), 'fetch_offset': (0, None), 'last_fetched_epoch': (12, None), 'log_start_offset': (5, None), 'partition_max_bytes': (0, None), 'replica_directory_id': (17, None)}
 
     def __init__(self, partition: int = 0, current_leader_epoch: int = -1, fetch_offset: int = 0, last_fetched_epoch: int = -1, log_start_offset: int = -1, partition_max_bytes: int = 0, replica_directory_id: UUID = _ZERO_UUID, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.partition = partition
@@ -153,6 +155,7 @@ class FetchTopic(_Struct):
     """
 
     __slots__ = ('topic', 'topic_id', 'partitions', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'topic': (0, 12), 'topic_id': (13, None), 'partitions': (0, None)}
 
     def __init__(self, topic: str = '', topic_id: UUID = _ZERO_UUID, partitions: list[FetchPartition] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.topic = topic
@@ -171,6 +174,7 @@ class ForgottenTopic(_Struct):
     """
 
     __slots__ = ('topic', 'topic_id', 'partitions', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'topic': (7, 12), 'topic_id': (13, None), 'partitions': (7, None)}
 
     def __init__(self, topic: str = '', topic_id: UUID = _ZERO_UUID, partitions: list[int] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.topic = topic

@@ -96,6 +96,7 @@ class EpochEndOffset(_Struct):
     """
 
     __slots__ = ('epoch', 'end_offset', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'epoch': (12, None), 'end_offset': (12, None)}
 
     def __init__(self, epoch: int = -1, end_offset: int = -1, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.epoch = epoch
@@ -112,6 +113,7 @@ class LeaderIdAndEpoch(_Struct):
     """
 
     __slots__ = ('leader_id', 'leader_epoch', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'leader_id': (12, None), 'leader_epoch': (12, None)}
 
     def __init__(self, leader_id: int = -1, leader_epoch: int = -1, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.leader_id = leader_id
@@ -128,6 +130,7 @@ class SnapshotId(_Struct):
     """
 
     __slots__ = ('end_offset', 'epoch', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'end_offset': (0, None), 'epoch': (0, None)}
 
     def __init__(self, end_offset: int = -1, epoch: int = -1, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.end_offset = end_offset
@@ -144,6 +147,7 @@ class AbortedTransaction(_Struct):
     """
 
     __slots__ = ('producer_id', 'first_offset', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'producer_id': (4, None), 'first_offset': (4, None)}
 
     def __init__(self, producer_id: int = 0, first_offset: int = 0, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.producer_id = producer_id
@@ -169,6 +173,7 @@ class PartitionData(_Struct):
     """
 
     __slots__ = ('partition_index', 'error_code', 'high_watermark', 'last_stable_offset', 'log_start_offset', 'diverging_epoch', 'current_leader', 'snapshot_id', 'aborted_transactions', 'preferred_read_replica', 'records', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'partition_index': (0, None), 'error_code': (0, None), 'high_watermark': (0, None), 'last_stable_offset': (4, None), 'log_start_offset': (5, None), 'diverging_epoch': (12, None), 'current_leader': (12, None), 'snapshot_id': (12, None), 'aborted_transactions': (4, None), 'preferred_read_replica': (11, None), 'records': (0, None)}
 
     def __init__(self, partition_index: int = 0, error_code: int = 0, high_watermark: int = 0, last_stable_offset: int = -1, log_start_offset: int = -1, diverging_epoch: EpochEndOffset = _MISSING, current_leader: LeaderIdAndEpoch = _MISSING, snapshot_id: SnapshotId = _MISSING, aborted_transactions: list[AbortedTransaction] | None = _MISSING, preferred_read_replica: int = -1, records: RecordsValue | None = None, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.partition_index = partition_index
@@ -195,6 +200,7 @@ class FetchableTopicResponse(_Struct):
     """
 
     __slots__ = ('topic', 'topic_id', 'partitions', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'topic': (0, 12), 'topic_id': (13, None), 'partitions': (0, None)}
 
     def __init__(self, topic: str = '', topic_id: UUID = _ZERO_UUID, partitions: list[PartitionData] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.topic = topic
@@ -214,6 +220,7 @@ class NodeEndpoint(_Struct):
     """
 
     __slots__ = ('node_id', 'host', 'port', 'rack', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'node_id': (16, None), 'host': (16, None), 'port': (16, None), 'rack': (16, None)}
 
     def __init__(self, node_id: int = 0, host: str = '', port: int = 0, rack: str | None = None, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.node_id = node_id

@@ -94,6 +94,7 @@ class SnapshotId(_Struct):
     """
 
     __slots__ = ('end_offset', 'epoch', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'end_offset': (0, None), 'epoch': (0, None)}
 
     def __init__(self, end_offset: int = 0, epoch: int = 0, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.end_offset = end_offset
@@ -113,6 +114,7 @@ class PartitionSnapshot(_Struct):
     """
 
     __slots__ = ('partition', 'current_leader_epoch', 'snapshot_id', 'position', 'replica_directory_id', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'partition': (0, None), 'current_leader_epoch': (0, None), 'snapshot_id': (0, None), 'position': (0, None), 'replica_directory_id': (1, None)}
 
     def __init__(self, partition: int = 0, current_leader_epoch: int = 0, snapshot_id: SnapshotId = _MISSING, position: int = 0, replica_directory_id: UUID = _ZERO_UUID, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.partition = partition
@@ -132,6 +134,7 @@ class TopicSnapshot(_Struct):
     """
 
     __slots__ = ('name', 'partitions', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'name': (0, None), 'partitions': (0, None)}
 
     def __init__(self, name: str = '', partitions: list[PartitionSnapshot] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.name = name

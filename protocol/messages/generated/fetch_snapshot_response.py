@@ -94,6 +94,7 @@ class SnapshotId(_Struct):
     """
 
     __slots__ = ('end_offset', 'epoch', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'end_offset': (0, None), 'epoch': (0, None)}
 
     def __init__(self, end_offset: int = 0, epoch: int = 0, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.end_offset = end_offset
@@ -110,6 +111,7 @@ class LeaderIdAndEpoch(_Struct):
     """
 
     __slots__ = ('leader_id', 'leader_epoch', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'leader_id': (0, None), 'leader_epoch': (0, None)}
 
     def __init__(self, leader_id: int = 0, leader_epoch: int = 0, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.leader_id = leader_id
@@ -131,6 +133,7 @@ class PartitionSnapshot(_Struct):
     """
 
     __slots__ = ('index', 'error_code', 'snapshot_id', 'current_leader', 'size', 'position', 'unaligned_records', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'index': (0, None), 'error_code': (0, None), 'snapshot_id': (0, None), 'current_leader': (0, None), 'size': (0, None), 'position': (0, None), 'unaligned_records': (0, None)}
 
     def __init__(self, index: int = 0, error_code: int = 0, snapshot_id: SnapshotId = _MISSING, current_leader: LeaderIdAndEpoch = _MISSING, size: int = 0, position: int = 0, unaligned_records: RecordsValue | None = None, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.index = index
@@ -152,6 +155,7 @@ class TopicSnapshot(_Struct):
     """
 
     __slots__ = ('name', 'partitions', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'name': (0, None), 'partitions': (0, None)}
 
     def __init__(self, name: str = '', partitions: list[PartitionSnapshot] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.name = name
@@ -169,6 +173,7 @@ class NodeEndpoint(_Struct):
     """
 
     __slots__ = ('node_id', 'host', 'port', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'node_id': (1, None), 'host': (1, None), 'port': (1, None)}
 
     def __init__(self, node_id: int = 0, host: str = '', port: int = 0, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.node_id = node_id

@@ -104,6 +104,7 @@ class Coordinator(_Struct):
     """
 
     __slots__ = ('key', 'node_id', 'host', 'port', 'error_code', 'error_message', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'key': (4, None), 'node_id': (4, None), 'host': (4, None), 'port': (4, None), 'error_code': (4, None), 'error_message': (4, None)}
 
     def __init__(self, key: str = '', node_id: int = 0, host: str = '', port: int = 0, error_code: int = 0, error_message: str | None = '', unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.key = key

@@ -91,6 +91,7 @@ class AlterableConfig(_Struct):
     """
 
     __slots__ = ('name', 'config_operation', 'value', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'name': (0, None), 'config_operation': (0, None), 'value': (0, None)}
 
     def __init__(self, name: str = '', config_operation: int = 0, value: str | None = '', unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.name = name
@@ -109,6 +110,7 @@ class AlterConfigsResource(_Struct):
     """
 
     __slots__ = ('resource_type', 'resource_name', 'configs', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'resource_type': (0, None), 'resource_name': (0, None), 'configs': (0, None)}
 
     def __init__(self, resource_type: int = 0, resource_name: str = '', configs: list[AlterableConfig] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.resource_type = resource_type

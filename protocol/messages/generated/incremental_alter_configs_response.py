@@ -92,6 +92,7 @@ class AlterConfigsResourceResponse(_Struct):
     """
 
     __slots__ = ('error_code', 'error_message', 'resource_type', 'resource_name', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'error_code': (0, None), 'error_message': (0, None), 'resource_type': (0, None), 'resource_name': (0, None)}
 
     def __init__(self, error_code: int = 0, error_message: str | None = '', resource_type: int = 0, resource_name: str = '', unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.error_code = error_code

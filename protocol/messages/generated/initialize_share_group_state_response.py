@@ -89,6 +89,7 @@ class PartitionResult(_Struct):
     """
 
     __slots__ = ('partition', 'error_code', 'error_message', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'partition': (0, None), 'error_code': (0, None), 'error_message': (0, None)}
 
     def __init__(self, partition: int = 0, error_code: int = 0, error_message: str | None = None, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.partition = partition
@@ -106,6 +107,7 @@ class InitializeStateResult(_Struct):
     """
 
     __slots__ = ('topic_id', 'partitions', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'topic_id': (0, None), 'partitions': (0, None)}
 
     def __init__(self, topic_id: UUID = _ZERO_UUID, partitions: list[PartitionResult] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.topic_id = topic_id

@@ -102,6 +102,7 @@ class JoinGroupRequestProtocol(_Struct):
     """
 
     __slots__ = ('name', 'metadata', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'name': (0, None), 'metadata': (0, None)}
 
     def __init__(self, name: str = '', metadata: bytes = b'', unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.name = name

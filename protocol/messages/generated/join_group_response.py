@@ -105,6 +105,7 @@ class JoinGroupResponseMember(_Struct):
     """
 
     __slots__ = ('member_id', 'group_instance_id', 'metadata', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'member_id': (0, None), 'group_instance_id': (5, None), 'metadata': (0, None)}
 
     def __init__(self, member_id: str = '', group_instance_id: str | None = None, metadata: bytes = b'', unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.member_id = member_id

@@ -112,6 +112,7 @@ class LeaderAndIsrPartitionState(_Struct):
     """
 
     __slots__ = ('topic_name', 'partition_index', 'controller_epoch', 'leader', 'leader_epoch', 'isr', 'partition_epoch', 'replicas', 'adding_replicas', 'removing_replicas', 'is_new', 'leader_recovery_state', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'topic_name': (0, 1), 'partition_index': (0, None), 'controller_epoch': (0, None), 'leader': (0, None), 'leader_epoch': (0, None), 'isr': (0, None), 'partition_epoch': (0, None), 'replicas': (0, None), 'adding_replicas': (3, None), 'removing_replicas': (3, None), 'is_new': (1, None), 'leader_recovery_state': (6, None)}
 
     def __init__(self, topic_name: str = '', partition_index: int = 0, controller_epoch: int = 0, leader: int = 0, leader_epoch: int = 0, isr: list[int] = _MISSING, partition_epoch: int = 0, replicas: list[int] = _MISSING, adding_replicas: list[int] = _MISSING, removing_replicas: list[int] = _MISSING, is_new: bool = False, leader_recovery_state: int = 0, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.topic_name = topic_name
@@ -139,6 +140,7 @@ class LeaderAndIsrTopicState(_Struct):
     """
 
     __slots__ = ('topic_name', 'topic_id', 'partition_states', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'topic_name': (2, None), 'topic_id': (5, None), 'partition_states': (2, None)}
 
     def __init__(self, topic_name: str = '', topic_id: UUID = _ZERO_UUID, partition_states: list[LeaderAndIsrPartitionState] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.topic_name = topic_name
@@ -157,6 +159,7 @@ class LeaderAndIsrLiveLeader(_Struct):
     """
 
     __slots__ = ('broker_id', 'host_name', 'port', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'broker_id': (0, None), 'host_name': (0, None), 'port': (0, None)}
 
     def __init__(self, broker_id: int = 0, host_name: str = '', port: int = 0, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.broker_id = broker_id

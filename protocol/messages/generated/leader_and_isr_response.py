@@ -93,6 +93,7 @@ class LeaderAndIsrPartitionError(_Struct):
     """
 
     __slots__ = ('topic_name', 'partition_index', 'error_code', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'topic_name': (0, 4), 'partition_index': (0, None), 'error_code': (0, None)}
 
     def __init__(self, topic_name: str = '', partition_index: int = 0, error_code: int = 0, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.topic_name = topic_name
@@ -110,6 +111,7 @@ class LeaderAndIsrTopicError(_Struct):
     """
 
     __slots__ = ('topic_id', 'partition_errors', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'topic_id': (5, None), 'partition_errors': (5, None)}
 
     def __init__(self, topic_id: UUID = _ZERO_UUID, partition_errors: list[LeaderAndIsrPartitionError] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.topic_id = topic_id

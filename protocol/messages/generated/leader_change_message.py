@@ -94,6 +94,7 @@ class Voter(_Struct):
     """
 
     __slots__ = ('voter_id', 'voter_directory_id', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'voter_id': (0, None), 'voter_directory_id': (1, None)}
 
     def __init__(self, voter_id: int = 0, voter_directory_id: UUID = _ZERO_UUID, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.voter_id = voter_id

@@ -93,6 +93,7 @@ class MemberIdentity(_Struct):
     """
 
     __slots__ = ('member_id', 'group_instance_id', 'reason', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'member_id': (3, None), 'group_instance_id': (3, None), 'reason': (5, None)}
 
     def __init__(self, member_id: str = '', group_instance_id: str | None = None, reason: str | None = None, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.member_id = member_id

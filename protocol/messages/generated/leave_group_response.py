@@ -93,6 +93,7 @@ class MemberResponse(_Struct):
     """
 
     __slots__ = ('member_id', 'group_instance_id', 'error_code', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'member_id': (3, None), 'group_instance_id': (3, None), 'error_code': (3, None)}
 
     def __init__(self, member_id: str = '', group_instance_id: str | None = '', error_code: int = 0, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.member_id = member_id

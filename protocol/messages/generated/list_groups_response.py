@@ -94,6 +94,7 @@ class ListedGroup(_Struct):
     """
 
     __slots__ = ('group_id', 'protocol_type', 'group_state', 'group_type', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'group_id': (0, None), 'protocol_type': (0, None), 'group_state': (4, None), 'group_type': (5, None)}
 
     def __init__(self, group_id: str = '', protocol_type: str = '', group_state: str = '', group_type: str = '', unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.group_id = group_id

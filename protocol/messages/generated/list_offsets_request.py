@@ -96,6 +96,7 @@ class ListOffsetsPartition(_Struct):
     """
 
     __slots__ = ('partition_index', 'current_leader_epoch', 'timestamp', 'max_num_offsets', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'partition_index': (0, None), 'current_leader_epoch': (4, None), 'timestamp': (0, None), 'max_num_offsets': (0, 0)}
 
     def __init__(self, partition_index: int = 0, current_leader_epoch: int = -1, timestamp: int = 0, max_num_offsets: int = 1, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.partition_index = partition_index
@@ -114,6 +115,7 @@ class ListOffsetsTopic(_Struct):
     """
 
     __slots__ = ('name', 'partitions', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'name': (0, None), 'partitions': (0, None)}
 
     def __init__(self, name: str = '', partitions: list[ListOffsetsPartition] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.name = name

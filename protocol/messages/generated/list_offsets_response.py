@@ -94,6 +94,7 @@ class ListOffsetsPartitionResponse(_Struct):
     """
 
     __slots__ = ('partition_index', 'error_code', 'old_style_offsets', 'timestamp', 'offset', 'leader_epoch', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'partition_index': (0, None), 'error_code': (0, None), 'old_style_offsets': (0, 0), 'timestamp': (1, None), 'offset': (1, None), 'leader_epoch': (4, None)}
 
     def __init__(self, partition_index: int = 0, error_code: int = 0, old_style_offsets: list[int] = _MISSING, timestamp: int = -1, offset: int = -1, leader_epoch: int = -1, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.partition_index = partition_index
@@ -114,6 +115,7 @@ class ListOffsetsTopicResponse(_Struct):
     """
 
     __slots__ = ('name', 'partitions', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'name': (0, None), 'partitions': (0, None)}
 
     def __init__(self, name: str = '', partitions: list[ListOffsetsPartitionResponse] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.name = name

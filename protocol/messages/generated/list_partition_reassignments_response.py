@@ -96,6 +96,7 @@ class OngoingPartitionReassignment(_Struct):
     """
 
     __slots__ = ('partition_index', 'replicas', 'adding_replicas', 'removing_replicas', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'partition_index': (0, None), 'replicas': (0, None), 'adding_replicas': (0, None), 'removing_replicas': (0, None)}
 
     def __init__(self, partition_index: int = 0, replicas: list[int] = _MISSING, adding_replicas: list[int] = _MISSING, removing_replicas: list[int] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.partition_index = partition_index
@@ -114,6 +115,7 @@ class OngoingTopicReassignment(_Struct):
     """
 
     __slots__ = ('name', 'partitions', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'name': (0, None), 'partitions': (0, None)}
 
     def __init__(self, name: str = '', partitions: list[OngoingPartitionReassignment] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.name = name

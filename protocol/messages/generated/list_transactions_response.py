@@ -95,6 +95,7 @@ class TransactionState(_Struct):
     """
 
     __slots__ = ('transactional_id', 'producer_id', 'transaction_state', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'transactional_id': (0, None), 'producer_id': (0, None), 'transaction_state': (0, None)}
 
     def __init__(self, transactional_id: str = '', producer_id: int = 0, transaction_state: str = '', unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.transactional_id = transactional_id

@@ -94,6 +94,7 @@ class MetadataRequestTopic(_Struct):
     """
 
     __slots__ = ('topic_id', 'name', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'topic_id': (10, None), 'name': (0, None)}
 
     def __init__(self, topic_id: UUID = _ZERO_UUID, name: str | None = '', unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.topic_id = topic_id

@@ -100,6 +100,7 @@ class MetadataResponseBroker(_Struct):
     """
 
     __slots__ = ('node_id', 'host', 'port', 'rack', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'node_id': (0, None), 'host': (0, None), 'port': (0, None), 'rack': (1, None)}
 
     def __init__(self, node_id: int = 0, host: str = '', port: int = 0, rack: str | None = None, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.node_id = node_id
@@ -123,6 +124,7 @@ class MetadataResponsePartition(_Struct):
     """
 
     __slots__ = ('error_code', 'partition_index', 'leader_id', 'leader_epoch', 'replica_nodes', 'isr_nodes', 'offline_replicas', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'error_code': (0, None), 'partition_index': (0, None), 'leader_id': (0, None), 'leader_epoch': (7, None), 'replica_nodes': (0, None), 'isr_nodes': (0, None), 'offline_replicas': (5, None)}
 
     def __init__(self, error_code: int = 0, partition_index: int = 0, leader_id: int = 0, leader_epoch: int = -1, replica_nodes: list[int] = _MISSING, isr_nodes: list[int] = _MISSING, offline_replicas: list[int] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.error_code = error_code
@@ -148,6 +150,7 @@ class MetadataResponseTopic(_Struct):
     """
 
     __slots__ = ('error_code', 'name', 'topic_id', 'is_internal', 'partitions', 'topic_authorized_operations', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'error_code': (0, None), 'name': (0, None), 'topic_id': (10, None), 'is_internal': (1, None), 'partitions': (0, None), 'topic_authorized_operations': (8, None)}
 
     def __init__(self, error_code: int = 0, name: str | None = '', topic_id: UUID = _ZERO_UUID, is_internal: bool = False, partitions: list[MetadataResponsePartition] = _MISSING, topic_authorized_operations: int = -2147483648, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.error_code = error_code

@@ -101,6 +101,7 @@ class OffsetCommitRequestPartition(_Struct):
     """
 
     __slots__ = ('partition_index', 'committed_offset', 'committed_leader_epoch', 'commit_timestamp', 'committed_metadata', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'partition_index': (0, None), 'committed_offset': (0, None), 'committed_leader_epoch': (6, None), 'commit_timestamp': (1, 1), 'committed_metadata': (0, None)}
 
     def __init__(self, partition_index: int = 0, committed_offset: int = 0, committed_leader_epoch: int = -1, commit_timestamp: int = -1, committed_metadata: str | None = '', unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.partition_index = partition_index
@@ -120,6 +121,7 @@ class OffsetCommitRequestTopic(_Struct):
     """
 
     __slots__ = ('name', 'partitions', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'name': (0, None), 'partitions': (0, None)}
 
     def __init__(self, name: str = '', partitions: list[OffsetCommitRequestPartition] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.name = name

@@ -86,6 +86,7 @@ class OffsetDeleteRequestPartition(_Struct):
     """
 
     __slots__ = ('partition_index',)
+    FIELD_VERSIONS = {'partition_index': (0, None)}
 
     def __init__(self, partition_index: int = 0) -> None:
         self.partition_index = partition_index
@@ -99,6 +100,7 @@ class OffsetDeleteRequestTopic(_Struct):
     """
 
     __slots__ = ('name', 'partitions')
+    FIELD_VERSIONS = {'name': (0, None), 'partitions': (0, None)}
 
     def __init__(self, name: str = '', partitions: list[OffsetDeleteRequestPartition] = _MISSING) -> None:
         self.name = name

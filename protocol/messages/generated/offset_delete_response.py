@@ -89,6 +89,7 @@ class OffsetDeleteResponsePartition(_Struct):
     """
 
     __slots__ = ('partition_index', 'error_code')
+    FIELD_VERSIONS = {'partition_index': (0, None), 'error_code': (0, None)}
 
     def __init__(self, partition_index: int = 0, error_code: int = 0) -> None:
         self.partition_index = partition_index
@@ -103,6 +104,7 @@ class OffsetDeleteResponseTopic(_Struct):
     """
 
     __slots__ = ('name', 'partitions')
+    FIELD_VERSIONS = {'name': (0, None), 'partitions': (0, None)}
 
     def __init__(self, name: str = '', partitions: list[OffsetDeleteResponsePartition] = _MISSING) -> None:
         self.name = name

@@ -94,6 +94,7 @@ class OffsetFetchRequestTopic(_Struct):
     """
 
     __slots__ = ('name', 'partition_indexes', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'name': (0, 7), 'partition_indexes': (0, 7)}
 
     def __init__(self, name: str = '', partition_indexes: list[int] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.name = name
@@ -110,6 +111,7 @@ class OffsetFetchRequestTopics(_Struct):
     """
 
     __slots__ = ('name', 'partition_indexes', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'name': (8, None), 'partition_indexes': (8, None)}
 
     def __init__(self, name: str = '', partition_indexes: list[int] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.name = name
@@ -128,6 +130,7 @@ class OffsetFetchRequestGroup(_Struct):
     """
 
     __slots__ = ('group_id', 'member_id', 'member_epoch', 'topics', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'group_id': (8, None), 'member_id': (9, None), 'member_epoch': (9, None), 'topics': (8, None)}
 
     def __init__(self, group_id: str = '', member_id: str | None = None, member_epoch: int = -1, topics: list[OffsetFetchRequestTopics] | None = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.group_id = group_id

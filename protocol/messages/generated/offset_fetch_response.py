@@ -97,6 +97,7 @@ class OffsetFetchResponsePartition(_Struct):
     """
 
     __slots__ = ('partition_index', 'committed_offset', 'committed_leader_epoch', 'metadata', 'error_code', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'partition_index': (0, 7), 'committed_offset': (0, 7), 'committed_leader_epoch': (5, 7), 'metadata': (0, 7), 'error_code': (0, 7)}
 
     def __init__(self, partition_index: int = 0, committed_offset: int = 0, committed_leader_epoch: int = -1, metadata: str | None = '', error_code: int = 0, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.partition_index = partition_index
@@ -116,6 +117,7 @@ class OffsetFetchResponseTopic(_Struct):
     """
 
     __slots__ = ('name', 'partitions', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'name': (0, 7), 'partitions': (0, 7)}
 
     def __init__(self, name: str = '', partitions: list[OffsetFetchResponsePartition] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.name = name
@@ -135,6 +137,7 @@ class OffsetFetchResponsePartitions(_Struct):
     """
 
     __slots__ = ('partition_index', 'committed_offset', 'committed_leader_epoch', 'metadata', 'error_code', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'partition_index': (8, None), 'committed_offset': (8, None), 'committed_leader_epoch': (8, None), 'metadata': (8, None), 'error_code': (8, None)}
 
     def __init__(self, partition_index: int = 0, committed_offset: int = 0, committed_leader_epoch: int = -1, metadata: str | None = '', error_code: int = 0, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.partition_index = partition_index
@@ -154,6 +157,7 @@ class OffsetFetchResponseTopics(_Struct):
     """
 
     __slots__ = ('name', 'partitions', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'name': (8, None), 'partitions': (8, None)}
 
     def __init__(self, name: str = '', partitions: list[OffsetFetchResponsePartitions] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.name = name
@@ -171,6 +175,7 @@ class OffsetFetchResponseGroup(_Struct):
     """
 
     __slots__ = ('group_id', 'topics', 'error_code', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'group_id': (8, None), 'topics': (8, None), 'error_code': (8, None)}
 
     def __init__(self, group_id: str = '', topics: list[OffsetFetchResponseTopics] = _MISSING, error_code: int = 0, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.group_id = group_id

@@ -91,6 +91,7 @@ class OffsetForLeaderPartition(_Struct):
     """
 
     __slots__ = ('partition', 'current_leader_epoch', 'leader_epoch', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'partition': (0, None), 'current_leader_epoch': (2, None), 'leader_epoch': (0, None)}
 
     def __init__(self, partition: int = 0, current_leader_epoch: int = -1, leader_epoch: int = 0, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.partition = partition
@@ -108,6 +109,7 @@ class OffsetForLeaderTopic(_Struct):
     """
 
     __slots__ = ('topic', 'partitions', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'topic': (0, None), 'partitions': (0, None)}
 
     def __init__(self, topic: str = '', partitions: list[OffsetForLeaderPartition] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.topic = topic

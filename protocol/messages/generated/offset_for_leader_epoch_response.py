@@ -92,6 +92,7 @@ class EpochEndOffset(_Struct):
     """
 
     __slots__ = ('error_code', 'partition', 'leader_epoch', 'end_offset', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'error_code': (0, None), 'partition': (0, None), 'leader_epoch': (1, None), 'end_offset': (0, None)}
 
     def __init__(self, error_code: int = 0, partition: int = 0, leader_epoch: int = -1, end_offset: int = -1, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.error_code = error_code
@@ -110,6 +111,7 @@ class OffsetForLeaderTopicResult(_Struct):
     """
 
     __slots__ = ('topic', 'partitions', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'topic': (0, None), 'partitions': (0, None)}
 
     def __init__(self, topic: str = '', partitions: list[EpochEndOffset] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.topic = topic

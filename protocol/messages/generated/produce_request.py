@@ -94,6 +94,7 @@ class PartitionProduceData(_Struct):
     """
 
     __slots__ = ('index', 'records', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'index': (0, None), 'records': (0, None)}
 
     def __init__(self, index: int = 0, records: RecordsValue | None = None, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.index = index
@@ -110,6 +111,7 @@ class TopicProduceData(_Struct):
     """
 
     __slots__ = ('name', 'partition_data', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'name': (0, None), 'partition_data': (0, None)}
 
     def __init__(self, name: str = '', partition_data: list[PartitionProduceData] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.name = name

@@ -92,6 +92,7 @@ class BatchIndexAndErrorMessage(_Struct):
     """
 
     __slots__ = ('batch_index', 'batch_index_error_message', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'batch_index': (8, None), 'batch_index_error_message': (8, None)}
 
     def __init__(self, batch_index: int = 0, batch_index_error_message: str | None = None, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.batch_index = batch_index
@@ -108,6 +109,7 @@ class LeaderIdAndEpoch(_Struct):
     """
 
     __slots__ = ('leader_id', 'leader_epoch', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'leader_id': (10, None), 'leader_epoch': (10, None)}
 
     def __init__(self, leader_id: int = -1, leader_epoch: int = -1, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.leader_id = leader_id
@@ -130,6 +132,7 @@ class PartitionProduceResponse(_Struct):
     """
 
     __slots__ = ('index', 'error_code', 'base_offset', 'log_append_time_ms', 'log_start_offset', 'record_errors', 'error_message', 'current_leader', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'index': (0, None), 'error_code': (0, None), 'base_offset': (0, None), 'log_append_time_ms': (2, None), 'log_start_offset': (5, None), 'record_errors': (8, None), 'error_message': (8, None), 'current_leader': (10, None)}
 
     def __init__(self, index: int = 0, error_code: int = 0, base_offset: int = 0, log_append_time_ms: int = -1, log_start_offset: int = -1, record_errors: list[BatchIndexAndErrorMessage] = _MISSING, error_message: str | None = None, current_leader: LeaderIdAndEpoch = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.index = index
@@ -152,6 +155,7 @@ class TopicProduceResponse(_Struct):
     """
 
     __slots__ = ('name', 'partition_responses', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'name': (0, None), 'partition_responses': (0, None)}
 
     def __init__(self, name: str = '', partition_responses: list[PartitionProduceResponse] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.name = name
@@ -170,6 +174,7 @@ class NodeEndpoint(_Struct):
     """
 
     __slots__ = ('node_id', 'host', 'port', 'rack', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'node_id': (10, None), 'host': (10, None), 'port': (10, None), 'rack': (10, None)}
 
     def __init__(self, node_id: int = 0, host: str = '', port: int = 0, rack: str | None = None, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.node_id = node_id

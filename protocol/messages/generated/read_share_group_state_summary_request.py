@@ -90,6 +90,7 @@ class PartitionData(_Struct):
     """
 
     __slots__ = ('partition', 'leader_epoch', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'partition': (0, None), 'leader_epoch': (0, None)}
 
     def __init__(self, partition: int = 0, leader_epoch: int = 0, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.partition = partition
@@ -106,6 +107,7 @@ class ReadStateSummaryData(_Struct):
     """
 
     __slots__ = ('topic_id', 'partitions', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'topic_id': (0, None), 'partitions': (0, None)}
 
     def __init__(self, topic_id: UUID = _ZERO_UUID, partitions: list[PartitionData] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.topic_id = topic_id

@@ -91,6 +91,7 @@ class PartitionResult(_Struct):
     """
 
     __slots__ = ('partition', 'error_code', 'error_message', 'state_epoch', 'start_offset', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'partition': (0, None), 'error_code': (0, None), 'error_message': (0, None), 'state_epoch': (0, None), 'start_offset': (0, None)}
 
     def __init__(self, partition: int = 0, error_code: int = 0, error_message: str | None = None, state_epoch: int = 0, start_offset: int = 0, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.partition = partition
@@ -110,6 +111,7 @@ class ReadStateSummaryResult(_Struct):
     """
 
     __slots__ = ('topic_id', 'partitions', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'topic_id': (0, None), 'partitions': (0, None)}
 
     def __init__(self, topic_id: UUID = _ZERO_UUID, partitions: list[PartitionResult] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.topic_id = topic_id

@@ -95,6 +95,7 @@ class AcknowledgementBatch(_Struct):
     """
 
     __slots__ = ('first_offset', 'last_offset', 'acknowledge_types', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'first_offset': (0, None), 'last_offset': (0, None), 'acknowledge_types': (0, None)}
 
     def __init__(self, first_offset: int = 0, last_offset: int = 0, acknowledge_types: list[int] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.first_offset = first_offset
@@ -112,6 +113,7 @@ class AcknowledgePartition(_Struct):
     """
 
     __slots__ = ('partition_index', 'acknowledgement_batches', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'partition_index': (0, None), 'acknowledgement_batches': (0, None)}
 
     def __init__(self, partition_index: int = 0, acknowledgement_batches: list[AcknowledgementBatch] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.partition_index = partition_index
@@ -128,6 +130,7 @@ class AcknowledgeTopic(_Struct):
     """
 
     __slots__ = ('topic_id', 'partitions', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'topic_id': (0, None), 'partitions': (0, None)}
 
     def __init__(self, topic_id: UUID = _ZERO_UUID, partitions: list[AcknowledgePartition] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.topic_id = topic_id

@@ -96,6 +96,7 @@ class LeaderIdAndEpoch(_Struct):
     """
 
     __slots__ = ('leader_id', 'leader_epoch', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'leader_id': (0, None), 'leader_epoch': (0, None)}
 
     def __init__(self, leader_id: int = 0, leader_epoch: int = 0, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.leader_id = leader_id
@@ -113,6 +114,7 @@ class AcquiredRecords(_Struct):
     """
 
     __slots__ = ('first_offset', 'last_offset', 'delivery_count', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'first_offset': (0, None), 'last_offset': (0, None), 'delivery_count': (0, None)}
 
     def __init__(self, first_offset: int = 0, last_offset: int = 0, delivery_count: int = 0, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.first_offset = first_offset
@@ -136,6 +138,7 @@ class PartitionData(_Struct):
     """
 
     __slots__ = ('partition_index', 'error_code', 'error_message', 'acknowledge_error_code', 'acknowledge_error_message', 'current_leader', 'records', 'acquired_records', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'partition_index': (0, None), 'error_code': (0, None), 'error_message': (0, None), 'acknowledge_error_code': (0, None), 'acknowledge_error_message': (0, None), 'current_leader': (0, None), 'records': (0, None), 'acquired_records': (0, None)}
 
     def __init__(self, partition_index: int = 0, error_code: int = 0, error_message: str | None = None, acknowledge_error_code: int = 0, acknowledge_error_message: str | None = None, current_leader: LeaderIdAndEpoch = _MISSING, records: RecordsValue | None = None, acquired_records: list[AcquiredRecords] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.partition_index = partition_index
@@ -158,6 +161,7 @@ class ShareFetchableTopicResponse(_Struct):
     """
 
     __slots__ = ('topic_id', 'partitions', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'topic_id': (0, None), 'partitions': (0, None)}
 
     def __init__(self, topic_id: UUID = _ZERO_UUID, partitions: list[PartitionData] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.topic_id = topic_id
@@ -176,6 +180,7 @@ class NodeEndpoint(_Struct):
     """
 
     __slots__ = ('node_id', 'host', 'port', 'rack', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'node_id': (0, None), 'host': (0, None), 'port': (0, None), 'rack': (0, None)}
 
     def __init__(self, node_id: int = 0, host: str = '', port: int = 0, rack: str | None = None, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.node_id = node_id

@@ -102,6 +102,7 @@ class StopReplicaPartitionV0(_Struct):
     """
 
     __slots__ = ('topic_name', 'partition_index', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'topic_name': (0, 0), 'partition_index': (0, 0)}
 
     def __init__(self, topic_name: str = '', partition_index: int = 0, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.topic_name = topic_name
@@ -118,6 +119,7 @@ class StopReplicaTopicV1(_Struct):
     """
 
     __slots__ = ('name', 'partition_indexes', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'name': (1, 2), 'partition_indexes': (1, 2)}
 
     def __init__(self, name: str = '', partition_indexes: list[int] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.name = name
@@ -135,6 +137,7 @@ class StopReplicaPartitionState(_Struct):
     """
 
     __slots__ = ('partition_index', 'leader_epoch', 'delete_partition', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'partition_index': (3, None), 'leader_epoch': (3, None), 'delete_partition': (3, None)}
 
     def __init__(self, partition_index: int = 0, leader_epoch: int = -1, delete_partition: bool = False, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.partition_index = partition_index
@@ -152,6 +155,7 @@ class StopReplicaTopicState(_Struct):
     """
 
     __slots__ = ('topic_name', 'partition_states', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'topic_name': (3, None), 'partition_states': (3, None)}
 
     def __init__(self, topic_name: str = '', partition_states: list[StopReplicaPartitionState] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.topic_name = topic_name

@@ -100,6 +100,7 @@ class SyncGroupRequestAssignment(_Struct):
     """
 
     __slots__ = ('member_id', 'assignment', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'member_id': (0, None), 'assignment': (0, None)}
 
     def __init__(self, member_id: str = '', assignment: bytes = b'', unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.member_id = member_id

@@ -94,6 +94,7 @@ class FeatureUpdateKey(_Struct):
     """
 
     __slots__ = ('feature', 'max_version_level', 'allow_downgrade', 'upgrade_type', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'feature': (0, None), 'max_version_level': (0, None), 'allow_downgrade': (0, 0), 'upgrade_type': (1, None)}
 
     def __init__(self, feature: str = '', max_version_level: int = 0, allow_downgrade: bool = False, upgrade_type: int = 1, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.feature = feature

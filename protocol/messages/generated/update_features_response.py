@@ -95,6 +95,7 @@ class UpdatableFeatureResult(_Struct):
     """
 
     __slots__ = ('feature', 'error_code', 'error_message', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'feature': (0, None), 'error_code': (0, None), 'error_message': (0, None)}
 
     def __init__(self, feature: str = '', error_code: int = 0, error_message: str | None = '', unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.feature = feature

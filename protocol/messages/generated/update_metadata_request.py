@@ -109,6 +109,7 @@ class UpdateMetadataPartitionState(_Struct):
     """
 
     __slots__ = ('topic_name', 'partition_index', 'controller_epoch', 'leader', 'leader_epoch', 'isr', 'zk_version', 'replicas', 'offline_replicas', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'topic_name': (0, 4), 'partition_index': (0, None), 'controller_epoch': (0, None), 'leader': (0, None), 'leader_epoch': (0, None), 'isr': (0, None), 'zk_version': (0, None), 'replicas': (0, None), 'offline_replicas': (4, None)}
 
     def __init__(self, topic_name: str = '', partition_index: int = 0, controller_epoch: int = 0, leader: int = 0, leader_epoch: int = 0, isr: list[int] = _MISSING, zk_version: int = 0, replicas: list[int] = _MISSING, offline_replicas: list[int] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.topic_name = topic_name
@@ -133,6 +134,7 @@ class UpdateMetadataTopicState(_Struct):
     """
 
     __slots__ = ('topic_name', 'topic_id', 'partition_states', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'topic_name': (5, None), 'topic_id': (7, None), 'partition_states': (5, None)}
 
     def __init__(self, topic_name: str = '', topic_id: UUID = _ZERO_UUID, partition_states: list[UpdateMetadataPartitionState] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.topic_name = topic_name
@@ -152,6 +154,7 @@ class UpdateMetadataEndpoint(_Struct):
     """
 
     __slots__ = ('port', 'host', 'listener', 'security_protocol', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'port': (1, None), 'host': (1, None), 'listener': (3, None), 'security_protocol': (1, None)}
 
     def __init__(self, port: int = 0, host: str = '', listener: str = '', security_protocol: int = 0, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.port = port
@@ -173,6 +176,7 @@ class UpdateMetadataBroker(_Struct):
     """
 
     __slots__ = ('id', 'v0_host', 'v0_port', 'endpoints', 'rack', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'id': (0, None), 'v0_host': (0, 0), 'v0_port': (0, 0), 'endpoints': (1, None), 'rack': (2, None)}
 
     def __init__(self, id: int = 0, v0_host: str = '', v0_port: int = 0, endpoints: list[UpdateMetadataEndpoint] = _MISSING, rack: str | None = '', unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.id = id

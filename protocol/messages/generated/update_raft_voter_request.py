@@ -99,6 +99,7 @@ class Listener(_Struct):
     """
 
     __slots__ = ('name', 'host', 'port', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'name': (0, None), 'host': (0, None), 'port': (0, None)}
 
     def __init__(self, name: str = '', host: str = '', port: int = 0, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.name = name
@@ -116,6 +117,7 @@ class KRaftVersionFeature(_Struct):
     """
 
     __slots__ = ('min_supported_version', 'max_supported_version', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'min_supported_version': (0, None), 'max_supported_version': (0, None)}
 
     def __init__(self, min_supported_version: int = 0, max_supported_version: int = 0, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.min_supported_version = min_supported_version

@@ -94,6 +94,7 @@ class CurrentLeader(_Struct):
     """
 
     __slots__ = ('leader_id', 'leader_epoch', 'host', 'port', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'leader_id': (0, None), 'leader_epoch': (0, None), 'host': (0, None), 'port': (0, None)}
 
     def __init__(self, leader_id: int = -1, leader_epoch: int = -1, host: str = '', port: int = 0, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.leader_id = leader_id

@@ -97,6 +97,7 @@ class PartitionData(_Struct):
     """
 
     __slots__ = ('partition_index', 'candidate_epoch', 'candidate_id', 'candidate_directory_id', 'voter_directory_id', 'last_offset_epoch', 'last_offset', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'partition_index': (0, None), 'candidate_epoch': (0, None), 'candidate_id': (0, None), 'candidate_directory_id': (1, None), 'voter_directory_id': (1, None), 'last_offset_epoch': (0, None), 'last_offset': (0, None)}
 
     def __init__(self, partition_index: int = 0, candidate_epoch: int = 0, candidate_id: int = 0, candidate_directory_id: UUID = _ZERO_UUID, voter_directory_id: UUID = _ZERO_UUID, last_offset_epoch: int = 0, last_offset: int = 0, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.partition_index = partition_index
@@ -118,6 +119,7 @@ class TopicData(_Struct):
     """
 
     __slots__ = ('topic_name', 'partitions', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'topic_name': (0, None), 'partitions': (0, None)}
 
     def __init__(self, topic_name: str = '', partitions: list[PartitionData] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.topic_name = topic_name

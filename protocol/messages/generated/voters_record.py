@@ -91,6 +91,7 @@ class Endpoint(_Struct):
     """
 
     __slots__ = ('name', 'host', 'port', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'name': (0, None), 'host': (0, None), 'port': (0, None)}
 
     def __init__(self, name: str = '', host: str = '', port: int = 0, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.name = name
@@ -108,6 +109,7 @@ class KRaftVersionFeature(_Struct):
     """
 
     __slots__ = ('min_supported_version', 'max_supported_version', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'min_supported_version': (0, None), 'max_supported_version': (0, None)}
 
     def __init__(self, min_supported_version: int = 0, max_supported_version: int = 0, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.min_supported_version = min_supported_version
@@ -126,6 +128,7 @@ class Voter(_Struct):
     """
 
     __slots__ = ('voter_id', 'voter_directory_id', 'endpoints', 'kraft_version_feature', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'voter_id': (0, None), 'voter_directory_id': (0, None), 'endpoints': (0, None), 'kraft_version_feature': (0, None)}
 
     def __init__(self, voter_id: int = 0, voter_directory_id: UUID = _ZERO_UUID, endpoints: list[Endpoint] = _MISSING, kraft_version_feature: KRaftVersionFeature = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.voter_id = voter_id

@@ -92,6 +92,7 @@ class StateBatch(_Struct):
     """
 
     __slots__ = ('first_offset', 'last_offset', 'delivery_state', 'delivery_count', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'first_offset': (0, None), 'last_offset': (0, None), 'delivery_state': (0, None), 'delivery_count': (0, None)}
 
     def __init__(self, first_offset: int = 0, last_offset: int = 0, delivery_state: int = 0, delivery_count: int = 0, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.first_offset = first_offset
@@ -113,6 +114,7 @@ class PartitionData(_Struct):
     """
 
     __slots__ = ('partition', 'state_epoch', 'leader_epoch', 'start_offset', 'state_batches', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'partition': (0, None), 'state_epoch': (0, None), 'leader_epoch': (0, None), 'start_offset': (0, None), 'state_batches': (0, None)}
 
     def __init__(self, partition: int = 0, state_epoch: int = 0, leader_epoch: int = 0, start_offset: int = 0, state_batches: list[StateBatch] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.partition = partition
@@ -132,6 +134,7 @@ class WriteStateData(_Struct):
     """
 
     __slots__ = ('topic_id', 'partitions', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'topic_id': (0, None), 'partitions': (0, None)}
 
     def __init__(self, topic_id: UUID = _ZERO_UUID, partitions: list[PartitionData] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.topic_id = topic_id

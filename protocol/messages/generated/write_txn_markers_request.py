@@ -88,6 +88,7 @@ class WritableTxnMarkerTopic(_Struct):
     """
 
     __slots__ = ('name', 'partition_indexes', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'name': (0, None), 'partition_indexes': (0, None)}
 
     def __init__(self, name: str = '', partition_indexes: list[int] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.name = name
@@ -107,6 +108,7 @@ class WritableTxnMarker(_Struct):
     """
 
     __slots__ = ('producer_id', 'producer_epoch', 'transaction_result', 'topics', 'coordinator_epoch', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'producer_id': (0, None), 'producer_epoch': (0, None), 'transaction_result': (0, None), 'topics': (0, None), 'coordinator_epoch': (0, None)}
 
     def __init__(self, producer_id: int = 0, producer_epoch: int = 0, transaction_result: bool = False, topics: list[WritableTxnMarkerTopic] = _MISSING, coordinator_epoch: int = 0, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.producer_id = producer_id

@@ -88,6 +88,7 @@ class WritableTxnMarkerPartitionResult(_Struct):
     """
 
     __slots__ = ('partition_index', 'error_code', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'partition_index': (0, None), 'error_code': (0, None)}
 
     def __init__(self, partition_index: int = 0, error_code: int = 0, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.partition_index = partition_index
@@ -104,6 +105,7 @@ class WritableTxnMarkerTopicResult(_Struct):
     """
 
     __slots__ = ('name', 'partitions', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'name': (0, None), 'partitions': (0, None)}
 
     def __init__(self, name: str = '', partitions: list[WritableTxnMarkerPartitionResult] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.name = name
@@ -120,6 +122,7 @@ class WritableTxnMarkerResult(_Struct):
     """
 
     __slots__ = ('producer_id', 'topics', 'unknown_tagged_fields')
+    FIELD_VERSIONS = {'producer_id': (0, None), 'topics': (0, None)}
 
     def __init__(self, producer_id: int = 0, topics: list[WritableTxnMarkerTopicResult] = _MISSING, unknown_tagged_fields: dict[int, bytes] | None = None) -> None:
         self.producer_id = producer_id

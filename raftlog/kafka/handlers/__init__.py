@@ -1,0 +1,40 @@
+"""One module per Kafka API; `HANDLERS` maps each served API key to its module.
+
+Each module opens with what it does and exposes `VERSIONS` (the inclusive range this node
+advertises and serves) and `async def handle(broker, request) -> response`.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+from raftlog.kafka.handlers import (
+    api_versions,
+    create_topics,
+    delete_topics,
+    fetch,
+    init_producer_id,
+    list_offsets,
+    metadata,
+    offset_for_leader_epoch,
+    produce,
+)
+
+HANDLERS: dict[int, ModuleType] = {
+    module.API_KEY: module
+    for module in (
+        api_versions,
+        create_topics,
+        delete_topics,
+        fetch,
+        init_producer_id,
+        list_offsets,
+        metadata,
+        offset_for_leader_epoch,
+        produce,
+    )
+}
+
+SUPPORTED_VERSIONS: dict[int, tuple[int, int]] = {
+    api_key: module.VERSIONS for api_key, module in HANDLERS.items()
+}

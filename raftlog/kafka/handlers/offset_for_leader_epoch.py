@@ -1,0 +1,49 @@
+"""OffsetForLeaderEpoch (key 23). Behavior: for a leader epoch (a Raft term here), the end
+offset of that epoch in this log: the start offset of the first batch of a later epoch, or
+the log end if the epoch is the latest. Consumers use it to detect log truncation.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from raftlog.protocol.connection import RequestReceived
+from raftlog.protocol.errors import ErrorCode
+from raftlog.protocol.messages.generated.offset_for_leader_epoch_request import (
+    OffsetForLeaderEpochRequest,
+)
+from raftlog.protocol.messages.generated.offset_for_leader_epoch_response import (
+    EpochEndOffset,
+    OffsetForLeaderEpochResponse,
+    OffsetForLeaderTopicResult,
+)
+
+if TYPE_CHECKING:
+    from raftlog.node.broker import Broker
+
+API_KEY = 23
+VERSIONS = (0, 4)
+
+
+async def handle(broker: Broker, request: RequestReceived) -> OffsetForLeaderEpochResponse:
+    body = request.body
+    assert isinstance(body, OffsetForLeaderEpochRequest)
+    topics = []
+    for topic in body.topics:
+        partitions = []
+        for wanted in topic.partitions:
+            result = EpochEndOffset(partition=wanted.partition, leader_epoch=-1, end_offset=-1)
+            partitions.append(result)
+            partition = broker.partition(topic.topic, wanted.partition)
+            if partition is None:
+                result.error_code = int(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
+                continue
+            epoch_error = partition.check_leader_epoch(wanted.current_leader_epoch)
+            if epoch_error is not None:
+                result.error_code = int(epoch_error)
+                continue
+            result.leader_epoch, result.end_offset = partition.end_offset_for_epoch(
+                wanted.leader_epoch
+            )
+        topics.append(OffsetForLeaderTopicResult(topic=topic.topic, partitions=partitions))
+    return OffsetForLeaderEpochResponse(throttle_time_ms=0, topics=topics)

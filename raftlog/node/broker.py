@@ -1,0 +1,141 @@
+"""The Kafka-facing view of a node: dispatch to handlers, and what handlers ask the node.
+
+Handlers see the cluster through this object only (topics from the controller's state,
+partitions hosted here, leaders, producer ids), so they hold no state of their own.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import attrs
+import trio
+
+from raftlog.config import NodeConfig
+from raftlog.controller.metadata import (
+    INVALID_PARTITIONS,
+    INVALID_REPLICATION_FACTOR,
+    PARTITIONS_PER_TOPIC_MAX,
+    MetadataError,
+    NodeInfo,
+    TopicInfo,
+)
+from raftlog.controller.service import Controller
+from raftlog.kafka.handlers import HANDLERS, SUPPORTED_VERSIONS
+from raftlog.partition.replica import PartitionReplica
+from raftlog.protocol.connection import RequestReceived
+from raftlog.protocol.messages._runtime import Message
+
+PRODUCER_ID_BLOCK_SIZE = 1000
+NO_NODE = -1
+
+
+@attrs.define(eq=False)
+class Broker:
+    config: NodeConfig
+    cluster_id: str
+    controller: Controller
+    partitions: dict[tuple[str, int], PartitionReplica] = attrs.field(factory=dict)
+    request_timeout_s: float = 30.0
+    supported_versions: dict[int, tuple[int, int]] = attrs.field(
+        factory=lambda: dict(SUPPORTED_VERSIONS)
+    )
+    ready: trio.Event = attrs.field(factory=trio.Event)
+    """Set once the node has recovered; requests wait for it."""
+    _data_changed: trio.Event = attrs.field(factory=trio.Event)
+    _producer_ids: Iterator[int] = attrs.field(factory=lambda: iter(()))
+
+    async def handle(self, request: RequestReceived) -> Message | None:
+        await self.ready.wait()
+        handler = HANDLERS[request.api_key]
+        response: Message | None = await handler.handle(self, request)
+        if response is not None:
+            response.fit_to_version(request.api_version)
+        return response
+
+    # -- long-poll ---------------------------------------------------------------------
+
+    def data_changed_event(self) -> trio.Event:
+        """An event set the next time any partition's high watermark advances."""
+        return self._data_changed
+
+    def notify_data_changed(self) -> None:
+        self._data_changed.set()
+        self._data_changed = trio.Event()
+
+    # -- the cluster as handlers see it -----------------------------------------------
+
+    def nodes(self) -> list[NodeInfo]:
+        return sorted(self.controller.state.nodes.values(), key=lambda node: node.node_id)
+
+    def controller_id(self) -> int:
+        group = self.controller.group
+        if group is None or not group.leader_id:
+            return NO_NODE
+        return group.leader_id
+
+    def partition(self, topic: str, index: int) -> PartitionReplica | None:
+        return self.partitions.get((topic, index))
+
+    def partition_leader(self, topic: str, index: int) -> tuple[int, int]:
+        """(leader node id, leader epoch) of the partition's head segment."""
+        replica = self.partitions.get((topic, index))
+        if replica is None or not replica.group.leader_id:
+            return NO_NODE, -1
+        return replica.group.leader_id, replica.group.raw.term
+
+    def in_sync_replicas(self, topic: str, index: int) -> list[int]:
+        """Replicas of the head segment's group that are caught up (all voters today)."""
+        info = self.controller.state.topics.get(topic)
+        if info is None:
+            return []
+        return list(info.partitions[index].head.replicas)
+
+    def topic_name_by_id(self, topic_id: uuid.UUID) -> str | None:
+        for topic in self.controller.state.topics.values():
+            if topic.topic_id == topic_id.hex:
+                return topic.name
+        return None
+
+    # -- changes -----------------------------------------------------------------------
+
+    def _replication(self, replication: int | None) -> int:
+        live = len(self.controller.state.nodes)
+        return min(3, max(live, 1)) if replication is None else replication
+
+    def check_topic_creation(self, name: str, partitions: int, replication: int | None) -> None:
+        if not 1 <= partitions <= PARTITIONS_PER_TOPIC_MAX:
+            raise MetadataError(INVALID_PARTITIONS, f"{partitions} partitions is out of range")
+        wanted = self._replication(replication)
+        nodes = len(self.controller.state.nodes)
+        if not 1 <= wanted <= nodes:
+            raise MetadataError(
+                INVALID_REPLICATION_FACTOR,
+                f"replication factor {wanted} needs that many nodes; the cluster has {nodes}",
+            )
+
+    async def create_topic(
+        self, name: str, partitions: int, replication: int | None, configs: dict[str, str]
+    ) -> TopicInfo:
+        self.check_topic_creation(name, partitions, replication)
+        wanted = self._replication(replication)
+        node_ids = [node.node_id for node in self.nodes()]
+        assignments = [
+            [node_ids[(partition + offset) % len(node_ids)] for offset in range(wanted)]
+            for partition in range(partitions)
+        ]
+        return await self.controller.create_topic(
+            name, assignments, wanted, configs, self.request_timeout_s
+        )
+
+    async def next_producer_id(self) -> int:
+        producer_id = next(self._producer_ids, None)
+        if producer_id is None:
+            first = await self.controller.execute(
+                {"type": "allocate_producer_ids", "count": PRODUCER_ID_BLOCK_SIZE},
+                self.request_timeout_s,
+            )
+            self._producer_ids = iter(range(first + 1, first + PRODUCER_ID_BLOCK_SIZE))
+            return int(first)
+        return producer_id

@@ -1,0 +1,1 @@
+"""Partitions as this node hosts them: produce and fetch over a replica group."""

@@ -1,0 +1,267 @@
+"""One partition's replica on this node: produce and fetch on top of its segment group.
+
+Produce validates the batch in C, checks idempotence, proposes the batch to the Raft group
+and waits as `acks` asks. The high watermark is the offset after the last committed entry;
+fetch never reads above it. Today a partition is a single segment group (its log rolls
+files on its own); chaining segment groups, each sealed and succeeded by a new group, comes
+with the cluster.
+
+Idempotence state is rebuilt from the log whenever this replica becomes leader, and kept
+current as the leader proposes and as followers persist, so it survives restarts and
+leader changes by construction.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+
+import attrs
+import trio
+
+from raftlog import logs, native
+from raftlog.producer_state import Accept, BatchIdentity, Duplicate, ProducerStateTable, Reject
+from raftlog.protocol.errors import ErrorCode
+from raftlog.raft.entry import Entry, EntryKind
+from raftlog.raft.errors import RaftError
+from raftlog.raft.ready import Role
+from raftlog.replica.group import ProposalLost, ReplicaGroup
+from raftlog.replica.raft_storage import SegmentGroupLog
+from raftlog.storage.errors import StorageError
+from raftlog.storage.values import AppendResult
+
+OFFSETS_REMEMBERED_MAX = 65_536
+REBUILD_READ_BYTES = 16 << 20
+
+
+@attrs.frozen
+class ProduceOutcome:
+    error_code: int
+    base_offset: int = -1
+    error_message: str | None = None
+
+
+@attrs.frozen
+class ReadResult:
+    error_code: int
+    records: bytes
+    high_watermark: int
+    log_start_offset: int
+
+
+@attrs.define(eq=False)
+class PartitionReplica:
+    topic: str
+    index: int
+    group: ReplicaGroup
+    storage: SegmentGroupLog
+    on_data: Callable[[], None]
+    """Called when the high watermark advances (wakes long-polling fetches)."""
+    batch_bytes_max: int = 1 << 20
+    producers: ProducerStateTable = attrs.field(factory=ProducerStateTable)
+    high_watermark: int = 0
+    _offsets: OrderedDict[int, tuple[int, int]] = attrs.field(factory=OrderedDict)
+    _proposed_terms: dict[int, int] = attrs.field(factory=dict)
+    _epochs: list[tuple[int, int]] = attrs.field(factory=list)
+    """(epoch, first offset of that epoch), ascending: answers OffsetForLeaderEpoch."""
+
+    def __attrs_post_init__(self) -> None:
+        self.storage.on_append = self._on_append
+        self.storage.on_truncate = self._on_truncate
+        self.group.apply = self._apply
+        self.group.on_role_change = self._on_role_change
+        self._rebuild()
+
+    # -- state kept in step with the log ----------------------------------------------
+
+    @property
+    def log_start_offset(self) -> int:
+        return self.storage.log.start_offset
+
+    @property
+    def leader_epoch(self) -> int:
+        return self.group.raw.term
+
+    def _remember(self, entry_index: int, base_offset: int, last_offset: int) -> None:
+        self._offsets[entry_index] = (base_offset, last_offset)
+        while len(self._offsets) > OFFSETS_REMEMBERED_MAX:
+            self._offsets.popitem(last=False)
+
+    def _offsets_of(self, entry_index: int) -> tuple[int, int]:
+        known = self._offsets.get(entry_index)
+        if known is not None:
+            return known
+        batch = self.storage.log.read_entries(entry_index, 1, 1)[0]
+        header = native.parse_batch_header(batch)
+        return header.base_offset, header.last_offset
+
+    def _on_append(self, entry: Entry, result: AppendResult) -> None:
+        self._remember(entry.index, result.base_offset, result.last_offset)
+        if not self._epochs or self._epochs[-1][0] < entry.term:
+            self._epochs.append((entry.term, result.base_offset))
+        if not self.group.is_leader and entry.kind is EntryKind.DATA:
+            identity = _identity(native.parse_batch_header(entry.payload), entry.index)
+            if identity is not None:
+                self.producers.record(identity)
+
+    def _on_truncate(self, entry_index: int) -> None:
+        self.producers.forget_from(entry_index)
+        for index in [i for i in self._offsets if i >= entry_index]:
+            del self._offsets[index]
+        self._rebuild()
+
+    def _apply(self, entries: Sequence[Entry]) -> None:
+        _base, last = self._offsets_of(entries[-1].index)
+        if last + 1 > self.high_watermark:
+            self.high_watermark = last + 1
+            self.on_data()
+
+    def _on_role_change(self, role: Role, leader_id: int, term: int) -> None:
+        if role is Role.LEADER:
+            self._rebuild()
+
+    def _rebuild(self) -> None:
+        """Idempotence state and the epoch list from the whole log (start-up, new leader)."""
+        producers = ProducerStateTable(self.producers.producers_max)
+        epochs: list[tuple[int, int]] = []
+        log = self.storage.log
+        index = log.first_entry_index
+        while index <= log.last_entry_index:
+            batches = log.read_entries(index, REBUILD_READ_BYTES, 4096)
+            for batch in batches:
+                header = native.parse_batch_header(batch)
+                if not epochs or epochs[-1][0] < header.partition_leader_epoch:
+                    epochs.append((header.partition_leader_epoch, header.base_offset))
+                identity = _identity(header, index)
+                if identity is not None:
+                    producers.record(identity)
+                index += 1
+        self.producers = producers
+        self._epochs = epochs
+
+    # -- produce -----------------------------------------------------------------------
+
+    async def produce(self, records: object, acks: int, timeout_s: float) -> ProduceOutcome:
+        if not self.group.is_leader:
+            return ProduceOutcome(int(ErrorCode.NOT_LEADER_OR_FOLLOWER))
+        if not isinstance(records, bytes | bytearray | memoryview) or len(records) == 0:
+            return ProduceOutcome(int(ErrorCode.CORRUPT_MESSAGE), error_message="no records")
+        if len(records) > 16 and records[16] != 2:
+            return ProduceOutcome(
+                int(ErrorCode.UNSUPPORTED_FOR_MESSAGE_FORMAT),
+                error_message=f"record batch magic {records[16]}; only v2 is supported",
+            )
+        scan = native.validate_batches(records, self.batch_bytes_max)
+        if scan.error is not native.NativeError.OK:
+            code = (
+                ErrorCode.MESSAGE_TOO_LARGE
+                if scan.error is native.NativeError.BATCH_LENGTH_TOO_LARGE
+                else ErrorCode.CORRUPT_MESSAGE
+            )
+            reason = f"{scan.error.name} at byte {scan.error_position}"
+            return ProduceOutcome(int(code), error_message=reason)
+        if scan.batch_count != 1:
+            return ProduceOutcome(
+                int(ErrorCode.INVALID_RECORD),
+                error_message=f"{scan.batch_count} batches; a produce carries exactly one",
+            )
+        header = native.parse_batch_header(records)
+        identity = _identity(header, 0)
+        if identity is not None:
+            verdict = self.producers.check(identity)
+            if isinstance(verdict, Reject):
+                return ProduceOutcome(int(verdict.error), error_message=verdict.reason)
+            if isinstance(verdict, Duplicate):
+                return await self._answer(verdict.entry_index, acks, timeout_s)
+            assert isinstance(verdict, Accept)
+        try:
+            entry_index, term = self.group.propose(bytes(records))
+        except RaftError as error:
+            return ProduceOutcome(int(ErrorCode.NOT_LEADER_OR_FOLLOWER), error_message=str(error))
+        self._proposed_terms[entry_index] = term
+        if identity is not None:
+            self.producers.record(attrs.evolve(identity, entry_index=entry_index))
+        if acks == 0:
+            return ProduceOutcome(0)
+        return await self._answer(entry_index, acks, timeout_s)
+
+    async def _answer(self, entry_index: int, acks: int, timeout_s: float) -> ProduceOutcome:
+        term = self._proposed_terms.get(entry_index, self.group.raw.term)
+        try:
+            with trio.fail_after(timeout_s):
+                if acks == 1:
+                    await self.group.wait_persisted(entry_index, term)
+                else:
+                    await self.group.wait_committed(entry_index, term)
+        except trio.TooSlowError:
+            return ProduceOutcome(int(ErrorCode.REQUEST_TIMED_OUT))
+        except ProposalLost as lost:
+            return ProduceOutcome(int(ErrorCode.NOT_LEADER_OR_FOLLOWER), error_message=str(lost))
+        finally:
+            self._proposed_terms.pop(entry_index, None)
+        try:
+            base_offset, _last = self._offsets_of(entry_index)
+        except StorageError as error:
+            logs.event("produce_offset_lookup_failed", logging.ERROR, error=str(error))
+            return ProduceOutcome(int(ErrorCode.KAFKA_STORAGE_ERROR))
+        return ProduceOutcome(0, base_offset)
+
+    # -- reads -------------------------------------------------------------------------
+
+    def check_leader_epoch(self, current_leader_epoch: int) -> ErrorCode | None:
+        """Kafka's fencing of requests made against another leader's epoch."""
+        if not self.group.is_leader:
+            return ErrorCode.NOT_LEADER_OR_FOLLOWER
+        if current_leader_epoch < 0 or current_leader_epoch == self.leader_epoch:
+            return None
+        if current_leader_epoch < self.leader_epoch:
+            return ErrorCode.FENCED_LEADER_EPOCH
+        return ErrorCode.UNKNOWN_LEADER_EPOCH
+
+    def read_committed(self, offset: int, max_bytes: int, *, at_least_one: bool) -> ReadResult:
+        high_watermark = self.high_watermark
+        start = self.log_start_offset
+        if offset < start or offset > high_watermark:
+            return ReadResult(int(ErrorCode.OFFSET_OUT_OF_RANGE), b"", high_watermark, start)
+        if offset == high_watermark:
+            return ReadResult(0, b"", high_watermark, start)
+        log = self.storage.log
+        file_slice = log.read_by_offset(offset, max(max_bytes, 1), end_offset=high_watermark)
+        if file_slice.size_bytes > max_bytes and not at_least_one:
+            return ReadResult(0, b"", high_watermark, start)
+        return ReadResult(0, log.read_slice(file_slice), high_watermark, start)
+
+    def offset_for_timestamp(self, timestamp_ms: int) -> tuple[int, int] | None:
+        """The first committed batch holding a record at or after `timestamp_ms`.
+
+        Answers the batch's base offset (Kafka answers the exact record), so a consumer
+        that seeks by time starts at most one batch early and never misses a record.
+        """
+        found = self.storage.log.offset_for_timestamp(timestamp_ms)
+        if found is None or found.base_offset >= self.high_watermark:
+            return None
+        return found.base_offset, found.max_timestamp
+
+    def end_offset_for_epoch(self, epoch: int) -> tuple[int, int]:
+        """(largest epoch <= `epoch` in the log, the offset where it ends)."""
+        end = self.storage.log.next_offset
+        answer = (-1, -1)
+        for position, (known_epoch, _start) in enumerate(self._epochs):
+            if known_epoch > epoch:
+                break
+            following = self._epochs[position + 1 : position + 2]
+            answer = (known_epoch, following[0][1] if following else end)
+        return answer
+
+
+def _identity(header: native.BatchHeader, entry_index: int) -> BatchIdentity | None:
+    if header.producer_id < 0:
+        return None
+    return BatchIdentity(
+        header.producer_id,
+        header.producer_epoch,
+        header.base_sequence,
+        header.records_count,
+        entry_index,
+    )
