@@ -46,12 +46,11 @@ typedef enum {
     RL_ERR_NEGATIVE_LEADER_EPOCH = 15,
     RL_ERR_OFFSET_NOT_CONTIGUOUS = 16,
     RL_ERR_LEADER_EPOCH_DECREASED = 17,
-    RL_ERR_BUFFER_NOT_CONSUMED = 18,
-    RL_ERR_IO = 19,
-    RL_ERR_NOT_FOUND = 20,
-    RL_ERR_INDEX_CORRUPT = 21,
-    RL_ERR_BAD_ARGUMENT = 22,
-    RL_ERROR_CODE_END = 23
+    RL_ERR_IO = 18,
+    RL_ERR_NOT_FOUND = 19,
+    RL_ERR_INDEX_CORRUPT = 20,
+    RL_ERR_BAD_ARGUMENT = 21,
+    RL_ERROR_CODE_END = 22
 } rl_error;
 
 /* Byte sizes and positions fixed by the Kafka record batch v2 format. */

@@ -93,11 +93,10 @@ class NativeError(enum.IntEnum):
     NEGATIVE_LEADER_EPOCH = 15
     OFFSET_NOT_CONTIGUOUS = 16
     LEADER_EPOCH_DECREASED = 17
-    BUFFER_NOT_CONSUMED = 18
-    IO = 19
-    NOT_FOUND = 20
-    INDEX_CORRUPT = 21
-    BAD_ARGUMENT = 22
+    IO = 18
+    NOT_FOUND = 19
+    INDEX_CORRUPT = 20
+    BAD_ARGUMENT = 21
 
     @property
     def is_torn_tail(self) -> bool:

@@ -40,8 +40,11 @@ class GroupCommitter:
     with `task_status.started()`), then call `wait_durable` from any task."""
 
     log: SegmentedLog
-    policy: FsyncPolicy = FsyncPolicy.ALWAYS
-    interval_ms: int = 100
+    policy: FsyncPolicy = attrs.field(default=attrs.Factory(
+        lambda self: self.log.config.fsync_policy, takes_self=True))
+    """Defaults to the log's configured policy."""
+    interval_ms: int = attrs.field(default=attrs.Factory(
+        lambda self: self.log.config.fsync_interval_ms, takes_self=True))
     _waiters: list[tuple[int, int, trio.Event]] = attrs.field(factory=list)
     _sequence: "itertools.count[int]" = attrs.field(factory=itertools.count)
     _work: trio.Event = attrs.field(factory=trio.Event)

@@ -224,7 +224,11 @@ class Segment:
                                self.index.encode(self.summary()))
 
     def seal(self) -> None:
-        """Make the data durable and write the index file: the segment is now immutable."""
+        """Make the data durable and write the index file: the segment is now immutable.
+        Bytes past the last batch (left by a failed or torn write) are cut first, so the
+        sealed file is exactly the batches its index describes."""
+        if os.fstat(self.fd).st_size != self.size_bytes:
+            os.ftruncate(self.fd, self.size_bytes)
         os.fdatasync(self.fd)
         self._write_index()
         self.sealed = True

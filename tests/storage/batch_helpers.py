@@ -22,5 +22,7 @@ def small_batch(records: int = 3, value: bytes = b"value", base_timestamp: int =
 
 def stamped(batch: bytearray, base_offset: int, epoch: int) -> bytearray:
     copy = bytearray(batch)
-    assert native.stamp_batch(copy, base_offset, epoch) is native.NativeError.OK
+    error = native.stamp_batch(copy, base_offset, epoch)
+    if error is not native.NativeError.OK:
+        raise ValueError(f"cannot stamp the test batch: {error.name}")
     return copy

@@ -23,5 +23,7 @@ def test_quick_tiny_run_writes_every_scenario(tmp_path: pathlib.Path) -> None:
     for result in results:
         assert result["value"] > 0, result
         assert result["ceiling_value"] is None or result["ceiling_value"] > 0
-    assert "scenario" in completed.stdout and "recovery" in completed.stdout
+        assert result["meets_target"] in (True, False, None)
+    assert "scenario" in completed.stdout
+    assert "recovery" in completed.stdout
     assert not any((tmp_path / "disk").glob("work-*")), "scenario files were left behind"
