@@ -367,6 +367,11 @@ class Session:
                 total_bytes += size_bytes
         return total_bytes
 
+    @property
+    def open_channels(self) -> frozenset[Channel]:
+        """Channels whose stream both ends have opened (we can write on them)."""
+        return frozenset(self._outbound)
+
     def has_pending(self) -> bool:
         """True if framed bytes wait for flow-control credit."""
         return any(outbound.pending for outbound in self._outbound.values())
