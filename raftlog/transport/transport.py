@@ -331,6 +331,7 @@ class Transport:
                 if superseded:
                     # The peer is alive and keeps (or is making) the connection it dialled:
                     # keep our queue for it, and do not make callers fail fast.
+                    peer.failed_attempts += 1
                     await trio.sleep(delay_s)
                     continue
                 peer.failed_attempts += 1
