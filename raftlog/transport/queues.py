@@ -51,7 +51,7 @@ class ChannelQueue:
 
     def put_nowait(self, payload: bytes) -> bool:
         """Enqueue if there is room; otherwise count a drop and return False."""
-        if self._room.statistics().tasks_waiting or not self._fits(len(payload)):
+        if self._room or not self._fits(len(payload)):
             # Waiting senders go first, so a burst of put_nowait cannot starve `put`.
             self._dropped_full += 1
             return False
@@ -59,10 +59,16 @@ class ChannelQueue:
         return True
 
     async def put(self, payload: bytes) -> None:
-        """Enqueue, waiting for room first (backpressure)."""
+        """Enqueue, waiting for room first (backpressure).
+
+        With room it checks for cancellation but does not yield to the scheduler: a
+        loop of `put`s then fills the queue before the writer runs, and the writer
+        packs them into a few frames instead of one frame and one write per message.
+        It yields when it has to wait, i.e. at the latest when the queue is full.
+        """
         invariant(len(payload) <= self.bytes_max, "payload larger than the queue can ever hold")
-        if not self._room.statistics().tasks_waiting and self._fits(len(payload)):
-            await trio.lowlevel.checkpoint()
+        if not self._room and self._fits(len(payload)):
+            await trio.lowlevel.checkpoint_if_cancelled()
             self._append(payload)
             return
         while not self._fits(len(payload)):
@@ -100,7 +106,7 @@ class ChannelQueue:
 
     def _wake_next_if_room(self) -> None:
         # A woken task re-checks `_fits` itself; waking one at a time keeps FIFO order.
-        if self._room.statistics().tasks_waiting and len(self._items) < self.messages_max:
+        if self._room and len(self._items) < self.messages_max:
             self._room.unpark()
 
     def statistics(self) -> ChannelQueueStatistics:

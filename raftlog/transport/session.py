@@ -31,6 +31,7 @@ import h2.events
 import h2.exceptions
 import h2.settings
 
+from raftlog.transport import _h2_speedups  # noqa: F401  (applies itself)
 from raftlog.transport.channels import (
     HELLO_PATH,
     PATH_TO_CHANNEL,

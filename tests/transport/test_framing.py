@@ -160,3 +160,19 @@ def test_backoff_doubles_is_capped_and_jittered_by_the_injected_source() -> None
     assert no_jitter == pytest.approx([0.1, 0.2, 0.4, 0.8, 1.0, 1.0], rel=1e-5)
     assert reconnect_delay_s(3, limits, lambda: 0.0) == pytest.approx(0.4)
     assert reconnect_delay_s(10_000, limits, lambda: 0.5) == pytest.approx(0.75)
+
+
+def test_hyperframe_repr_fix_is_applied_and_output_identical() -> None:
+    import binascii
+
+    import hyperframe.frame
+
+    from raftlog.transport import _h2_speedups
+
+    assert _h2_speedups.APPLIED
+    for data in (b"", b"a", bytes(range(10)), bytes(range(11)), bytes(70_000)):
+        full = binascii.hexlify(data).decode("ascii")
+        expected = (
+            "None" if not data else "<hex:" + (full[:20] + "..." if len(full) > 20 else full) + ">"
+        )
+        assert hyperframe.frame._raw_data_repr(data) == expected
