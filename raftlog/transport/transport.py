@@ -252,6 +252,8 @@ class Transport:
         invariant(timeout_s > 0, "timeout_s must be positive")
         if len(payload) + RPC_OVERHEAD_BYTES_MAX > self.limits.message_size_bytes_max:
             raise ValueError("rpc payload over the message size limit")
+        if self._nursery is None:
+            raise PeerUnavailable(peer_id, "this transport is not running")
         peer = self._peer_for_send(peer_id)
         if peer is None:
             raise PeerUnavailable(peer_id, "no address known and no connection")
@@ -440,6 +442,24 @@ class Transport:
             peer = self._peers.get(connection.peer_id) if connection.peer_id is not None else None
             if peer is not None and peer.active is connection:
                 self._lose_peer_connection(peer, reason)
+            if peer is not None:
+                self._forget_if_unknown(peer)
+
+    def _forget_if_unknown(self, peer: _Peer) -> None:
+        """Drop the state of a peer we only knew by its inbound connection, once idle.
+
+        Anyone can claim a node id in a hello; keeping state per claimed id would let a
+        stranger grow our memory, so it lives only as long as its connection.
+        """
+        idle = peer.active is None and not peer.calls and peer.inbound_calls_in_flight == 0
+        if (
+            idle
+            and peer.peer_id not in self.peer_addresses
+            and self._peers.get(peer.peer_id) is peer
+        ):
+            del self._peers[peer.peer_id]
+            if peer.dialer_scope is not None:
+                peer.dialer_scope.cancel()
 
     def _lose_peer_connection(self, peer: _Peer, reason: str) -> None:
         """The peer has no usable connection: drop its queue and fail its calls."""
@@ -625,6 +645,7 @@ class Transport:
             self._reply(peer, reply)
         finally:
             peer.inbound_calls_in_flight -= 1
+            self._forget_if_unknown(peer)
 
     def _reply(self, peer: _Peer, reply: bytes) -> None:
         # A full RPC queue drops the answer: the caller times out, as if it was lost.

@@ -239,3 +239,18 @@ def test_send_refuses_rpc_channel_and_oversized_messages() -> None:
                 await transports[1].call(2, "m", b"x" * 100, 1.0)
 
     trio.run(main)
+
+
+def test_a_transport_that_is_not_running_refuses_calls_at_once() -> None:
+    async def main() -> None:
+        transport = Transport(
+            node_id=1,
+            listen_host="127.0.0.1",
+            listen_port=0,
+            handler=RecordingHandler(),
+            peer_addresses={2: ("127.0.0.1", _closed_port())},
+        )
+        with trio.fail_after(1), pytest.raises(PeerUnavailable, match="not running"):
+            await transport.call(2, "m", b"", 30.0)
+
+    trio.run(main)

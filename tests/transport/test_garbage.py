@@ -146,7 +146,8 @@ def test_garbage_closes_only_that_connection(attack: str) -> None:
             statistics = node_1.statistics()
             assert statistics.peers[2].connected
             assert statistics.peers[2].connections_established == 1
-            assert 7 not in statistics.peers or not statistics.peers[7].connected
+            # A stranger's claimed id leaves no state behind once its connection is gone.
+            assert 7 not in statistics.peers
 
     try:
         trio.run(main)
