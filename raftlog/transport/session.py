@@ -373,10 +373,6 @@ class Session:
         """Channels whose stream both ends have opened (we can write on them)."""
         return frozenset(self._outbound)
 
-    def has_pending(self) -> bool:
-        """True if framed bytes wait for flow-control credit."""
-        return any(outbound.pending for outbound in self._outbound.values())
-
     def send_ping(self) -> None:
         self._ping_counter += 1
         self._h2.ping(self._ping_counter.to_bytes(8, "big"))
