@@ -1,0 +1,35 @@
+"""Node-to-node transport: opaque messages and RPCs over one HTTP/2 connection per peer pair.
+
+It knows nothing of Raft, Kafka or storage. See ARCHITECTURE.md ("Transport").
+"""
+
+from raftlog.transport.channels import Channel
+from raftlog.transport.errors import (
+    NoSuchMethod,
+    PeerUnavailable,
+    ProtocolViolation,
+    RpcError,
+    RpcErrorCode,
+    RpcTimeout,
+    TransportError,
+)
+from raftlog.transport.limits import TransportLimits
+from raftlog.transport.statistics import ChannelStatistics, PeerStatistics, TransportStatistics
+from raftlog.transport.transport import MessageHandler, Transport
+
+__all__ = [
+    "Channel",
+    "ChannelStatistics",
+    "MessageHandler",
+    "NoSuchMethod",
+    "PeerStatistics",
+    "PeerUnavailable",
+    "ProtocolViolation",
+    "RpcError",
+    "RpcErrorCode",
+    "RpcTimeout",
+    "Transport",
+    "TransportError",
+    "TransportLimits",
+    "TransportStatistics",
+]
