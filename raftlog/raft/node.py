@@ -225,7 +225,17 @@ class RawNode:
             raise RaftUsageError(f"message for node {message.to_id} stepped into node {self.id}")
         if message.from_id == self.id:
             return
-        self._quiesced = False
+        was_quiesced = self._quiesced
+        pending_messages = len(self._messages)
+        if not isinstance(message, Heartbeat | HeartbeatResponse):
+            self._quiesced = False  # anything but the heartbeat exchange wakes the group
+        self._step(message)
+        if isinstance(message, HeartbeatResponse) and len(self._messages) > pending_messages:
+            self._quiesced = False  # the answer showed that a follower needs more
+        elif isinstance(message, HeartbeatResponse):
+            self._quiesced = was_quiesced and self.role == Role.LEADER
+
+    def _step(self, message: Message) -> None:
         if message.term > self.term:
             if not self._accept_higher_term(message):
                 return
@@ -922,12 +932,11 @@ class RawNode:
         log = self._log
         log.commit_to(min(message.commit, log.last_index()))
         self._send(HeartbeatResponse(self.id, message.from_id, self.term, message.read_sequence))
-        if (
+        self._quiesced = (
             message.quiesce
             and log.committed == log.last_index()
             and message.commit == log.last_index()
-        ):
-            self._quiesced = True
+        )
 
     def _handle_install_snapshot(self, message: InstallSnapshot) -> None:
         if message.total_size_bytes > self.config.max_snapshot_size_bytes:

@@ -16,6 +16,7 @@ from raftlog.invariant import invariant
 from raftlog.raft.entry import Entry, ReadState
 from raftlog.raft.node import RawNode
 from raftlog.raft.ready import Role
+from raftlog.raft.storage import LogStorage
 
 
 @attrs.frozen
@@ -116,19 +117,25 @@ class SafetyChecker:
 
     # ------------------------------------------------------------------ full scans
 
-    def full_check(self, nodes: Iterable[RawNode]) -> None:
-        """Log matching and leader completeness over every live log."""
+    def full_check(self, nodes: Iterable[RawNode], storages: Iterable[LogStorage]) -> None:
+        """Log matching over every durable log (crashed nodes included), and leader
+        completeness over every live leader's log.
+
+        Log matching looks at durable logs only: a leader that crashes before persisting its
+        election may be elected again in the same term and append different entries, which is
+        harmless because nobody ever saw the first ones (the Ready contract sends nothing
+        before it is persisted)."""
+        for storage in storages:
+            self._check_log_matching(storage)
         for node in nodes:
-            self._check_log_matching(node)
             if node.role == Role.LEADER:
                 self._check_leader_completeness(node)
 
-    def _check_log_matching(self, node: RawNode) -> None:
-        log = node.log
-        first = log.first_index()
-        last = log.last_index()
-        entries = log.slice(first, last + 1, 1 << 62) if last >= first else []
-        previous_term = log.maybe_term(first - 1)
+    def _check_log_matching(self, storage: LogStorage) -> None:
+        first = storage.first_index()
+        last = storage.last_index()
+        entries = storage.entries(first, last + 1, 1 << 62) if last >= first else []
+        previous_term: int | None = storage.term(first - 1)
         for entry in entries:
             fingerprint = _EntryFingerprint(int(entry.kind), entry.payload, previous_term)
             known = self.entry_by_position.setdefault((entry.index, entry.term), fingerprint)

@@ -311,7 +311,8 @@ class SimCluster:
         live = self.live()
         self.checker.observe(live)
         if self.steps % self.options.full_check_every_steps == 0:
-            self.checker.full_check(live)
+            self.full_check()
 
     def full_check(self) -> None:
-        self.checker.full_check(self.live())
+        storages = [node.storage for node in self.nodes.values()]
+        self.checker.full_check(self.live(), storages)
