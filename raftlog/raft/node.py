@@ -104,6 +104,7 @@ class RawNode:
         self._pending_config_index = 0
         self._uncommitted_size_bytes = 0
         self._quiesced = False
+        self._broadcast_pending = False
         self._snapshot_assembly: SnapshotAssembly | None = None
         self._outstanding_ready: Ready | None = None
         self._scan_stable_log(storage)
@@ -171,7 +172,8 @@ class RawNode:
         self._uncommitted_size_bytes += len(payload)
         if kind == EntryKind.CONFIG_CHANGE:
             self._pending_config_index = entry.index
-        self._broadcast_append()
+        # Replicate at the next ready(): proposals made between two Readies share appends.
+        self._broadcast_pending = True
         return entry.index
 
     def propose_config_change(self, change: ConfigChange) -> int:
@@ -225,7 +227,17 @@ class RawNode:
             raise RaftUsageError(f"message for node {message.to_id} stepped into node {self.id}")
         if message.from_id == self.id:
             return
-        self._quiesced = False
+        was_quiesced = self._quiesced
+        pending_messages = len(self._messages)
+        if not isinstance(message, Heartbeat | HeartbeatResponse):
+            self._quiesced = False  # anything but the heartbeat exchange wakes the group
+        self._step(message)
+        if isinstance(message, HeartbeatResponse) and len(self._messages) > pending_messages:
+            self._quiesced = False  # the answer showed that a follower needs more
+        elif isinstance(message, HeartbeatResponse):
+            self._quiesced = was_quiesced and self.role == Role.LEADER
+
+    def _step(self, message: Message) -> None:
         if message.term > self.term:
             if not self._accept_higher_term(message):
                 return
@@ -244,6 +256,7 @@ class RawNode:
         log = self._log
         return bool(
             self._messages
+            or self._broadcast_pending
             or log.unstable.entries
             or log.unstable.snapshot is not None
             or log.has_next_committed_entries()
@@ -256,6 +269,10 @@ class RawNode:
         """Everything to persist, send and apply now (see the contract in ``ready.py``)."""
         if self._outstanding_ready is not None:
             raise RaftUsageError("advance() the previous Ready before asking for another")
+        if self._broadcast_pending:
+            self._broadcast_pending = False
+            if self.role == Role.LEADER:
+                self._broadcast_append()
         hard_state = self._hard_state()
         soft_state = self._soft_state()
         committed = self._log.next_committed_entries(self.config.max_committed_size_per_ready_bytes)
@@ -622,9 +639,13 @@ class RawNode:
         self._messages.append(message)
 
     def _broadcast_append(self) -> None:
+        """Send every peer what it lacks: pipelined up to its window when replicating."""
         for node_id in sorted(self._progress):
-            if node_id != self.id:
-                self._send_append(node_id)
+            if node_id == self.id:
+                continue
+            sent = self._send_append(node_id)
+            while sent and self._progress[node_id].state == ProgressState.REPLICATE:
+                sent = self._send_append(node_id, send_if_empty=False)
 
     def _send_append(self, node_id: int, send_if_empty: bool = True) -> bool:
         """Send the next append to ``node_id`` if its window allows; True if sent."""
@@ -747,7 +768,7 @@ class RawNode:
                 progress.inflights.free_up_to(message.index)
             if self._maybe_commit():
                 self._on_leader_commit()
-                self._broadcast_append()
+                self._broadcast_pending = True  # one commit broadcast per Ready, not per ack
             elif was_paused:
                 self._send_append(message.from_id)
             while self.role == Role.LEADER and message.from_id in self._progress:
@@ -822,8 +843,7 @@ class RawNode:
             return
         if own.maybe_update(self._log.persisted_index()) and self._maybe_commit():
             self._on_leader_commit()
-            if self.role == Role.LEADER:
-                self._broadcast_append()
+            self._broadcast_pending = True
 
     def _committed_in_current_term(self) -> bool:
         return self._log.maybe_term(self._log.committed) == self.term
@@ -922,12 +942,11 @@ class RawNode:
         log = self._log
         log.commit_to(min(message.commit, log.last_index()))
         self._send(HeartbeatResponse(self.id, message.from_id, self.term, message.read_sequence))
-        if (
+        self._quiesced = (
             message.quiesce
             and log.committed == log.last_index()
             and message.commit == log.last_index()
-        ):
-            self._quiesced = True
+        )
 
     def _handle_install_snapshot(self, message: InstallSnapshot) -> None:
         if message.total_size_bytes > self.config.max_snapshot_size_bytes:

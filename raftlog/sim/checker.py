@@ -16,6 +16,7 @@ from raftlog.invariant import invariant
 from raftlog.raft.entry import Entry, ReadState
 from raftlog.raft.node import RawNode
 from raftlog.raft.ready import Role
+from raftlog.raft.storage import LogStorage
 
 
 @attrs.frozen
@@ -38,6 +39,9 @@ class SafetyChecker:
     entry_by_position: dict[tuple[int, int], _EntryFingerprint] = attrs.field(factory=dict)
     read_floor: dict[bytes, int] = attrs.field(factory=dict)
     """ReadIndex context -> highest commit index observed when the read was asked."""
+    reads_answered: int = 0
+    min_read_slack: int | None = None
+    """Smallest (answered read index - commit index when the read started) seen so far."""
     checked_commit: dict[int, int] = attrs.field(factory=dict)
     checks_run: int = 0
 
@@ -48,21 +52,24 @@ class SafetyChecker:
         self.checks_run += 1
         for node in nodes:
             if node.role == Role.LEADER:
-                self._check_election_safety(node)
-            self._check_commit(node)
+                self.check_election_safety(node)
+            self.check_committed_prefix(node)
 
-    def _check_election_safety(self, node: RawNode) -> None:
+    def check_election_safety(self, node: RawNode) -> None:
+        """At most one leader per term (figure 3); also runs leader completeness for a new
+        leader."""
         known = self.leader_by_term.get(node.term)
         if known is None:
             self.leader_by_term[node.term] = node.id
-            self._check_leader_completeness(node)
+            self.check_leader_completeness(node)
             return
         invariant(
             known == node.id,
             f"election safety: nodes {known} and {node.id} both lead term {node.term}",
         )
 
-    def _check_commit(self, node: RawNode) -> None:
+    def check_committed_prefix(self, node: RawNode) -> None:
+        """What is committed never changes, and nothing else is committed where it sits."""
         log = node.log
         committed = log.committed
         previous = self.checked_commit.get(node.id, 0)
@@ -94,6 +101,11 @@ class SafetyChecker:
         if index:
             self._check_digest(node_id, index, digest)
 
+    def check_state_machine(self, node_id: int, index: int, digest: bytes) -> None:
+        """No two nodes apply different entries at one index (the digest covers the prefix)."""
+        if index:
+            self._check_digest(node_id, index, digest)
+
     def _check_digest(self, node_id: int, index: int, digest: bytes) -> None:
         known = self.applied_digest.setdefault(index, digest)
         invariant(
@@ -108,6 +120,10 @@ class SafetyChecker:
         floor = self.read_floor.pop(state.context, None)
         if floor is None:
             return  # a duplicated answer: the first one was checked
+        self.reads_answered += 1
+        slack = state.index - floor
+        if self.min_read_slack is None or slack < self.min_read_slack:
+            self.min_read_slack = slack
         invariant(
             state.index >= floor,
             f"linearizable read: node {node_id} got read index {state.index} but {floor} was "
@@ -116,19 +132,26 @@ class SafetyChecker:
 
     # ------------------------------------------------------------------ full scans
 
-    def full_check(self, nodes: Iterable[RawNode]) -> None:
-        """Log matching and leader completeness over every live log."""
-        for node in nodes:
-            self._check_log_matching(node)
-            if node.role == Role.LEADER:
-                self._check_leader_completeness(node)
+    def full_check(self, nodes: Iterable[RawNode], storages: Iterable[LogStorage]) -> None:
+        """Log matching over every durable log (crashed nodes included), and leader
+        completeness over every live leader's log.
 
-    def _check_log_matching(self, node: RawNode) -> None:
-        log = node.log
-        first = log.first_index()
-        last = log.last_index()
-        entries = log.slice(first, last + 1, 1 << 62) if last >= first else []
-        previous_term = log.maybe_term(first - 1)
+        Log matching looks at durable logs only: a leader that crashes before persisting its
+        election may be elected again in the same term and append different entries, which is
+        harmless because nobody ever saw the first ones (the Ready contract sends nothing
+        before it is persisted)."""
+        for storage in storages:
+            self.check_log_matching(storage)
+        for node in nodes:
+            if node.role == Role.LEADER:
+                self.check_leader_completeness(node)
+
+    def check_log_matching(self, storage: LogStorage) -> None:
+        """Same index and term means same entry and same term before it (hence same prefix)."""
+        first = storage.first_index()
+        last = storage.last_index()
+        entries = storage.entries(first, last + 1, 1 << 62) if last >= first else []
+        previous_term: int | None = storage.term(first - 1)
         for entry in entries:
             fingerprint = _EntryFingerprint(int(entry.kind), entry.payload, previous_term)
             known = self.entry_by_position.setdefault((entry.index, entry.term), fingerprint)
@@ -145,7 +168,8 @@ class SafetyChecker:
             )
             previous_term = entry.term
 
-    def _check_leader_completeness(self, node: RawNode) -> None:
+    def check_leader_completeness(self, node: RawNode) -> None:
+        """A leader holds every entry committed in an earlier (or its own) term."""
         log = node.log
         for index in range(log.first_index(), self.max_committed_index + 1):
             committed_term = self.committed_term.get(index)

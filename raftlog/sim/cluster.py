@@ -9,6 +9,7 @@ handed out in a Ready: restart rebuilds it from the storage alone.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 
 import attrs
 
@@ -84,6 +85,20 @@ class SimCluster:
             node = SimNode(node_id, MemoryStorage.bootstrap(membership), None, DigestStateMachine())
             nodes[node_id] = node
         cluster = cls(seed, options, nodes, SimNetwork(), SafetyChecker())
+        for node_id in nodes:
+            cluster._start(node_id)
+        return cluster
+
+    @classmethod
+    def from_storages(
+        cls, seed: int, storages: dict[int, MemoryStorage], options: ClusterOptions | None = None
+    ) -> SimCluster:
+        """A cluster whose nodes start from the given durable state (scripted scenarios)."""
+        nodes = {
+            node_id: SimNode(node_id, storage, None, DigestStateMachine())
+            for node_id, storage in storages.items()
+        }
+        cluster = cls(seed, options or ClusterOptions(), nodes, SimNetwork(), SafetyChecker())
         for node_id in nodes:
             cluster._start(node_id)
         return cluster
@@ -170,6 +185,36 @@ class SimCluster:
     def process_all_ready(self) -> None:
         for node_id in self.nodes:
             self.process_ready(node_id)
+
+    def flush(
+        self, allow: Callable[[Message], bool] | None = None, max_rounds: int = 20_000
+    ) -> None:
+        """Process every Ready and deliver every message in order until nothing moves;
+        messages ``allow`` rejects are dropped. Checks run after every delivery."""
+        for _ in range(max_rounds):
+            self.process_all_ready()
+            if not self.network.in_flight:
+                return
+            while self.network.in_flight:
+                message = self.network.in_flight[0]
+                if allow is None or allow(message):
+                    self.deliver(0)
+                else:
+                    self.network.drop(0)
+                self.check()
+        raise RuntimeError(f"the cluster did not quiesce within {max_rounds} rounds")
+
+    def campaign(self, node_id: int) -> None:
+        raw = self.nodes[node_id].raw
+        if raw is not None:
+            raw.campaign()
+
+    def raw(self, node_id: int) -> RawNode:
+        """The live node ``node_id`` (raises if it is crashed)."""
+        raw = self.nodes[node_id].raw
+        if raw is None:
+            raise RuntimeError(f"node {node_id} is crashed")
+        return raw
 
     # ------------------------------------------------------------------ inputs
 
@@ -266,7 +311,8 @@ class SimCluster:
         live = self.live()
         self.checker.observe(live)
         if self.steps % self.options.full_check_every_steps == 0:
-            self.checker.full_check(live)
+            self.full_check()
 
     def full_check(self) -> None:
-        self.checker.full_check(self.live())
+        storages = [node.storage for node in self.nodes.values()]
+        self.checker.full_check(self.live(), storages)
