@@ -13,6 +13,8 @@ from collections.abc import Callable
 
 import attrs
 
+from raftlog.invariant import invariant
+from raftlog.raft.codec import decode, encode
 from raftlog.raft.config import RaftConfig
 from raftlog.raft.entry import EntryKind
 from raftlog.raft.errors import ProposalDropped, RaftError
@@ -49,6 +51,9 @@ class ClusterOptions:
     check_quorum: bool = True
     test_bug: str | None = None
     full_check_every_steps: int = 64
+    wire_codec: bool = False
+    """Send every delivered message through ``encode``/``decode`` (tests the codec on real
+    traffic)."""
 
 
 @attrs.define(eq=False)
@@ -238,6 +243,10 @@ class SimCluster:
         node = self.nodes.get(message.to_id)
         if node is None or node.raw is None:
             return
+        if self.options.wire_codec:
+            decoded = decode(encode(message))
+            invariant(decoded == message, f"codec: {message!r} did not survive the wire")
+            message = decoded  # type: ignore[assignment]
         node.raw.step(message)
 
     def leader(self) -> RawNode | None:

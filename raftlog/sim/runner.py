@@ -296,6 +296,7 @@ def cluster_options_for_seed(seed: int) -> ClusterOptions:
         check_quorum=features < 0.75,
         max_inflight_messages=rng.choice((1, 2, 4, 16)),
         max_size_per_message_bytes=rng.choice((8, 64, 256, 4096)),
+        wire_codec=rng.random() < 0.25,
     )
 
 
