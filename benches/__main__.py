@@ -21,7 +21,7 @@ import attrs
 
 from benches.common import Result, Settings
 
-SCENARIOS = ("crc", "append", "recovery")
+SCENARIOS = ("crc", "append", "recovery", "codec", "raft_sim", "transport", "produce")
 
 
 def _arguments(argv: list[str]) -> argparse.Namespace:

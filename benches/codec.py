@@ -1,6 +1,6 @@
 """Kafka codec micro-benchmarks: the hot-path messages against a memcpy ceiling.
 
-`run(quick)` returns one dict per scenario for the benchmark harness. The ceiling is a
+`measure(quick)` returns one dict per scenario; `run(settings)` gives the harness Results. The ceiling is a
 plain memcpy (memoryview slice assignment into a preallocated buffer) of the same bytes
 measured in the same run, so the ratio survives noisy machines: the codec promises to
 copy a records blob at most once, so decoding a Produce request should cost no more
@@ -13,6 +13,7 @@ import struct
 import time
 from collections.abc import Callable
 
+from benches.common import Result, Settings, results_from_rows
 from raftlog.protocol.api_keys import ApiKey
 from raftlog.protocol.connection import RequestReceived, ServerConnection
 from raftlog.protocol.headers import RequestHeader, encode_request_header
@@ -83,7 +84,7 @@ def _row(
     }
 
 
-def run(quick: bool) -> list[dict[str, object]]:
+def measure(quick: bool) -> list[dict[str, object]]:
     repeat, inner = (3, 5) if quick else (7, 20)
     records = bytes(range(256)) * (MIB // 256)
     rows = []
@@ -202,5 +203,10 @@ def run(quick: bool) -> list[dict[str, object]]:
 
 
 if __name__ == "__main__":
-    for row in run(quick=False):
+    for row in measure(quick=False):
         print(row)
+
+
+def run(settings: Settings) -> list[Result]:
+    """The harness's entry point (`python -m benches`)."""
+    return results_from_rows(measure(settings.quick))

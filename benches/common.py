@@ -56,3 +56,8 @@ def median_seconds(action: Callable[[], object], repeats: int) -> float:
 
 def ratio(value: float, ceiling: float) -> float:
     return value / ceiling if ceiling > 0 else 0.0
+
+
+def results_from_rows(rows: list[dict[str, object]]) -> list[Result]:
+    """Results from rows written as plain dicts with Result's field names."""
+    return [Result(**{**row, "notes": row.get("notes") or ""}) for row in rows]  # type: ignore[arg-type]

@@ -1,6 +1,6 @@
 """Raft core benchmarks: the simulator's speed and one 3-node group's commit rate.
 
-`run(quick)` returns one dict per scenario for the benchmark harness.
+`measure(quick)` returns one dict per scenario; `run(settings)` gives the harness Results.
 
 - ``simulator``: checked simulator steps per second on a fault-heavy random schedule (every
   safety checker on). This is what bounds how many schedules a soak explores per minute.
@@ -17,6 +17,7 @@ from __future__ import annotations
 import random
 import time
 
+from benches.common import Result, Settings, results_from_rows
 from raftlog.raft.config import RaftConfig
 from raftlog.raft.membership import Membership
 from raftlog.raft.messages import Message
@@ -118,7 +119,7 @@ def _commits_per_second(proposals: int, per_round: int, payload_bytes: int) -> f
     return committed / elapsed
 
 
-def run(quick: bool) -> list[dict[str, object]]:
+def measure(quick: bool) -> list[dict[str, object]]:
     steps = 20_000 if quick else 200_000
     proposals = 4_000 if quick else 40_000
     rows = [
@@ -142,3 +143,8 @@ def run(quick: bool) -> list[dict[str, object]]:
             )
         )
     return rows
+
+
+def run(settings: Settings) -> list[Result]:
+    """The harness's entry point (`python -m benches`)."""
+    return results_from_rows(measure(settings.quick))

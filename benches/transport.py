@@ -1,7 +1,7 @@
 """Transport benchmark: RAFT-channel throughput and RPC latency between two transports in
 one process over loopback, each against a plain trio socket doing the same work.
 
-`run(quick)` returns one row per figure. `ratio` is always "higher is better": value /
+`measure(quick)` returns one row per figure (`run(settings)` for the harness). `ratio` is always "higher is better": value /
 ceiling for throughput, ceiling / value for latency; `target_ratio` is what we expect
 from pure-Python HTTP/2 framing on top of the same socket.
 """
@@ -15,6 +15,7 @@ from typing import Any
 
 import trio
 
+from benches.common import Result, Settings, results_from_rows
 from raftlog.transport import Channel, Transport
 from raftlog.transport.testing import RecordingHandler, open_cluster
 
@@ -184,7 +185,7 @@ def _row(
 _TARGETS = {1 * _KIB: (0.15, 0.15), 64 * _KIB: (0.35, 0.35)}
 
 
-def run(quick: bool) -> list[dict[str, Any]]:
+def measure(quick: bool) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     total_bytes = (16 if quick else 128) * 1024 * _KIB
     for message_bytes in (1 * _KIB, 64 * _KIB):
@@ -252,3 +253,8 @@ def run(quick: bool) -> list[dict[str, Any]]:
         )
     )
     return rows
+
+
+def run(settings: Settings) -> list[Result]:
+    """The harness's entry point (`python -m benches`)."""
+    return results_from_rows(measure(settings.quick))

@@ -24,7 +24,7 @@ def test_quick_run_reports_every_scenario() -> None:
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    rows = module.run(quick=True)
+    rows = module.measure(quick=True)
     assert len(rows) == 4
     for row in rows:
         assert set(row) == KEYS

@@ -11,7 +11,8 @@ REPO = pathlib.Path(__file__).resolve().parents[2]
 def test_quick_tiny_run_writes_every_scenario(tmp_path: pathlib.Path) -> None:
     json_path = tmp_path / "results.json"
     completed = subprocess.run(
-        [sys.executable, "-m", "benches", "--quick", "--scale", "0.02", "--json",
+        [sys.executable, "-m", "benches", "--quick", "--scale", "0.02",
+         "--only", "crc", "--only", "append", "--only", "recovery", "--json",
          str(json_path), "--dir", str(tmp_path / "disk")],
         cwd=REPO, capture_output=True, text=True, timeout=120, check=False)
     assert completed.returncode == 0, completed.stderr

@@ -1,0 +1,178 @@
+"""Kafka load generator, run in its own process so it never shares a core's GIL with the
+server: `python -m benches.kafka_load produce|consume|ceiling ...`, prints one JSON line.
+
+confluent-kafka is librdkafka underneath, so the generator is C-fast; its own ceiling
+(`ceiling`: how fast produce() can enqueue with no broker work at all) is reported next to
+every figure so a reader can tell the server from the client.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+
+BATCH_BYTES = 1 << 20
+
+
+def _percentile(samples: list[float], fraction: float) -> float:
+    if not samples:
+        return 0.0
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def produce(bootstrap: str, topic: str, count: int, size: int, acks: str, timeout_s: float) -> dict:
+    producer = Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "acks": acks,
+            "linger.ms": 5,
+            "batch.size": BATCH_BYTES,
+            "queue.buffering.max.messages": 1_000_000,
+            "queue.buffering.max.kbytes": 1_048_576,
+            "enable.idempotence": False,
+        }
+    )
+    value = b"x" * size
+    latencies: list[float] = []
+    failures: list[str] = []
+
+    def delivered(error: object, _message: object, sent: float) -> None:
+        if error is not None:
+            failures.append(str(error))
+        else:
+            latencies.append(time.perf_counter() - sent)
+
+    started = time.perf_counter()
+    deadline = started + timeout_s
+    for _ in range(count):
+        sent = time.perf_counter()
+        while True:
+            try:
+                producer.produce(topic, value, on_delivery=lambda e, m, s=sent: delivered(e, m, s))
+                break
+            except BufferError:
+                producer.poll(0.01)
+        producer.poll(0)
+        if time.perf_counter() > deadline:
+            break
+    remaining = producer.flush(max(deadline - time.perf_counter(), 1))
+    elapsed = time.perf_counter() - started
+    return {
+        "records": len(latencies),
+        "failures": len(failures) + remaining,
+        "first_failure": failures[0] if failures else None,
+        "seconds": elapsed,
+        "records_per_s": len(latencies) / elapsed,
+        "mb_per_s": len(latencies) * size / elapsed / 1e6,
+        "p50_ms": _percentile(latencies, 0.50) * 1000,
+        "p99_ms": _percentile(latencies, 0.99) * 1000,
+        "mean_ms": statistics.fmean(latencies) * 1000 if latencies else 0.0,
+    }
+
+
+def produce_one_at_a_time(bootstrap: str, topic: str, count: int, size: int) -> dict:
+    """Latency of a lone record: each waits for its acknowledgement before the next."""
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 0})
+    value = b"x" * size
+    latencies = []
+    for _ in range(count):
+        sent = time.perf_counter()
+        producer.produce(topic, value)
+        if producer.flush(10) != 0:
+            raise KafkaException("a single record was not acknowledged within 10 s")
+        latencies.append(time.perf_counter() - sent)
+    return {
+        "records": count,
+        "p50_ms": _percentile(latencies, 0.50) * 1000,
+        "p99_ms": _percentile(latencies, 0.99) * 1000,
+    }
+
+
+def consume(bootstrap: str, topic: str, count: int, timeout_s: float) -> dict:
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": "bench-unused",
+            "enable.auto.commit": False,
+            "fetch.max.bytes": 64 << 20,
+            "max.partition.fetch.bytes": 16 << 20,
+        }
+    )
+    consumer.assign([TopicPartition(topic, 0, 0)])
+    received = size = 0
+    started = time.perf_counter()
+    deadline = started + timeout_s
+    while received < count and time.perf_counter() < deadline:
+        for message in consumer.consume(10_000, 0.5):
+            if message.error() is None:
+                received += 1
+                size += len(message.value() or b"")
+    elapsed = time.perf_counter() - started
+    consumer.close()
+    return {
+        "records": received,
+        "seconds": elapsed,
+        "records_per_s": received / elapsed,
+        "mb_per_s": size / elapsed / 1e6,
+    }
+
+
+def ceiling(count: int, size: int) -> dict:
+    """produce() into librdkafka's queue with no broker reachable: the generator's limit."""
+    producer = Producer(
+        {
+            "bootstrap.servers": "127.0.0.1:1",
+            "queue.buffering.max.messages": 2_000_000,
+            "queue.buffering.max.kbytes": 4_194_304,
+            "message.timeout.ms": 1000,
+            "log_level": 0,
+        }
+    )
+    value = b"x" * size
+    started = time.perf_counter()
+    for _ in range(count):
+        producer.produce("ceiling", value)
+    elapsed = time.perf_counter() - started
+    producer.purge()
+    return {"records_per_s": count / elapsed}
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benches.kafka_load")
+    parser.add_argument("mode", choices=("produce", "single", "consume", "ceiling"))
+    parser.add_argument("--bootstrap", default="127.0.0.1:9092")
+    parser.add_argument("--topic", default="bench")
+    parser.add_argument("--count", type=int, required=True)
+    parser.add_argument("--size", type=int, default=1024)
+    parser.add_argument("--acks", default="all")
+    parser.add_argument("--timeout", type=float, default=120.0)
+    arguments = parser.parse_args(argv)
+    if arguments.mode == "produce":
+        result = produce(
+            arguments.bootstrap,
+            arguments.topic,
+            arguments.count,
+            arguments.size,
+            arguments.acks,
+            arguments.timeout,
+        )
+    elif arguments.mode == "single":
+        result = produce_one_at_a_time(
+            arguments.bootstrap, arguments.topic, arguments.count, arguments.size
+        )
+    elif arguments.mode == "consume":
+        result = consume(arguments.bootstrap, arguments.topic, arguments.count, arguments.timeout)
+    else:
+        result = ceiling(arguments.count, arguments.size)
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
