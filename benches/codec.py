@@ -1,6 +1,7 @@
 """Kafka codec micro-benchmarks: the hot-path messages against a memcpy ceiling.
 
-`measure(quick)` returns one dict per scenario; `run(settings)` gives the harness Results. The ceiling is a
+`measure(quick)` returns one dict per scenario;
+`run(settings)` gives the harness its Results. The ceiling is a
 plain memcpy (memoryview slice assignment into a preallocated buffer) of the same bytes
 measured in the same run, so the ratio survives noisy machines: the codec promises to
 copy a records blob at most once, so decoding a Produce request should cost no more

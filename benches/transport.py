@@ -1,7 +1,8 @@
 """Transport benchmark: RAFT-channel throughput and RPC latency between two transports in
 one process over loopback, each against a plain trio socket doing the same work.
 
-`measure(quick)` returns one row per figure (`run(settings)` for the harness). `ratio` is always "higher is better": value /
+`measure(quick)` returns one row per figure
+(`run(settings)` for the harness). `ratio` is always "higher is better": value /
 ceiling for throughput, ceiling / value for latency; `target_ratio` is what we expect
 from pure-Python HTTP/2 framing on top of the same socket.
 """
