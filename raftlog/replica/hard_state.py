@@ -5,7 +5,7 @@ crash lets a node vote twice in one term), so `save` fsyncs the file and its dir
 when either changes. They change only at elections, so this costs nothing on the data
 path. The commit index is only a hint: Raft can always relearn it from a leader, and any
 value that was once true is safe to start from (clipped to the recovered log), so it is
-written without fsync and never on its own schedule.
+written without fsync, and at most once per `commit_save_interval_s` when it alone changed.
 
 File format: one fixed 32-byte record, `RLHS` magic, version, term, vote, commit, CRC32C.
 A torn or corrupt file is an error that names the file; the node must not guess a term.
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import struct
+import time
 from pathlib import Path
 
 import attrs
@@ -62,7 +63,9 @@ class HardStateFile:
     """One group's hard state on disk; remembers what it last wrote to skip no-op saves."""
 
     path: Path
+    commit_save_interval_s: float = 1.0
     _saved: HardState = attrs.field(init=False, factory=HardState)
+    _saved_at_s: float = attrs.field(init=False, default=0.0)
 
     def load(self) -> HardState:
         """The saved state, or the initial state if the group has never saved one."""
@@ -79,6 +82,9 @@ class HardStateFile:
         if state == self._saved:
             return
         durable = (state.term, state.vote) != (self._saved.term, self._saved.vote)
+        now_s = time.monotonic()
+        if not durable and now_s - self._saved_at_s < self.commit_save_interval_s:
+            return  # only the commit hint moved, and it was saved a moment ago
         temporary = self.path.with_suffix(".tmp")
         with temporary.open("wb") as file:
             file.write(_encode(state))
@@ -89,3 +95,4 @@ class HardStateFile:
         if durable:
             _fsync_directory(self.path.parent)
         self._saved = state
+        self._saved_at_s = now_s

@@ -12,11 +12,20 @@ def test_missing_file_is_the_initial_state(tmp_path: Path) -> None:
 
 
 def test_round_trip_and_reload(tmp_path: Path) -> None:
-    file = HardStateFile(tmp_path / "hs")
+    file = HardStateFile(tmp_path / "hs", commit_save_interval_s=0.0)
     file.load()
     file.save(HardState(term=7, vote=3, commit=41))
     file.save(HardState(term=7, vote=3, commit=42))  # commit-only change: no fsync path
     assert HardStateFile(tmp_path / "hs").load() == HardState(7, 3, 42)
+
+
+def test_commit_only_changes_are_rate_limited_but_votes_never(tmp_path: Path) -> None:
+    file = HardStateFile(tmp_path / "hs", commit_save_interval_s=3600.0)
+    file.save(HardState(term=1, vote=1, commit=1))
+    file.save(HardState(term=1, vote=1, commit=9))  # skipped: the hint was just saved
+    assert HardStateFile(tmp_path / "hs").load() == HardState(1, 1, 1)
+    file.save(HardState(term=2, vote=2, commit=9))  # a new term is always saved at once
+    assert HardStateFile(tmp_path / "hs").load() == HardState(2, 2, 9)
     assert not (tmp_path / "hs.tmp").exists()
 
 
