@@ -102,6 +102,8 @@ class MetadataState:
     topics: dict[str, TopicInfo] = attrs.field(factory=dict)
     next_group_id: int = CONTROLLER_GROUP_ID + 1
     next_producer_id: int = 0
+    cluster_id: str | None = None
+    """Chosen once, by the first node that finds none; every node then answers with it."""
     applied_commands: int = 0
 
     def apply(self, command: dict[str, Any]) -> Any:
@@ -240,6 +242,13 @@ def _drop_segments(state: MetadataState, command: dict[str, Any]) -> int:
 PRODUCER_ID_BLOCK_SIZE_MAX = 1_000_000
 
 
+def _init_cluster(state: MetadataState, command: dict[str, Any]) -> str:
+    """Set the cluster id unless one is set already; returns the id in force."""
+    if state.cluster_id is None:
+        state.cluster_id = str(command["cluster_id"])
+    return state.cluster_id
+
+
 def _allocate_producer_ids(state: MetadataState, command: dict[str, Any]) -> int:
     """Reserve a block of producer ids; returns its first id."""
     count = int(command["count"])
@@ -252,6 +261,7 @@ def _allocate_producer_ids(state: MetadataState, command: dict[str, Any]) -> int
 
 _HANDLERS = {
     "allocate_producer_ids": _allocate_producer_ids,
+    "init_cluster": _init_cluster,
     "register_node": _register_node,
     "create_topic": _create_topic,
     "delete_topic": _delete_topic,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import attrs
@@ -43,6 +43,8 @@ class Controller:
     state: MetadataState = attrs.field(factory=MetadataState)
     group: ReplicaGroup | None = None
     listeners: list[Callable[[dict[str, Any], Any], None]] = attrs.field(factory=list)
+    forward: Callable[[int, dict[str, Any]], Awaitable[dict[str, Any]]] | None = None
+    """Sends a command to the controller leader (by node id) and returns its reply."""
     _results: dict[int, Any] = attrs.field(factory=dict)
 
     def apply_entries(self, entries: Sequence[Entry]) -> None:
@@ -70,7 +72,41 @@ class Controller:
             self._results.pop(next(iter(self._results)))
 
     async def execute(self, command: dict[str, Any], timeout_s: float) -> Any:
-        """Commit `command`, then return what applying it returned (or raise its error)."""
+        """Commit `command`, then return what applying it returned (or raise its error).
+
+        On a node that is not the controller leader the command is forwarded to the leader,
+        and the answer waits until this node has applied it too, so the caller sees its
+        effect in the local state.
+        """
+        group = self.group
+        if group is None:
+            raise ControllerUnavailable(NOT_CONTROLLER, "the controller is not running here")
+        if group.is_leader:
+            _index, result = await self._execute_as_leader(command, timeout_s)
+            return result
+        if self.forward is None or not group.leader_id:
+            raise ControllerUnavailable(NOT_CONTROLLER, "no controller leader is known")
+        with trio.fail_after(timeout_s):
+            reply = await self.forward(group.leader_id, command)
+            if "error_code" in reply:
+                raise MetadataError(int(reply["error_code"]), str(reply["message"]))
+            while group.applied_index < int(reply["index"]):
+                await trio.sleep(0.005)
+        if command["type"] == "create_topic":
+            return self.state.topics[command["name"]]
+        return reply.get("result")
+
+    async def execute_for_peer(self, command: dict[str, Any], timeout_s: float) -> dict[str, Any]:
+        """Run a command a peer forwarded; answer the entry index and a JSON-able result."""
+        try:
+            index, result = await self._execute_as_leader(command, timeout_s)
+        except MetadataError as error:
+            return {"error_code": error.error_code, "message": str(error)}
+        return {"index": index, "result": result if isinstance(result, int) else None}
+
+    async def _execute_as_leader(
+        self, command: dict[str, Any], timeout_s: float
+    ) -> tuple[int, Any]:
         group = self.group
         if group is None or not group.is_leader:
             raise ControllerUnavailable(NOT_CONTROLLER, "this node is not the controller leader")
@@ -83,7 +119,7 @@ class Controller:
             result = self._results.pop(index, None)
             if isinstance(result, MetadataError):
                 raise result
-            return result
+            return index, result
         raise ControllerUnavailable(REQUEST_TIMED_OUT, "the metadata command timed out")
 
     async def create_topic(

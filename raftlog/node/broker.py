@@ -34,7 +34,6 @@ NO_NODE = -1
 @attrs.define(eq=False)
 class Broker:
     config: NodeConfig
-    cluster_id: str
     controller: Controller
     partitions: dict[tuple[str, int], PartitionReplica] = attrs.field(factory=dict)
     request_timeout_s: float = 30.0
@@ -45,6 +44,10 @@ class Broker:
     """Set once the node has recovered; requests wait for it."""
     _data_changed: trio.Event = attrs.field(factory=trio.Event)
     _producer_ids: Iterator[int] = attrs.field(factory=lambda: iter(()))
+
+    @property
+    def cluster_id(self) -> str | None:
+        return self.controller.state.cluster_id
 
     async def handle(self, request: RequestReceived) -> Message | None:
         await self.ready.wait()

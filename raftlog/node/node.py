@@ -5,18 +5,21 @@ topics and so reopens every partition group hosted here), then the node register
 (its Kafka address may have changed), and only then does the Kafka listener accept
 clients, so a client never sees a node that has not recovered.
 
-Cluster mode (`--peers`) needs the internal transport and the multi-voter controller;
-until those land, a node refuses `--peers` with a clear error rather than running alone
-while claiming to be part of a cluster.
+In cluster mode (`--peers`, which lists every member with its internal address, this node
+included) the controller group's voters are the listed members, every group's Raft
+messages travel over one HTTP/2 transport per node (`raft_router`), and a node that is not
+the controller leader forwards controller commands to the leader.
 """
 
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import pathlib
 import shutil
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 import attrs
@@ -25,34 +28,31 @@ import trio
 from raftlog import logs
 from raftlog.config import NodeConfig
 from raftlog.controller.metadata import CONTROLLER_GROUP_ID, TopicInfo
-from raftlog.controller.service import Controller
+from raftlog.controller.service import NOT_CONTROLLER, Controller, ControllerUnavailable
 from raftlog.kafka.listener import KafkaListener
 from raftlog.limits import StorageLimits
 from raftlog.node.broker import Broker
+from raftlog.node.raft_router import CONTROLLER_EXECUTE, RaftRouter
 from raftlog.partition.replica import PartitionReplica
-from raftlog.raft.messages import Message
 from raftlog.replica.factory import open_replica_group
 from raftlog.replica.group import ReplicaGroup
 from raftlog.replica.raft_storage import SegmentGroupLog
 from raftlog.storage.config import LogConfig
-from raftlog.storage.files import write_atomically
+from raftlog.transport import Transport, TransportError
 
 TICK_INTERVAL_S = 0.1
 STARTUP_TIMEOUT_S = 60.0
+FORWARD_TIMEOUT_S = 30.0
+PARTITION_LEADERS_WAIT_S = 10.0
 
 
-class ClusterModeUnavailable(RuntimeError):
-    """`--peers` was given, but this build serves single nodes only."""
+class ClusterConfigError(ValueError):
+    """The cluster settings cannot describe a cluster this node belongs to."""
 
 
-def load_cluster_id(data_dir: pathlib.Path) -> str:
-    """The cluster id, created once (Kafka's 22-character form) and kept in the data dir."""
-    path = data_dir / "cluster_id"
-    if path.exists():
-        return path.read_text().strip()
-    cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-    write_atomically(path, cluster_id.encode())
-    return cluster_id
+def new_cluster_id() -> str:
+    """A cluster id in Kafka's form: a UUID as 22 characters of URL-safe base64."""
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
 
 
 @attrs.define(eq=False)
@@ -69,33 +69,42 @@ class Node:
     controller: Controller = attrs.field(factory=Controller)
     broker: Broker | None = None
     kafka_port: int | None = None
+    router: RaftRouter | None = None
+    transport: Transport | None = None
     _hosted: dict[int, _Hosted] = attrs.field(factory=dict)
     _nursery: trio.Nursery | None = None
 
     async def run(self, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
         """Run until cancelled; reports the bound Kafka port once clients may connect."""
-        if self.config.peers:
-            raise ClusterModeUnavailable(
-                "cluster mode (--peers) is not available yet: this build runs single nodes"
-            )
         data_dir = self.config.data_dir
         data_dir.mkdir(parents=True, exist_ok=True)
-        self.broker = Broker(self.config, load_cluster_id(data_dir), self.controller)
+        self.broker = Broker(self.config, self.controller)
         self.controller.listeners.append(self._on_metadata)
+        self.router = RaftRouter(self._lookup, self._execute_for_peer)
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
+            if self.config.peers:
+                await self._start_transport(nursery)
+                self.controller.forward = self._forward
             # Bind first, so that the advertised port is known even for port 0; the broker
             # holds every request until recovery is done.
             listener = KafkaListener(self.broker.handle, self.broker.supported_versions)
             address = self.config.kafka_addr
             self.kafka_port = await nursery.start(listener.serve, address.host, address.port)
-            group = await self._host(CONTROLLER_GROUP_ID, data_dir / "controller", None)
+            group = await self._host(
+                CONTROLLER_GROUP_ID, data_dir / "controller", None, self._controller_voters()
+            )
             self.controller.group = group
+            nursery.start_soon(self._tick_forever)
             with trio.fail_after(STARTUP_TIMEOUT_S):
                 await self._wait_caught_up(group)
                 await self._register()
+                if self.controller.state.cluster_id is None:
+                    await self.controller.execute(
+                        {"type": "init_cluster", "cluster_id": new_cluster_id()},
+                        STARTUP_TIMEOUT_S,
+                    )
                 await self._wait_partitions_led()
-            nursery.start_soon(self._tick_forever)
             self.broker.ready.set()
             logs.event(
                 "listening",
@@ -109,7 +118,11 @@ class Node:
     # -- groups ------------------------------------------------------------------------
 
     async def _host(
-        self, group_id: int, directory: pathlib.Path, partition: tuple[str, int] | None
+        self,
+        group_id: int,
+        directory: pathlib.Path,
+        partition: tuple[str, int] | None,
+        voters: Sequence[int],
     ) -> ReplicaGroup:
         assert self._nursery is not None and self.broker is not None
         log_config = LogConfig(
@@ -122,9 +135,9 @@ class Node:
             directory,
             group_id=group_id,
             node_id=self.config.node_id,
-            voters=[self.config.node_id],
+            voters=voters,
             apply=self.controller.apply_entries,
-            send=self._send,
+            send=self._router().sender(group_id),
             fsync=self.config.fsync,
             log_config=log_config,
         )
@@ -136,7 +149,10 @@ class Node:
         scope = trio.CancelScope()
         self._hosted[group_id] = _Hosted(group, storage, scope, directory)
         await self._nursery.start(self._run_group, group_id)
-        group.campaign()  # the sole voter need not wait out an election timeout
+        if voters[0] == self.config.node_id:
+            # The first replica stands at once instead of waiting out an election timeout;
+            # pre-vote keeps this from disturbing a group that already has a leader.
+            group.campaign()
         return group
 
     async def _run_group(
@@ -158,8 +174,51 @@ class Node:
         await trio.sleep(0)  # let the group task unwind and close its files
         shutil.rmtree(hosted.directory, ignore_errors=True)
 
-    def _send(self, message: Message) -> None:
-        raise ClusterModeUnavailable(f"a single node has no peer to send {message!r} to")
+    def _router(self) -> RaftRouter:
+        assert self.router is not None, "the router exists once run() has started"
+        return self.router
+
+    def _lookup(self, group_id: int) -> ReplicaGroup | None:
+        hosted = self._hosted.get(group_id)
+        return None if hosted is None else hosted.group
+
+    def _controller_voters(self) -> list[int]:
+        if not self.config.peers:
+            return [self.config.node_id]
+        return [peer.node_id for peer in self.config.peers]
+
+    async def _start_transport(self, nursery: trio.Nursery) -> None:
+        peers = {peer.node_id: peer.address for peer in self.config.peers}
+        own = peers.pop(self.config.node_id, None)
+        if own is None:
+            raise ClusterConfigError(
+                f"--peers must list this node (id {self.config.node_id}) with its internal address"
+            )
+        self.transport = Transport(
+            self.config.node_id,
+            own.host,
+            own.port,
+            self.router,
+            peer_addresses={node: (address.host, address.port) for node, address in peers.items()},
+        )
+        self.router.transport = self.transport
+        await nursery.start(self.transport.run)
+
+    async def _forward(self, leader_id: int, command: dict[str, Any]) -> dict[str, Any]:
+        assert self.transport is not None
+        try:
+            reply = await self.transport.call(
+                leader_id, CONTROLLER_EXECUTE, json.dumps(command).encode(), FORWARD_TIMEOUT_S
+            )
+        except TransportError as error:
+            raise ControllerUnavailable(
+                NOT_CONTROLLER, f"controller leader unreachable: {error}"
+            ) from error
+        result: dict[str, Any] = json.loads(reply)
+        return result
+
+    async def _execute_for_peer(self, command: dict[str, Any]) -> dict[str, Any]:
+        return await self.controller.execute_for_peer(command, FORWARD_TIMEOUT_S)
 
     async def _tick_forever(self) -> None:
         while True:
@@ -168,14 +227,22 @@ class Node:
                 hosted.group.tick()
 
     async def _wait_caught_up(self, group: ReplicaGroup) -> None:
-        """Until this node leads the controller group and has applied its whole log."""
-        while not (group.is_leader and group.applied_index >= group.raw.statistics().last_index):
+        """Until the controller group has a leader and this node applied what it committed."""
+        while True:
+            statistics = group.raw.statistics()
+            if group.is_leader and group.applied_index >= statistics.last_index:
+                return
+            following = not group.is_leader and group.leader_id and statistics.commit_index > 0
+            if following and group.applied_index >= statistics.commit_index:
+                return
             await trio.sleep(0.005)
 
     async def _wait_partitions_led(self) -> None:
+        """Give hosted partitions a moment to find leaders (clients retry if they have not)."""
         assert self.broker is not None
-        while not all(replica.group.is_leader for replica in self.broker.partitions.values()):
-            await trio.sleep(0.005)
+        with trio.move_on_after(PARTITION_LEADERS_WAIT_S):
+            while not all(replica.group.leader_id for replica in self.broker.partitions.values()):
+                await trio.sleep(0.005)
 
     async def _register(self) -> None:
         config = self.config
@@ -205,7 +272,11 @@ class Node:
                 if self.config.node_id in head.replicas:
                     directory = self.config.data_dir / "groups" / str(head.group_id)
                     self._nursery.start_soon(
-                        self._host, head.group_id, directory, (topic.name, partition.index)
+                        self._host,
+                        head.group_id,
+                        directory,
+                        (topic.name, partition.index),
+                        head.replicas,
                     )
         elif command["type"] == "delete_topic":
             topic = result

@@ -144,3 +144,10 @@ def test_producer_id_blocks_never_overlap() -> None:
     assert (first, second, state.next_producer_id) == (0, 1000, 1010)
     with pytest.raises(MetadataError):
         state.apply({"type": "allocate_producer_ids", "count": 0})
+
+
+def test_the_first_cluster_id_wins() -> None:
+    state = MetadataState()
+    assert state.apply({"type": "init_cluster", "cluster_id": "first"}) == "first"
+    assert state.apply({"type": "init_cluster", "cluster_id": "second"}) == "first"
+    assert state.cluster_id == "first"

@@ -1,0 +1,173 @@
+"""Real raftlog nodes for tests and local development: `LocalCluster` starts N `raftlog
+serve` processes on free 127.0.0.1 ports in a directory, waits until each logs
+`event=listening`, and stops them by PID (SIGTERM, then SIGKILL after a grace period).
+
+    with LocalCluster(tmp_path, nodes=3) as cluster:
+        producer = confluent_kafka.Producer({"bootstrap.servers": cluster.bootstrap})
+"""
+
+from __future__ import annotations
+
+import contextlib
+import pathlib
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from types import TracebackType
+
+import attrs
+
+STARTUP_TIMEOUT_S = 60.0
+STOP_GRACE_S = 20.0
+
+
+def free_port() -> int:
+    """A port that was free a moment ago (the OS picked it)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class NodeFailedToStart(RuntimeError):
+    """A node exited or did not report `listening` in time; carries its log's tail."""
+
+
+@attrs.define(eq=False)
+class LocalNode:
+    node_id: int
+    kafka_port: int
+    internal_port: int
+    data_dir: pathlib.Path
+    log_path: pathlib.Path
+    arguments: list[str]
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.kafka_port}"
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def listening_count(self) -> int:
+        """How many times this node has logged `listening` (once per start)."""
+        return self.log_path.read_bytes().count(b"event=listening") if self.log_path.exists() else 0
+
+    def spawn(self) -> None:
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "raftlog.cli", "serve", *self.arguments],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    def wait_listening(self, previous_count: int, deadline: float) -> None:
+        while self.listening_count() <= previous_count:
+            assert self.process is not None
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                tail = self.log_path.read_text(errors="replace")[-3000:]
+                self.kill()
+                raise NodeFailedToStart(f"node {self.node_id} did not start:\n{tail}")
+            time.sleep(0.05)
+
+    def start(self) -> None:
+        """Start the process (again, on the same data dir) and wait until it listens."""
+        previous = self.listening_count()
+        self.spawn()
+        self.wait_listening(previous, time.monotonic() + STARTUP_TIMEOUT_S)
+
+    def kill(self) -> None:
+        """SIGKILL: what a crash looks like."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def stop(self) -> int | None:
+        """SIGTERM and wait; SIGKILL if it does not stop in time. Returns the exit code."""
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=STOP_GRACE_S)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+
+@attrs.define(eq=False)
+class LocalCluster:
+    """N real nodes on 127.0.0.1; one node means a single node without `--peers`."""
+
+    directory: pathlib.Path
+    nodes: int = 3
+    extra_arguments: Sequence[str] = ()
+    members: list[LocalNode] = attrs.field(factory=list)
+
+    def __attrs_post_init__(self) -> None:
+        self.directory = pathlib.Path(self.directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        ports = [(free_port(), free_port()) for _ in range(self.nodes)]
+        peers = ",".join(f"{i + 1}@127.0.0.1:{internal}" for i, (_k, internal) in enumerate(ports))
+        for index, (kafka_port, internal_port) in enumerate(ports):
+            node_id = index + 1
+            data_dir = self.directory / f"node{node_id}"
+            arguments = [
+                "--node-id", str(node_id),
+                "--data-dir", str(data_dir),
+                "--kafka-addr", f"127.0.0.1:{kafka_port}",
+                *(("--peers", peers) if self.nodes > 1 else ()),
+                *self.extra_arguments,
+            ]  # fmt: skip
+            self.members.append(
+                LocalNode(
+                    node_id,
+                    kafka_port,
+                    internal_port,
+                    data_dir,
+                    self.directory / f"node{node_id}.log",
+                    arguments,
+                )
+            )
+
+    @property
+    def bootstrap(self) -> str:
+        return ",".join(member.address for member in self.members if member.running)
+
+    def node(self, node_id: int) -> LocalNode:
+        return self.members[node_id - 1]
+
+    def start(self) -> None:
+        """Start every node; they wait for each other, so start them all before waiting."""
+        previous = [member.listening_count() for member in self.members]
+        for member in self.members:
+            member.spawn()
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        try:
+            for member, count in zip(self.members, previous, strict=True):
+                member.wait_listening(count, deadline)
+        except NodeFailedToStart:
+            self.stop()
+            raise
+
+    def stop(self) -> dict[int, int | None]:
+        """Stop every node; returns each node's exit code."""
+        return {member.node_id: member.stop() for member in self.members}
+
+    def __enter__(self) -> LocalCluster:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        with contextlib.suppress(Exception):
+            self.stop()
