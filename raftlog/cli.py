@@ -13,6 +13,7 @@ import trio
 from raftlog import __version__, logs
 from raftlog.config import ConfigError, NodeConfig, resolve
 from raftlog.node.node import Node
+from raftlog.testing import LocalCluster, NodeFailedToStart
 
 EXIT_OK = 0
 EXIT_USAGE = 2
@@ -56,6 +57,16 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     serve = commands.add_parser("serve", help="run a node (no configuration needed)")
     _add_node_flags(serve)
+    dev = commands.add_parser("dev", help="local development helpers")
+    dev_commands = dev.add_subparsers(dest="dev_command", metavar="SUBCOMMAND")
+    cluster = dev_commands.add_parser(
+        "cluster", help="run a local cluster of real node processes until Ctrl-C"
+    )
+    cluster.add_argument("--nodes", type=int, default=3, help="how many nodes (3)")
+    cluster.add_argument("--data-dir", type=Path, default=Path("raftlog-dev-cluster"))
+    cluster.add_argument(
+        "--base-port", type=int, default=9092, help="Kafka ports from here, internal +100"
+    )
     config = commands.add_parser("config", help="configuration commands")
     config_commands = config.add_subparsers(dest="config_command", metavar="SUBCOMMAND")
     show = config_commands.add_parser("show", help="print the effective configuration")
@@ -81,6 +92,28 @@ async def _serve(config: NodeConfig) -> None:
     logs.event("stopped")
 
 
+def _dev_cluster(nodes: int, data_dir: Path, base_port: int) -> int:
+    if not 1 <= nodes <= 9:
+        print("raftlog: --nodes must be 1-9", file=sys.stderr)
+        return EXIT_USAGE
+    cluster = LocalCluster(data_dir, nodes=nodes, base_port=base_port)
+    try:
+        cluster.start()
+    except NodeFailedToStart as error:
+        print(f"raftlog: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"bootstrap: {cluster.bootstrap}", flush=True)
+    print(f"logs: {data_dir}/node*.log; Ctrl-C stops every node", flush=True)
+    # Block the stop signals only now: the node processes must not inherit the mask.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        signal.sigwait({signal.SIGINT, signal.SIGTERM})
+    finally:
+        codes = cluster.stop()
+    print(f"stopped: {codes}")
+    return EXIT_OK if all(code == 0 for code in codes.values()) else EXIT_FAILED
+
+
 def _config_show(config: NodeConfig, output_format: str) -> None:
     shown = config.as_text_dict()
     if output_format == "json":
@@ -94,11 +127,15 @@ def _config_show(config: NodeConfig, output_format: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     arguments = parser.parse_args(argv)
-    if arguments.command is None or (
-        arguments.command == "config" and arguments.config_command is None
+    if (
+        arguments.command is None
+        or (arguments.command == "config" and arguments.config_command is None)
+        or (arguments.command == "dev" and arguments.dev_command is None)
     ):
         parser.print_help()
         return EXIT_USAGE
+    if arguments.command == "dev":
+        return _dev_cluster(arguments.nodes, arguments.data_dir, arguments.base_port)
     try:
         config = _resolve(arguments)
     except ConfigError as error:

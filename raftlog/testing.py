@@ -107,12 +107,17 @@ class LocalCluster:
     directory: pathlib.Path
     nodes: int = 3
     extra_arguments: Sequence[str] = ()
+    base_port: int | None = None
+    """Kafka ports base_port.., internal ports base_port+100..; None picks free ports."""
     members: list[LocalNode] = attrs.field(factory=list)
 
     def __attrs_post_init__(self) -> None:
         self.directory = pathlib.Path(self.directory)
         self.directory.mkdir(parents=True, exist_ok=True)
-        ports = [(free_port(), free_port()) for _ in range(self.nodes)]
+        if self.base_port is None:
+            ports = [(free_port(), free_port()) for _ in range(self.nodes)]
+        else:
+            ports = [(self.base_port + i, self.base_port + 100 + i) for i in range(self.nodes)]
         peers = ",".join(f"{i + 1}@127.0.0.1:{internal}" for i, (_k, internal) in enumerate(ports))
         for index, (kafka_port, internal_port) in enumerate(ports):
             node_id = index + 1
