@@ -221,10 +221,31 @@ class Node:
         return await self.controller.execute_for_peer(command, FORWARD_TIMEOUT_S)
 
     async def _tick_forever(self) -> None:
+        """Tick every group that has something to do.
+
+        A quiescent group (every member holds its whole log) is not ticked, so idle
+        groups cost neither CPU nor heartbeats; any message wakes it. A quiescent follower
+        whose leader's connection is down keeps ticking, so it can elect a new leader; pre-vote
+        keeps that from disturbing groups whose leader is alive.
+        """
         while True:
             await trio.sleep(TICK_INTERVAL_S)
+            unreachable = self._unreachable_peers()
             for hosted in list(self._hosted.values()):
-                hosted.group.tick()
+                group = hosted.group
+                if group.raw.quiescent() and group.leader_id not in unreachable:
+                    continue
+                group.tick()
+
+    def _unreachable_peers(self) -> frozenset[int]:
+        if self.transport is None:
+            return frozenset()
+        peers = self.transport.statistics().peers
+        return frozenset(node for node, peer in peers.items() if not peer.connected)
+
+    def quiescent_groups(self) -> int:
+        """How many hosted groups are quiescent now (for statistics and tests)."""
+        return sum(1 for hosted in self._hosted.values() if hosted.group.raw.quiescent())
 
     async def _wait_caught_up(self, group: ReplicaGroup) -> None:
         """Until the controller group has a leader and this node applied what it committed."""

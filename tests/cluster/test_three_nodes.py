@@ -149,3 +149,29 @@ def test_every_node_reports_one_cluster_and_all_brokers(tmp_path: pathlib.Path) 
             cluster_ids.add(metadata.cluster_id)
         assert len(cluster_ids) == 1
 
+
+
+def test_idle_partition_fails_over_after_its_leader_dies(tmp_path: pathlib.Path) -> None:
+    """A quiescent group stops heartbeating; losing its leader must still elect a new one."""
+    with LocalCluster(tmp_path, nodes=3) as cluster:
+        _create_topic(cluster.bootstrap)
+        producer = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all"})
+        producer.produce(TOPIC, b"before", partition=0)
+        assert producer.flush(30) == 0
+        time.sleep(3)  # long enough for the groups to go quiet
+        victim = _leader_of(cluster.bootstrap, 0)
+        cluster.node(victim).kill()
+        started = time.monotonic()
+        delivered: list[object] = []
+        producer = Producer(
+            {"bootstrap.servers": cluster.bootstrap, "acks": "all", "message.timeout.ms": 30_000}
+        )
+        producer.produce(
+            TOPIC, b"after", partition=0, on_delivery=lambda error, _m: delivered.append(error)
+        )
+        assert producer.flush(40) == 0
+        assert delivered == [None]
+        failover_s = time.monotonic() - started
+        assert failover_s < 20, f"failover took {failover_s:.1f} s"
+        survivor = next(member for member in cluster.members if member.node_id != victim)
+        assert sorted(_read_all(survivor.address, 2)) == [b"after", b"before"]
