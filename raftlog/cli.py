@@ -35,6 +35,9 @@ def _add_node_flags(parser: argparse.ArgumentParser) -> None:
         "--auto-create-topics", dest="auto_create_topics", help="true or false (false)"
     )
     parser.add_argument("--log-format", dest="log_format", help="text or json")
+    parser.add_argument(
+        "--segment-bytes", dest="segment_bytes", help="seal a segment at this size (256 MiB)"
+    )
 
 
 FLAG_SETTINGS = (
@@ -46,6 +49,7 @@ FLAG_SETTINGS = (
     "fsync",
     "auto_create_topics",
     "log_format",
+    "segment_bytes",
 )
 
 

@@ -94,6 +94,15 @@ class ProducerStateTable:
     def __len__(self) -> int:
         return len(self._producers)
 
+    def copy(self) -> ProducerStateTable:
+        """An independent table with the same memory (a new segment inherits it)."""
+        copied = ProducerStateTable(self.producers_max)
+        for producer_id, entry in self._producers.items():
+            copied._producers[producer_id] = _ProducerEntry(
+                entry.epoch, deque(entry.batches, maxlen=BATCHES_REMEMBERED_PER_PRODUCER)
+            )
+        return copied
+
     def check(self, batch: BatchIdentity) -> CheckResult:
         """Decide what to do with a batch before it is appended; changes nothing."""
         if batch.producer_id == NO_PRODUCER_ID:

@@ -23,7 +23,7 @@ from raftlog.controller.metadata import (
 )
 from raftlog.controller.service import Controller
 from raftlog.kafka.handlers import HANDLERS, SUPPORTED_VERSIONS
-from raftlog.partition.replica import PartitionReplica
+from raftlog.partition.chain import PartitionChain
 from raftlog.protocol.connection import RequestReceived
 from raftlog.protocol.messages._runtime import Message
 
@@ -35,7 +35,7 @@ NO_NODE = -1
 class Broker:
     config: NodeConfig
     controller: Controller
-    partitions: dict[tuple[str, int], PartitionReplica] = attrs.field(factory=dict)
+    partitions: dict[tuple[str, int], PartitionChain] = attrs.field(factory=dict)
     request_timeout_s: float = 30.0
     supported_versions: dict[int, tuple[int, int]] = attrs.field(
         factory=lambda: dict(SUPPORTED_VERSIONS)
@@ -78,7 +78,7 @@ class Broker:
             return NO_NODE
         return group.leader_id
 
-    def partition(self, topic: str, index: int) -> PartitionReplica | None:
+    def partition(self, topic: str, index: int) -> PartitionChain | None:
         return self.partitions.get((topic, index))
 
     def partition_leader(self, topic: str, index: int) -> tuple[int, int]:

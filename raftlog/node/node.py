@@ -14,6 +14,7 @@ the controller leader forwards controller commands to the leader.
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import logging
 import pathlib
@@ -27,12 +28,18 @@ import trio
 
 from raftlog import logs
 from raftlog.config import NodeConfig
-from raftlog.controller.metadata import CONTROLLER_GROUP_ID, TopicInfo
+from raftlog.controller.metadata import (
+    CONTROLLER_GROUP_ID,
+    MetadataError,
+    SegmentInfo,
+    TopicInfo,
+)
 from raftlog.controller.service import NOT_CONTROLLER, Controller, ControllerUnavailable
 from raftlog.kafka.listener import KafkaListener
 from raftlog.limits import StorageLimits
 from raftlog.node.broker import Broker
 from raftlog.node.raft_router import CONTROLLER_EXECUTE, RaftRouter
+from raftlog.partition.chain import PartitionChain
 from raftlog.partition.replica import PartitionReplica
 from raftlog.replica.factory import open_replica_group
 from raftlog.replica.group import ReplicaGroup
@@ -123,10 +130,16 @@ class Node:
         directory: pathlib.Path,
         partition: tuple[str, int] | None,
         voters: Sequence[int],
+        base_offset: int = 0,
+        base_term: int = 0,
     ) -> ReplicaGroup:
         assert self._nursery is not None and self.broker is not None
         log_config = LogConfig(
-            limits=StorageLimits(segment_bytes_max=self.config.segment_bytes),
+            # Files inside one group roll on storage's own bounds; `segment_bytes` is where
+            # the partition seals the group and chains a new one.
+            limits=StorageLimits(
+                segment_bytes_max=min(max(2 * self.config.segment_bytes, 16 << 20), 1 << 30)
+            ),
             segment_age_ms_max=self.config.segment_ms,
             retention_bytes_max=None,
             retention_age_ms_max=None,
@@ -140,12 +153,23 @@ class Node:
             send=self._router().sender(group_id),
             fsync=self.config.fsync,
             log_config=log_config,
+            base_offset=base_offset,
+            base_term=base_term,
         )
         if partition is not None:
             replica = PartitionReplica(
-                partition[0], partition[1], group, storage, self.broker.notify_data_changed
+                partition[0],
+                partition[1],
+                group,
+                storage,
+                self.broker.notify_data_changed,
+                seal_bytes=self.config.segment_bytes,
             )
-            self.broker.partitions[partition] = replica
+            replica.on_sealed = lambda last_offset, term: self._nursery_start(
+                self._link_successor, group_id, list(voters), last_offset, term
+            )
+            chain = self.broker.partitions.setdefault(partition, PartitionChain(*partition))
+            chain.add(replica)
         scope = trio.CancelScope()
         self._hosted[group_id] = _Hosted(group, storage, scope, directory)
         await self._nursery.start(self._run_group, group_id)
@@ -173,6 +197,29 @@ class Node:
         hosted.scope.cancel()
         await trio.sleep(0)  # let the group task unwind and close its files
         shutil.rmtree(hosted.directory, ignore_errors=True)
+
+    def _nursery_start(self, function: Any, *arguments: Any) -> None:
+        assert self._nursery is not None
+        self._nursery.start_soon(function, *arguments)
+
+    async def _link_successor(
+        self, group_id: int, replicas: list[int], last_offset: int, term: int
+    ) -> None:
+        """Ask the controller to record the seal and create the next segment's group."""
+        rotated = replicas[1:] + replicas[:1]  # spread leadership: the first replica stands
+        command = {
+            "type": "seal_and_link",
+            "group_id": group_id,
+            "last_offset": last_offset,
+            "next_replicas": rotated,
+            "base_term": term,
+        }
+        try:
+            await self.controller.execute(command, FORWARD_TIMEOUT_S)
+        except MetadataError as error:
+            # Already linked (another leader of this segment did it first), or the
+            # controller is unavailable: the next leader of the segment asks again.
+            logs.event("segment_link_skipped", logging.INFO, group=group_id, reason=str(error))
 
     def _router(self) -> RaftRouter:
         assert self.router is not None, "the router exists once run() has started"
@@ -299,6 +346,32 @@ class Node:
                         (topic.name, partition.index),
                         head.replicas,
                     )
+        elif command["type"] == "seal_and_link":
+            successor: SegmentInfo = result
+            located = self.controller.state.segment_by_group(successor.group_id)
+            assert located is not None
+            partition_info, _segment = located
+            logs.event(
+                "segment_linked",
+                topic=partition_info.topic,
+                partition=partition_info.index,
+                sealed_group=command["group_id"],
+                group=successor.group_id,
+                base_offset=successor.base_offset,
+            )
+            if self.config.node_id in successor.replicas:
+                directory = self.config.data_dir / "groups" / str(successor.group_id)
+                self._nursery.start_soon(
+                    functools.partial(
+                        self._host,
+                        successor.group_id,
+                        directory,
+                        (partition_info.topic, partition_info.index),
+                        successor.replicas,
+                        base_offset=successor.base_offset,
+                        base_term=int(command["base_term"]),
+                    )
+                )
         elif command["type"] == "delete_topic":
             topic = result
             for partition in topic.partitions:

@@ -1,10 +1,10 @@
-"""One partition's replica on this node: produce and fetch on top of its segment group.
+"""One segment of a partition on this node: produce and fetch on top of its Raft group.
 
 Produce validates the batch in C, checks idempotence, proposes the batch to the Raft group
 and waits as `acks` asks. The high watermark is the offset after the last committed entry;
-fetch never reads above it. Today a partition is a single segment group (its log rolls
-files on its own); chaining segment groups, each sealed and succeeded by a new group, comes
-with the cluster.
+fetch never reads above it. When the log reaches `seal_bytes`, the leader proposes a SEAL
+entry; once it commits, `on_sealed` asks the controller to link the next segment
+(`raftlog.partition.chain` strings the segments of a partition together).
 
 Idempotence state is rebuilt from the log whenever this replica becomes leader, and kept
 current as the leader proposes and as followers persist, so it survives restarts and
@@ -59,8 +59,16 @@ class PartitionReplica:
     on_data: Callable[[], None]
     """Called when the high watermark advances (wakes long-polling fetches)."""
     batch_bytes_max: int = 1 << 20
+    seal_bytes: int | None = None
+    """The leader seals the segment once its log holds this many bytes (None: never)."""
+    on_sealed: Callable[[int, int], None] | None = None
+    """Called on the leader with (last offset, term) once the SEAL entry is committed."""
+    inherited: ProducerStateTable | None = None
+    """Idempotence memory of the segments before this one, as they ended."""
     producers: ProducerStateTable = attrs.field(factory=ProducerStateTable)
     high_watermark: int = 0
+    sealed_last_offset: int | None = None
+    _seal_proposed: bool = False
     _offsets: OrderedDict[int, tuple[int, int]] = attrs.field(factory=OrderedDict)
     _proposed_terms: dict[int, int] = attrs.field(factory=dict)
     _epochs: list[tuple[int, int]] = attrs.field(factory=list)
@@ -71,7 +79,8 @@ class PartitionReplica:
         self.storage.on_truncate = self._on_truncate
         self.group.apply = self._apply
         self.group.on_role_change = self._on_role_change
-        self._rebuild()
+        self.high_watermark = max(self.high_watermark, self.storage.log.start_offset)
+        self.rebuild()
 
     # -- state kept in step with the log ----------------------------------------------
 
@@ -109,21 +118,60 @@ class PartitionReplica:
         self.producers.forget_from(entry_index)
         for index in [i for i in self._offsets if i >= entry_index]:
             del self._offsets[index]
-        self._rebuild()
+        self.rebuild()
 
     def _apply(self, entries: Sequence[Entry]) -> None:
         _base, last = self._offsets_of(entries[-1].index)
         if last + 1 > self.high_watermark:
             self.high_watermark = last + 1
             self.on_data()
+        for entry in entries:
+            if entry.kind is EntryKind.SEAL:
+                self.sealed_last_offset = self._offsets_of(entry.index)[1]
+                self._report_sealed()
+        self._seal_if_full()
+
+    def _seal_if_full(self) -> None:
+        if (
+            self.seal_bytes is None
+            or self._seal_proposed
+            or self.sealed_last_offset is not None
+            or not self.group.is_leader
+            or self.storage.log.size_bytes < self.seal_bytes
+        ):
+            return
+        try:
+            self.group.propose(b"", EntryKind.SEAL)
+        except RaftError as error:
+            logs.event("seal_refused", logging.INFO, group=self.group.group_id, reason=str(error))
+            return
+        self._seal_proposed = True
+        logs.event(
+            "segment_sealing",
+            group=self.group.group_id,
+            topic=self.topic,
+            partition=self.index,
+            size_bytes=self.storage.log.size_bytes,
+        )
+
+    def _report_sealed(self) -> None:
+        if self.sealed_last_offset is not None and self.group.is_leader and self.on_sealed:
+            self.on_sealed(self.sealed_last_offset, self.group.raw.term)
 
     def _on_role_change(self, role: Role, leader_id: int, term: int) -> None:
         if role is Role.LEADER:
-            self._rebuild()
+            self.rebuild()
+            self._report_sealed()  # a new leader of a sealed segment finishes the hand-over
+        else:
+            self._seal_proposed = False
 
-    def _rebuild(self) -> None:
+    def rebuild(self) -> None:
         """Idempotence state and the epoch list from the whole log (start-up, new leader)."""
-        producers = ProducerStateTable(self.producers.producers_max)
+        producers = (
+            self.inherited.copy()
+            if self.inherited is not None
+            else ProducerStateTable(self.producers.producers_max)
+        )
         epochs: list[tuple[int, int]] = []
         log = self.storage.log
         index = log.first_entry_index

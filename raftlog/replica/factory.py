@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 
 from raftlog.config import FsyncPolicy
 from raftlog.raft.config import RaftConfig
-from raftlog.raft.entry import Entry
+from raftlog.raft.entry import Entry, HardState
 from raftlog.raft.membership import Membership
 from raftlog.raft.messages import Message
 from raftlog.raft.node import RawNode
@@ -31,15 +31,21 @@ def open_replica_group(
     fsync: FsyncPolicy = FsyncPolicy.ALWAYS,
     log_config: LogConfig | None = None,
     base_offset: int = 0,
+    base_term: int = 0,
     on_append: Callable[[Entry, AppendResult], None] | None = None,
     on_truncate: Callable[[int], None] | None = None,
 ) -> tuple[ReplicaGroup, SegmentGroupLog]:
     """Recover (or create) the replica in `directory`; the caller runs `group.run()`."""
     directory.mkdir(parents=True, exist_ok=True)
+    hard_state = HardStateFile(directory / "hardstate")
+    if base_term and not hard_state.path.exists():
+        # A segment's successor continues its terms, so Kafka leader epochs (our terms)
+        # only ever grow along a partition.
+        hard_state.save(HardState(term=base_term))
     log = SegmentedLog.open(directory / "log", log_config, initial_offset=base_offset)
     storage = SegmentGroupLog(
         log,
-        HardStateFile(directory / "hardstate"),
+        hard_state,
         Membership(frozenset(voters)),
         on_append=on_append,
         on_truncate=on_truncate,

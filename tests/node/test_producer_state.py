@@ -106,3 +106,12 @@ def test_replaying_the_log_reproduces_the_answers(counts: list[int]) -> None:
         probe = batch(9, 0, identity.base_sequence, identity.record_count)
         assert replayed.check(probe) == live.check(probe)
         assert isinstance(replayed.check(probe), Duplicate)
+
+
+def test_copy_is_independent() -> None:
+    table = ProducerStateTable()
+    table.record(batch(1, 0, 0, 1, 1))
+    copied = table.copy()
+    copied.record(batch(1, 0, 1, 1, 2))
+    assert table.last_batch(1) == batch(1, 0, 0, 1, 1)
+    assert copied.last_batch(1) == batch(1, 0, 1, 1, 2)

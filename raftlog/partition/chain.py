@@ -1,0 +1,92 @@
+"""A partition as a chain of segments, each its own Raft group; only the head takes appends.
+
+Handlers see one partition: produce goes to the head, a fetch is served by whichever local
+segment holds the offset (sealed segments are immutable, so any replica of one serves it),
+earliest is the first segment's start and latest the head's high watermark. The head
+inherits the idempotence memory of the segment before it, so a producer's sequence carries
+across a seal.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import attrs
+
+from raftlog.partition.replica import PartitionReplica, ProduceOutcome, ReadResult
+from raftlog.protocol.errors import ErrorCode
+from raftlog.replica.group import ReplicaGroup
+
+
+@attrs.define(eq=False)
+class PartitionChain:
+    topic: str
+    index: int
+    segments: list[PartitionReplica] = attrs.field(factory=list)
+    """The segments hosted here, in offset order; the last one is the head."""
+
+    def add(self, segment: PartitionReplica) -> None:
+        self.segments.append(segment)
+        self.segments.sort(key=lambda replica: replica.storage.log.start_offset)
+        for before, after in itertools.pairwise(self.segments):
+            if after.inherited is None:
+                after.inherited = before.producers
+                after.rebuild()
+
+    def remove(self, group_id: int) -> None:
+        self.segments = [s for s in self.segments if s.group.group_id != group_id]
+
+    @property
+    def head(self) -> PartitionReplica:
+        return self.segments[-1]
+
+    @property
+    def group(self) -> ReplicaGroup:
+        """The head segment's group: its leader is the partition's leader."""
+        return self.head.group
+
+    @property
+    def leader_epoch(self) -> int:
+        return self.head.leader_epoch
+
+    @property
+    def log_start_offset(self) -> int:
+        return self.segments[0].log_start_offset
+
+    @property
+    def high_watermark(self) -> int:
+        return self.head.high_watermark
+
+    async def produce(self, records: object, acks: int, timeout_s: float) -> ProduceOutcome:
+        return await self.head.produce(records, acks, timeout_s)
+
+    def check_leader_epoch(self, current_leader_epoch: int) -> ErrorCode | None:
+        return self.head.check_leader_epoch(current_leader_epoch)
+
+    def read_committed(self, offset: int, max_bytes: int, *, at_least_one: bool) -> ReadResult:
+        high_watermark = self.high_watermark
+        start = self.log_start_offset
+        if offset < start or offset > high_watermark:
+            return ReadResult(int(ErrorCode.OFFSET_OUT_OF_RANGE), b"", high_watermark, start)
+        for segment in self.segments:
+            sealed_end = segment.sealed_last_offset
+            if sealed_end is not None and offset > sealed_end:
+                continue
+            result = segment.read_committed(offset, max_bytes, at_least_one=at_least_one)
+            return ReadResult(result.error_code, result.records, high_watermark, start)
+        return ReadResult(0, b"", high_watermark, start)
+
+    def offset_for_timestamp(self, timestamp_ms: int) -> tuple[int, int] | None:
+        for segment in self.segments:
+            found = segment.offset_for_timestamp(timestamp_ms)
+            if found is not None:
+                return found
+        return None
+
+    def end_offset_for_epoch(self, epoch: int) -> tuple[int, int]:
+        answer = (-1, -1)
+        for segment in self.segments:
+            found = segment.end_offset_for_epoch(epoch)
+            if found[0] >= 0:
+                answer = found
+        return answer
