@@ -107,6 +107,8 @@ class KafkaListener:
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass  # the client went away; nothing of ours is left half-done
         except Exception as error:
+            if _only_disconnects(error):
+                return
             # A bug serving one connection must not take the node down: close it, say why.
             self._handler_failures_total += 1
             logs.event("kafka_connection_failed", logging.ERROR, error=repr(error))
@@ -202,3 +204,10 @@ class KafkaListener:
                     await stream.send_all(chunk)
         # The reader finished (EOF or a fatal framing error) and every response is written;
         # handlers of acks=0 requests may still be running and are left to finish.
+
+
+def _only_disconnects(error: BaseException) -> bool:
+    """Whether `error` (possibly a group from a nursery) is nothing but a client going away."""
+    if isinstance(error, BaseExceptionGroup):
+        return all(_only_disconnects(inner) for inner in error.exceptions)
+    return isinstance(error, trio.BrokenResourceError | trio.ClosedResourceError)

@@ -22,6 +22,7 @@ from raftlog.controller.metadata import (
     TopicInfo,
 )
 from raftlog.controller.service import Controller
+from raftlog.groups.coordinator import GroupCoordinator
 from raftlog.kafka.handlers import HANDLERS, SUPPORTED_VERSIONS
 from raftlog.partition.chain import PartitionChain
 from raftlog.protocol.connection import RequestReceived
@@ -36,6 +37,7 @@ class Broker:
     config: NodeConfig
     controller: Controller
     partitions: dict[tuple[str, int], PartitionChain] = attrs.field(factory=dict)
+    coordinator: GroupCoordinator = attrs.field(init=False)
     request_timeout_s: float = 30.0
     supported_versions: dict[int, tuple[int, int]] = attrs.field(
         factory=lambda: dict(SUPPORTED_VERSIONS)
@@ -48,6 +50,9 @@ class Broker:
     @property
     def cluster_id(self) -> str | None:
         return self.controller.state.cluster_id
+
+    def __attrs_post_init__(self) -> None:
+        self.coordinator = GroupCoordinator(self.partition)
 
     async def handle(self, request: RequestReceived) -> Message | None:
         await self.ready.wait()

@@ -30,11 +30,13 @@ from raftlog import logs
 from raftlog.config import NodeConfig
 from raftlog.controller.metadata import (
     CONTROLLER_GROUP_ID,
+    TOPIC_ALREADY_EXISTS,
     MetadataError,
     SegmentInfo,
     TopicInfo,
 )
 from raftlog.controller.service import NOT_CONTROLLER, Controller, ControllerUnavailable
+from raftlog.groups.records import OFFSETS_PARTITIONS, OFFSETS_TOPIC
 from raftlog.kafka.listener import KafkaListener
 from raftlog.limits import StorageLimits
 from raftlog.node.broker import Broker
@@ -112,6 +114,8 @@ class Node:
                         STARTUP_TIMEOUT_S,
                     )
                 await self._wait_partitions_led()
+            nursery.start_soon(self.broker.coordinator.expire_forever)
+            nursery.start_soon(self._ensure_offsets_topic)
             self.broker.ready.set()
             logs.event(
                 "listening",
@@ -221,6 +225,23 @@ class Node:
             # controller is unavailable: the next leader of the segment asks again.
             logs.event("segment_link_skipped", logging.INFO, group=group_id, reason=str(error))
 
+    async def _ensure_offsets_topic(self) -> None:
+        """Create `__consumer_offsets` once every listed member has registered."""
+        assert self.broker is not None
+        members = max(len(self.config.peers), 1)
+        with trio.move_on_after(STARTUP_TIMEOUT_S):
+            while len(self.controller.state.nodes) < members:
+                await trio.sleep(0.1)
+        while OFFSETS_TOPIC not in self.controller.state.topics:
+            try:
+                await self.broker.create_topic(
+                    OFFSETS_TOPIC, OFFSETS_PARTITIONS, None, {"cleanup.policy": "compact"}
+                )
+            except MetadataError as error:
+                if error.error_code != TOPIC_ALREADY_EXISTS:
+                    logs.event("offsets_topic_not_created", logging.INFO, reason=str(error))
+                    await trio.sleep(1)
+
     def _router(self) -> RaftRouter:
         assert self.router is not None, "the router exists once run() has started"
         return self.router
@@ -289,6 +310,9 @@ class Node:
             return frozenset()
         peers = self.transport.statistics().peers
         return frozenset(node for node, peer in peers.items() if not peer.connected)
+
+    def hosted_groups(self) -> int:
+        return len(self._hosted)
 
     def quiescent_groups(self) -> int:
         """How many hosted groups are quiescent now (for statistics and tests)."""

@@ -15,7 +15,8 @@ pytestmark = pytest.mark.clients
 
 
 def test_dev_cluster_prints_bootstrap_and_stops_cleanly(tmp_path: pathlib.Path) -> None:
-    base_port = random.randrange(20_000, 40_000, 10)
+    # Below the ephemeral range (32768+), where the OS hands out ports to other tests.
+    base_port = random.randrange(20_000, 32_000, 10)
     process = subprocess.Popen(
         [sys.executable, "-m", "raftlog.cli", "dev", "cluster", "--nodes", "3",
          "--data-dir", str(tmp_path), "--base-port", str(base_port)],

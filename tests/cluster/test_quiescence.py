@@ -11,6 +11,7 @@ import pathlib
 import trio
 
 from raftlog.config import HostPort, NodeConfig, Peer
+from raftlog.groups.records import OFFSETS_PARTITIONS
 from raftlog.node.node import Node
 from raftlog.testing import free_port
 
@@ -60,9 +61,13 @@ def test_idle_groups_go_quiet(tmp_path: pathlib.Path) -> None:
             )
             assert nodes[0].broker is not None
             await nodes[0].broker.create_topic("idle", PARTITIONS, 3, {})
-            groups = PARTITIONS + 1  # and the controller
+            # The topic's partitions, the controller and __consumer_offsets' partitions.
+            groups = PARTITIONS + 1 + OFFSETS_PARTITIONS
             await _until(
-                lambda: all(node.quiescent_groups() == groups for node in nodes),
+                lambda: all(
+                    node.hosted_groups() == groups and node.quiescent_groups() == groups
+                    for node in nodes
+                ),
                 90,
                 "every group quiescent",
             )

@@ -12,12 +12,21 @@ from raftlog.kafka.handlers import (
     api_versions,
     create_topics,
     delete_topics,
+    describe_groups,
     fetch,
+    find_coordinator,
+    heartbeat,
     init_producer_id,
+    join_group,
+    leave_group,
+    list_groups,
     list_offsets,
     metadata,
+    offset_commit,
+    offset_fetch,
     offset_for_leader_epoch,
     produce,
+    sync_group,
 )
 
 HANDLERS: dict[int, ModuleType] = {
@@ -26,12 +35,21 @@ HANDLERS: dict[int, ModuleType] = {
         api_versions,
         create_topics,
         delete_topics,
+        describe_groups,
         fetch,
+        find_coordinator,
+        heartbeat,
         init_producer_id,
+        join_group,
+        leave_group,
+        list_groups,
         list_offsets,
         metadata,
+        offset_commit,
+        offset_fetch,
         offset_for_leader_epoch,
         produce,
+        sync_group,
     )
 }
 

@@ -31,8 +31,10 @@ async def handle(broker: Broker, request: RequestReceived) -> CreateTopicsRespon
     results = []
     for topic in body.topics:
         result = CreatableTopicResult(name=topic.name, topic_id=uuid.UUID(int=0))
-        partitions = broker.config.default_partitions if topic.num_partitions == DEFAULT else (
-            topic.num_partitions
+        partitions = (
+            broker.config.default_partitions
+            if topic.num_partitions == DEFAULT
+            else (topic.num_partitions)
         )
         replication = None if topic.replication_factor == DEFAULT else topic.replication_factor
         configs = {config.name: config.value or "" for config in topic.configs}

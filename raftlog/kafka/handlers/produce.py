@@ -53,8 +53,14 @@ async def handle(broker: Broker, request: RequestReceived) -> ProduceResponse | 
                     response.error_code = int(error)
                     continue
                 nursery.start_soon(
-                    _produce_one, broker, topic.name, data.index, data.records, body.acks,
-                    timeout_s, response,
+                    _produce_one,
+                    broker,
+                    topic.name,
+                    data.index,
+                    data.records,
+                    body.acks,
+                    timeout_s,
+                    response,
                 )
     if body.acks == 0:
         return None

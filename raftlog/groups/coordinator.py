@@ -1,0 +1,496 @@
+"""The group coordinator: Kafka's classic consumer-group protocol on the coordinating node.
+
+Membership lives in memory on the coordinator (members rejoin after a coordinator moves,
+as Kafka clients do on NOT_COORDINATOR/UNKNOWN_MEMBER_ID); committed offsets live in the
+log. A rebalance is a round: every member (re)joins, the round completes when all known
+members have joined or the rebalance timeout passes, the leader gets the member list and
+sends the assignment in SyncGroup, and everybody else gets theirs from it. Members whose
+session lapses are removed and trigger a new round.
+
+Offsets are written to the group's `__consumer_offsets` partition through the ordinary
+produce path (acks=all, so committed by Raft before the commit is acknowledged), and
+rebuilt by reading that partition whenever this node starts coordinating it.
+"""
+
+from __future__ import annotations
+
+import enum
+import itertools
+import math
+import uuid
+from collections.abc import Iterable
+
+import attrs
+import trio
+
+from raftlog import logs
+from raftlog.groups.records import (
+    OFFSETS_TOPIC,
+    commit_batch,
+    coordinator_partition,
+    decode_offset_records,
+    offset_key,
+    offset_value,
+)
+from raftlog.partition.chain import PartitionChain
+from raftlog.protocol.errors import ErrorCode
+
+INITIAL_REBALANCE_DELAY_S = 0.3
+"""Lets the members of a starting group arrive before the first round completes."""
+EXPIRY_CHECK_INTERVAL_S = 0.25
+GROUPS_MAX = 100_000
+MEMBERS_PER_GROUP_MAX = 1000
+COMMIT_TIMEOUT_S = 30.0
+READ_BYTES = 64 << 20
+
+
+class GroupState(enum.Enum):
+    EMPTY = "Empty"
+    PREPARING_REBALANCE = "PreparingRebalance"
+    COMPLETING_REBALANCE = "CompletingRebalance"
+    STABLE = "Stable"
+
+
+class GroupError(Exception):
+    """A request the coordinator refuses, with the Kafka error code to answer."""
+
+    def __init__(self, code: ErrorCode, message: str = "") -> None:
+        super().__init__(message or code.name)
+        self.code = code
+
+
+@attrs.define(eq=False)
+class Member:
+    member_id: str
+    group_instance_id: str | None
+    client_id: str
+    session_timeout_s: float
+    rebalance_timeout_s: float
+    protocol_type: str
+    protocols: list[tuple[str, bytes]]
+    deadline: float = math.inf
+    joined: bool = False
+    assignment: bytes = b""
+
+
+@attrs.frozen
+class JoinResult:
+    generation: int
+    protocol_type: str
+    protocol_name: str
+    leader_id: str
+    member_id: str
+    members: list[tuple[str, str | None, bytes]]
+    """Only for the leader: (member id, instance id, metadata of the chosen protocol)."""
+
+
+@attrs.define(eq=False)
+class Group:
+    group_id: str
+    state: GroupState = GroupState.EMPTY
+    generation: int = 0
+    protocol_type: str = ""
+    protocol_name: str = ""
+    leader_id: str = ""
+    members: dict[str, Member] = attrs.field(factory=dict)
+    issued_member_ids: set[str] = attrs.field(factory=set)
+    round_earliest: float = 0.0
+    """A round with every member in completes no sooner than this."""
+    rebalance_deadline: float = math.inf
+    """A round completes by this time with whoever joined."""
+    join_done: trio.Event = attrs.field(factory=trio.Event)
+    sync_done: trio.Event = attrs.field(factory=trio.Event)
+
+    def member(self, member_id: str, group_instance_id: str | None) -> Member:
+        member = self.members.get(member_id)
+        if member is None:
+            fenced = group_instance_id is not None and any(
+                m.group_instance_id == group_instance_id for m in self.members.values()
+            )
+            raise GroupError(
+                ErrorCode.FENCED_INSTANCE_ID if fenced else ErrorCode.UNKNOWN_MEMBER_ID
+            )
+        if group_instance_id is not None and member.group_instance_id != group_instance_id:
+            raise GroupError(ErrorCode.FENCED_INSTANCE_ID)
+        return member
+
+
+@attrs.define(eq=False)
+class GroupCoordinator:
+    """Serves the group APIs for the `__consumer_offsets` partitions this node leads."""
+
+    partition_of: object
+    """Callable (topic, index) -> PartitionChain | None: the node's hosted partitions."""
+    groups: dict[str, Group] = attrs.field(factory=dict)
+    offsets: dict[str, dict[tuple[str, int], tuple[int, str | None, int]]] = attrs.field(
+        factory=dict
+    )
+    _loaded: dict[int, tuple[int, int]] = attrs.field(factory=dict)
+    """Offsets partition -> (head group id, term) it was loaded at."""
+    _ids: itertools.count[int] = attrs.field(factory=itertools.count)
+
+    # -- placement -----------------------------------------------------------------------
+
+    def offsets_partition(self, group_id: str) -> PartitionChain | None:
+        return self.partition_of(OFFSETS_TOPIC, coordinator_partition(group_id))  # type: ignore[operator]
+
+    def _coordinating(self, group_id: str) -> PartitionChain:
+        """The offsets partition, if this node leads it; loads its offsets first."""
+        chain = self.offsets_partition(group_id)
+        if chain is None or not chain.group.is_leader:
+            raise GroupError(ErrorCode.NOT_COORDINATOR)
+        index = coordinator_partition(group_id)
+        stamp = (chain.group.group_id, chain.group.raw.term)
+        if self._loaded.get(index) != stamp:
+            self._load(index, chain)
+            self._loaded[index] = stamp
+        return chain
+
+    def _load(self, index: int, chain: PartitionChain) -> None:
+        """Rebuild committed offsets of every group of this partition from its records."""
+        for group_id in [g for g in self.offsets if coordinator_partition(g) == index]:
+            del self.offsets[group_id]
+        offset = chain.log_start_offset
+        while offset < chain.high_watermark:
+            result = chain.read_committed(offset, READ_BYTES, at_least_one=True)
+            if result.error_code or not result.records:
+                break
+            for (group_id, topic, partition), value in decode_offset_records(result.records):
+                stored = self.offsets.setdefault(group_id, {})
+                if value is None:
+                    stored.pop((topic, partition), None)
+                else:
+                    stored[(topic, partition)] = value
+            offset = _next_offset(result.records)
+        logs.event("group_offsets_loaded", partition=index, groups=len(self.offsets))
+
+    # -- membership ----------------------------------------------------------------------
+
+    async def join(
+        self,
+        group_id: str,
+        member_id: str,
+        group_instance_id: str | None,
+        client_id: str,
+        protocol_type: str,
+        protocols: list[tuple[str, bytes]],
+        session_timeout_ms: int,
+        rebalance_timeout_ms: int,
+        require_known_member_id: bool,
+    ) -> JoinResult:
+        self._coordinating(group_id)
+        group = self._group(group_id)
+        if group.protocol_type and group.members and protocol_type != group.protocol_type:
+            raise GroupError(ErrorCode.INCONSISTENT_GROUP_PROTOCOL)
+        if not protocols:
+            raise GroupError(ErrorCode.INCONSISTENT_GROUP_PROTOCOL)
+        if member_id == "":
+            member_id = self._static_member_id(group, group_instance_id) or (
+                f"{client_id or 'member'}-{uuid.uuid4()}"
+            )
+            if require_known_member_id and group_instance_id is None:
+                group.issued_member_ids.add(member_id)
+                raise _MemberIdRequired(member_id)
+        elif member_id not in group.members and member_id not in group.issued_member_ids:
+            raise GroupError(ErrorCode.UNKNOWN_MEMBER_ID)
+        if member_id not in group.members and len(group.members) >= MEMBERS_PER_GROUP_MAX:
+            raise GroupError(ErrorCode.GROUP_MAX_SIZE_REACHED)
+        group.issued_member_ids.discard(member_id)
+        member = Member(
+            member_id,
+            group_instance_id,
+            client_id,
+            session_timeout_ms / 1000,
+            max(rebalance_timeout_ms, session_timeout_ms) / 1000,
+            protocol_type,
+            protocols,
+        )
+        previous = group.members.get(member_id)
+        if previous is not None:
+            member.assignment = previous.assignment
+        group.members[member_id] = member
+        member.joined = True
+        member.deadline = math.inf  # the session clock stops while a join is pending
+        if group.state is not GroupState.PREPARING_REBALANCE:
+            self._start_round(group, delay_s=INITIAL_REBALANCE_DELAY_S if not previous else 0)
+        self._complete_round_if_ready(group)
+        round_done = group.join_done
+        with trio.fail_after(member.rebalance_timeout_s + 5):
+            await round_done.wait()
+        if member_id not in group.members:
+            raise GroupError(ErrorCode.UNKNOWN_MEMBER_ID)
+        member.deadline = trio.current_time() + member.session_timeout_s
+        chosen = group.protocol_name
+        members = (
+            [
+                (m.member_id, m.group_instance_id, dict(m.protocols).get(chosen, b""))
+                for m in group.members.values()
+            ]
+            if member_id == group.leader_id
+            else []
+        )
+        return JoinResult(
+            group.generation, group.protocol_type, chosen, group.leader_id, member_id, members
+        )
+
+    @staticmethod
+    def _static_member_id(group: Group, group_instance_id: str | None) -> str | None:
+        if group_instance_id is None:
+            return None
+        for member in list(group.members.values()):
+            if member.group_instance_id == group_instance_id:
+                # A static member restarting takes its old place; the old id is fenced.
+                del group.members[member.member_id]
+                return f"{group_instance_id}-{uuid.uuid4()}"
+        return None
+
+    def _start_round(self, group: Group, delay_s: float) -> None:
+        group.state = GroupState.PREPARING_REBALANCE
+        group.join_done = trio.Event()
+        timeout_s = max((m.rebalance_timeout_s for m in group.members.values()), default=1.0)
+        group.round_earliest = trio.current_time() + delay_s
+        group.rebalance_deadline = group.round_earliest + timeout_s
+        for member in group.members.values():
+            if member.deadline != math.inf:
+                member.joined = False
+
+    def _complete_round_if_ready(self, group: Group) -> None:
+        if group.state is not GroupState.PREPARING_REBALANCE:
+            return
+        now = trio.current_time()
+        everyone = all(member.joined for member in group.members.values())
+        if (everyone and now >= group.round_earliest) or now >= group.rebalance_deadline:
+            self._complete_round(group)
+
+    def _complete_round(self, group: Group) -> None:
+        for member_id in [m.member_id for m in group.members.values() if not m.joined]:
+            del group.members[member_id]
+        done = group.join_done
+        if not group.members:
+            group.state = GroupState.EMPTY
+            group.generation += 1
+            group.leader_id = ""
+            done.set()
+            return
+        group.generation += 1
+        group.protocol_type = next(iter(group.members.values())).protocol_type
+        if group.leader_id not in group.members:
+            group.leader_id = next(iter(group.members))
+        group.protocol_name = _choose_protocol(
+            group.members[group.leader_id], group.members.values()
+        )
+        group.state = GroupState.COMPLETING_REBALANCE
+        group.sync_done = trio.Event()
+        for member in group.members.values():
+            member.joined = False
+        logs.event(
+            "group_rebalanced",
+            group=group.group_id,
+            generation=group.generation,
+            members=len(group.members),
+            protocol=group.protocol_name,
+        )
+        done.set()
+
+    async def sync(
+        self,
+        group_id: str,
+        generation: int,
+        member_id: str,
+        group_instance_id: str | None,
+        assignments: dict[str, bytes],
+    ) -> tuple[str, str, bytes]:
+        self._coordinating(group_id)
+        group = self._existing(group_id)
+        member = group.member(member_id, group_instance_id)
+        if generation != group.generation:
+            raise GroupError(ErrorCode.ILLEGAL_GENERATION)
+        if group.state is GroupState.PREPARING_REBALANCE:
+            raise GroupError(ErrorCode.REBALANCE_IN_PROGRESS)
+        if group.state is GroupState.COMPLETING_REBALANCE:
+            if member_id == group.leader_id:
+                for other in group.members.values():
+                    other.assignment = assignments.get(other.member_id, b"")
+                group.state = GroupState.STABLE
+                group.sync_done.set()
+            else:
+                sync_done = group.sync_done
+                with trio.move_on_after(member.session_timeout_s):
+                    await sync_done.wait()
+                if group.state is not GroupState.STABLE or generation != group.generation:
+                    raise GroupError(ErrorCode.REBALANCE_IN_PROGRESS)
+        member.deadline = trio.current_time() + member.session_timeout_s
+        return group.protocol_type, group.protocol_name, member.assignment
+
+    def heartbeat(
+        self, group_id: str, generation: int, member_id: str, group_instance_id: str | None
+    ) -> None:
+        self._coordinating(group_id)
+        group = self._existing(group_id)
+        member = group.member(member_id, group_instance_id)
+        if group.state is GroupState.PREPARING_REBALANCE:
+            member.deadline = trio.current_time() + member.session_timeout_s
+            raise GroupError(ErrorCode.REBALANCE_IN_PROGRESS)
+        if generation != group.generation:
+            raise GroupError(ErrorCode.ILLEGAL_GENERATION)
+        member.deadline = trio.current_time() + member.session_timeout_s
+
+    def leave(
+        self, group_id: str, members: list[tuple[str, str | None]]
+    ) -> list[tuple[str, str | None, ErrorCode]]:
+        self._coordinating(group_id)
+        group = self._existing(group_id)
+        results = []
+        for member_id, instance_id in members:
+            if not member_id and instance_id is not None:
+                member_id = next(
+                    (
+                        m.member_id
+                        for m in group.members.values()
+                        if m.group_instance_id == instance_id
+                    ),
+                    "",
+                )
+            if member_id in group.members:
+                del group.members[member_id]
+                results.append((member_id, instance_id, ErrorCode.NONE))
+            else:
+                results.append((member_id, instance_id, ErrorCode.UNKNOWN_MEMBER_ID))
+        self._after_departure(group)
+        return results
+
+    def _after_departure(self, group: Group) -> None:
+        if not group.members:
+            if group.state is GroupState.PREPARING_REBALANCE:
+                self._complete_round(group)
+            group.state = GroupState.EMPTY
+            group.sync_done.set()
+            return
+        if group.state is GroupState.PREPARING_REBALANCE:
+            self._complete_round_if_ready(group)
+        else:
+            group.sync_done.set()
+            self._start_round(group, delay_s=0)
+
+    async def expire_forever(self) -> None:
+        """Remove members whose session lapsed and finish rounds whose timeout passed."""
+        while True:
+            await trio.sleep(EXPIRY_CHECK_INTERVAL_S)
+            now = trio.current_time()
+            for group in list(self.groups.values()):
+                expired = [m.member_id for m in group.members.values() if m.deadline < now]
+                for member_id in expired:
+                    del group.members[member_id]
+                    logs.event("group_member_expired", group=group.group_id, member=member_id)
+                if expired:
+                    self._after_departure(group)
+                self._complete_round_if_ready(group)
+
+    # -- offsets -------------------------------------------------------------------------
+
+    async def commit(
+        self,
+        group_id: str,
+        generation: int,
+        member_id: str,
+        group_instance_id: str | None,
+        commits: list[tuple[str, int, int, str | None, int]],
+    ) -> ErrorCode:
+        """Commit (topic, partition, offset, metadata, leader epoch) entries for a group."""
+        chain = self._coordinating(group_id)
+        group = self.groups.get(group_id)
+        if generation >= 0 or member_id:
+            if group is None:
+                raise GroupError(ErrorCode.ILLEGAL_GENERATION)
+            group.member(member_id, group_instance_id)
+            if group.state is GroupState.PREPARING_REBALANCE:
+                raise GroupError(ErrorCode.REBALANCE_IN_PROGRESS)
+            if generation != group.generation:
+                raise GroupError(ErrorCode.ILLEGAL_GENERATION)
+        batch = commit_batch(
+            [
+                (offset_key(group_id, topic, partition), offset_value(offset, metadata, epoch))
+                for topic, partition, offset, metadata, epoch in commits
+            ]
+        )
+        outcome = await chain.produce(batch, -1, COMMIT_TIMEOUT_S)
+        if outcome.error_code == ErrorCode.NOT_LEADER_OR_FOLLOWER:
+            return ErrorCode.NOT_COORDINATOR
+        if outcome.error_code:
+            return ErrorCode(outcome.error_code)
+        stored = self.offsets.setdefault(group_id, {})
+        for topic, partition, offset, metadata, epoch in commits:
+            stored[(topic, partition)] = (offset, metadata, epoch)
+        return ErrorCode.NONE
+
+    def committed(
+        self, group_id: str, wanted: Iterable[tuple[str, int]] | None
+    ) -> dict[tuple[str, int], tuple[int, str | None, int]]:
+        self._coordinating(group_id)
+        stored = self.offsets.get(group_id, {})
+        if wanted is None:
+            return dict(stored)
+        return {key: stored.get(key, (-1, "", -1)) for key in wanted}
+
+    # -- listing -------------------------------------------------------------------------
+
+    def listed(self) -> list[Group]:
+        return [
+            group
+            for group in self.groups.values()
+            if self._leads(group.group_id) and (group.members or group.generation)
+        ]
+
+    def describe(self, group_id: str) -> Group | None:
+        self._coordinating(group_id)
+        return self.groups.get(group_id)
+
+    def _leads(self, group_id: str) -> bool:
+        chain = self.offsets_partition(group_id)
+        return chain is not None and chain.group.is_leader
+
+    def _group(self, group_id: str) -> Group:
+        group = self.groups.get(group_id)
+        if group is None:
+            if len(self.groups) >= GROUPS_MAX:
+                raise GroupError(ErrorCode.GROUP_MAX_SIZE_REACHED, "too many groups")
+            group = self.groups[group_id] = Group(group_id)
+        return group
+
+    def _existing(self, group_id: str) -> Group:
+        group = self.groups.get(group_id)
+        if group is None:
+            raise GroupError(ErrorCode.UNKNOWN_MEMBER_ID)
+        return group
+
+
+class _MemberIdRequired(GroupError):
+    """JoinGroup v4+: the member must rejoin with the id it is given."""
+
+    def __init__(self, member_id: str) -> None:
+        super().__init__(ErrorCode.MEMBER_ID_REQUIRED)
+        self.member_id = member_id
+
+
+MemberIdRequired = _MemberIdRequired
+
+
+def _choose_protocol(leader: Member, members: Iterable[Member]) -> str:
+    supported = [set(dict(member.protocols)) for member in members]
+    for name, _metadata in leader.protocols:
+        if all(name in names for names in supported):
+            return name
+    raise GroupError(ErrorCode.INCONSISTENT_GROUP_PROTOCOL)
+
+
+def _next_offset(batches: bytes | memoryview) -> int:
+    """The offset after the last batch in a fetch result."""
+    view = memoryview(batches)
+    position = last = 0
+    while position + 12 <= len(view):
+        size = int.from_bytes(view[position + 8 : position + 12], "big") + 12
+        base = int.from_bytes(view[position : position + 8], "big")
+        delta = int.from_bytes(view[position + 23 : position + 27], "big")
+        last = base + delta
+        position += size
+    return last + 1

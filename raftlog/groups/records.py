@@ -1,0 +1,76 @@
+"""Committed offsets as records of the internal topic `__consumer_offsets`.
+
+A group's coordinator is the leader of the partition its id hashes to, exactly as Kafka
+places it (`abs(String.hashCode()) % partitions`), so a group's offsets and the node that
+serves them move together. Each commit is one record: the key names (group, topic,
+partition), the value holds the offset and metadata; a null value (tombstone) deletes.
+Both are small versioned JSON objects, readable in a dump of the log.
+"""
+
+from __future__ import annotations
+
+import json
+
+from raftlog import native
+from raftlog.protocol.records import Record, RecordBatchView, build_batch
+
+OFFSETS_TOPIC = "__consumer_offsets"
+OFFSETS_PARTITIONS = 8
+RECORD_VERSION = 1
+
+
+def java_string_hash(text: str) -> int:
+    """Java's String.hashCode (over UTF-16 code units), as a signed 32-bit int."""
+    value = 0
+    encoded = text.encode("utf-16-be")
+    for position in range(0, len(encoded), 2):
+        unit = int.from_bytes(encoded[position : position + 2], "big")
+        value = (31 * value + unit) & 0xFFFFFFFF
+    return value - (1 << 32) if value >= 1 << 31 else value
+
+
+def coordinator_partition(group_id: str, partitions: int = OFFSETS_PARTITIONS) -> int:
+    """The `__consumer_offsets` partition whose leader coordinates `group_id`."""
+    hashed = java_string_hash(group_id)
+    return (0 if hashed == -(1 << 31) else abs(hashed)) % partitions
+
+
+def offset_key(group_id: str, topic: str, partition: int) -> bytes:
+    return json.dumps({"v": RECORD_VERSION, "g": group_id, "t": topic, "p": partition}).encode()
+
+
+def offset_value(offset: int, metadata: str | None, leader_epoch: int) -> bytes:
+    return json.dumps({"v": RECORD_VERSION, "o": offset, "m": metadata, "e": leader_epoch}).encode()
+
+
+def commit_batch(entries: list[tuple[bytes, bytes | None]]) -> bytes:
+    """One record batch holding a group's commits (key, value or None for a tombstone)."""
+    return build_batch(
+        [Record(value, key=key) for key, value in entries], crc_function=native.crc32c
+    )
+
+
+def decode_offset_records(
+    batches: bytes | memoryview,
+) -> list[tuple[tuple[str, str, int], tuple[int, str | None, int] | None]]:
+    """(group, topic, partition) -> (offset, metadata, epoch), or None for a tombstone."""
+    decoded = []
+    view = memoryview(batches)
+    position = 0
+    while position + 12 <= len(view):
+        size = int.from_bytes(view[position + 8 : position + 12], "big") + 12
+        batch = RecordBatchView(view[position : position + size])
+        position += size
+        if batch.is_control:
+            continue
+        for record in batch.records():
+            if record.key is None:
+                continue
+            key = json.loads(record.key)
+            identity = (str(key["g"]), str(key["t"]), int(key["p"]))
+            if record.value is None:
+                decoded.append((identity, None))
+            else:
+                value = json.loads(record.value)
+                decoded.append((identity, (int(value["o"]), value.get("m"), int(value["e"]))))
+    return decoded
