@@ -10,7 +10,7 @@ from pathlib import Path
 
 import trio
 
-from raftlog import __version__, logs
+from raftlog import __version__, cli_groups, logs
 from raftlog.config import ConfigError, NodeConfig, resolve
 from raftlog.node.node import Node
 from raftlog.testing import LocalCluster, NodeFailedToStart
@@ -61,6 +61,16 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     serve = commands.add_parser("serve", help="run a node (no configuration needed)")
     _add_node_flags(serve)
+    group = commands.add_parser("group", help="consumer groups: list, describe")
+    group_commands = group.add_subparsers(dest="group_command", metavar="SUBCOMMAND")
+    group_list = group_commands.add_parser("list", help="every group and its state")
+    group_describe = group_commands.add_parser(
+        "describe", help="members, assignments, committed offsets and lag of a group"
+    )
+    group_describe.add_argument("group_id", metavar="GROUP")
+    for sub in (group_list, group_describe):
+        sub.add_argument("--bootstrap", default="127.0.0.1:9092", help="a node's Kafka address")
+        sub.add_argument("--format", choices=("text", "json"), default="text")
     dev = commands.add_parser("dev", help="local development helpers")
     dev_commands = dev.add_subparsers(dest="dev_command", metavar="SUBCOMMAND")
     cluster = dev_commands.add_parser(
@@ -94,6 +104,19 @@ async def _serve(config: NodeConfig) -> None:
                 nursery.cancel_scope.cancel()
                 break
     logs.event("stopped")
+
+
+def _group(arguments: argparse.Namespace) -> int:
+    try:
+        if arguments.group_command == "list":
+            document: object = cli_groups.list_groups(arguments.bootstrap)
+        else:
+            document = cli_groups.describe_group(arguments.bootstrap, arguments.group_id)
+    except (ConnectionError, cli_groups.GroupCommandError) as error:
+        print(f"raftlog: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    print(cli_groups.render(document, arguments.format))
+    return EXIT_OK
 
 
 def _dev_cluster(nodes: int, data_dir: Path, base_port: int) -> int:
@@ -135,9 +158,12 @@ def main(argv: list[str] | None = None) -> int:
         arguments.command is None
         or (arguments.command == "config" and arguments.config_command is None)
         or (arguments.command == "dev" and arguments.dev_command is None)
+        or (arguments.command == "group" and arguments.group_command is None)
     ):
         parser.print_help()
         return EXIT_USAGE
+    if arguments.command == "group":
+        return _group(arguments)
     if arguments.command == "dev":
         return _dev_cluster(arguments.nodes, arguments.data_dir, arguments.base_port)
     try:

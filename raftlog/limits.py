@@ -58,20 +58,26 @@ class StorageLimits:
     """Read size of the recovery scan; 0 means max(4 MiB, batch_bytes_max)."""
 
     def __attrs_post_init__(self) -> None:
-        _check_range("batch_bytes_max", self.batch_bytes_max, BATCH_HEADER_BYTES,
-                     BATCH_BYTES_CEILING)
-        _check_range("segment_bytes_max", self.segment_bytes_max, self.batch_bytes_max,
-                     SEGMENT_BYTES_CEILING)
-        _check_range("index_interval_bytes", self.index_interval_bytes, 1,
-                     self.segment_bytes_max)
+        _check_range(
+            "batch_bytes_max", self.batch_bytes_max, BATCH_HEADER_BYTES, BATCH_BYTES_CEILING
+        )
+        _check_range(
+            "segment_bytes_max", self.segment_bytes_max, self.batch_bytes_max, SEGMENT_BYTES_CEILING
+        )
+        _check_range("index_interval_bytes", self.index_interval_bytes, 1, self.segment_bytes_max)
         _check_range("fetch_bytes_max", self.fetch_bytes_max, 1, FETCH_BYTES_CEILING)
         _check_range("read_entries_count_max", self.read_entries_count_max, 1, 1_000_000)
         _check_range("segment_count_max", self.segment_count_max, 1, SEGMENT_COUNT_CEILING)
-        _check_range("durability_waiters_max", self.durability_waiters_max, 1,
-                     DURABILITY_WAITERS_CEILING)
+        _check_range(
+            "durability_waiters_max", self.durability_waiters_max, 1, DURABILITY_WAITERS_CEILING
+        )
         if self.recovery_chunk_bytes != 0:
-            _check_range("recovery_chunk_bytes", self.recovery_chunk_bytes,
-                         self.batch_bytes_max, BATCH_BYTES_CEILING * 2)
+            _check_range(
+                "recovery_chunk_bytes",
+                self.recovery_chunk_bytes,
+                self.batch_bytes_max,
+                BATCH_BYTES_CEILING * 2,
+            )
 
     @property
     def scan_chunk_bytes(self) -> int:

@@ -187,8 +187,9 @@ def _readable(data: Buffer) -> object:
 
 
 def _header_from_c(c_header: object) -> BatchHeader:
-    return BatchHeader(**{field.name: getattr(c_header, field.name)
-                          for field in attrs.fields(BatchHeader)})
+    return BatchHeader(
+        **{field.name: getattr(c_header, field.name) for field in attrs.fields(BatchHeader)}
+    )
 
 
 def _scan_from_c(c_result: object) -> ScanResult:
@@ -266,8 +267,7 @@ def stamp_batch(data: WritableBuffer, base_offset: int, partition_leader_epoch: 
     if not isinstance(data, bytearray | memoryview):
         raise TypeError(f"stamping needs a writable buffer, not {type(data).__name__}")
     buffer = ffi.from_buffer(data, require_writable=True)
-    return NativeError(lib.rl_batch_stamp(buffer, len(buffer), base_offset,
-                                          partition_leader_epoch))
+    return NativeError(lib.rl_batch_stamp(buffer, len(buffer), base_offset, partition_leader_epoch))
 
 
 def scan_log(data: Buffer, expected_base_offset: int, batch_bytes_max: int) -> ScanResult:
@@ -281,8 +281,9 @@ def scan_log(data: Buffer, expected_base_offset: int, batch_bytes_max: int) -> S
     return _scan_from_c(c_result)
 
 
-def _check_scan_file_args(fd: int, start: int, end: int, expected_base_offset: int,
-                          batch_bytes_max: int, chunk_bytes: int) -> None:
+def _check_scan_file_args(
+    fd: int, start: int, end: int, expected_base_offset: int, batch_bytes_max: int, chunk_bytes: int
+) -> None:
     _check_int("fd", fd, (0, _I32[1]))
     _check_int("start", start, _U64)
     _check_int("end", end, (start, _U64[1]))
@@ -291,14 +292,24 @@ def _check_scan_file_args(fd: int, start: int, end: int, expected_base_offset: i
     _check_int("chunk_bytes", chunk_bytes, (max(batch_bytes_max, BATCH_HEADER_BYTES), 2**31))
 
 
-def scan_file(fd: int, start: int, end: int, expected_base_offset: int,
-              batch_bytes_max: int, chunk_bytes: int) -> ScanResult:
+def scan_file(
+    fd: int, start: int, end: int, expected_base_offset: int, batch_bytes_max: int, chunk_bytes: int
+) -> ScanResult:
     """Recovery scan of the file range [start, end), read `chunk_bytes` at a time."""
     _check_scan_file_args(fd, start, end, expected_base_offset, batch_bytes_max, chunk_bytes)
     chunk = ffi.new("uint8_t[]", chunk_bytes)
     c_result = ffi.new("rl_scan_result *")
-    lib.rl_file_scan(fd, start, end, expected_base_offset, batch_bytes_max, chunk, chunk_bytes,
-                     ffi.NULL, c_result)
+    lib.rl_file_scan(
+        fd,
+        start,
+        end,
+        expected_base_offset,
+        batch_bytes_max,
+        chunk,
+        chunk_bytes,
+        ffi.NULL,
+        c_result,
+    )
     return _scan_from_c(c_result)
 
 
@@ -327,9 +338,15 @@ class IndexState:
         return len(self.offset_index) // OFFSET_INDEX_ENTRY_BYTES
 
 
-def scan_file_indexing(fd: int, start: int, end: int, expected_base_offset: int,
-                       batch_bytes_max: int, chunk_bytes: int,
-                       index: IndexState) -> tuple[ScanResult, IndexState]:
+def scan_file_indexing(
+    fd: int,
+    start: int,
+    end: int,
+    expected_base_offset: int,
+    batch_bytes_max: int,
+    chunk_bytes: int,
+    index: IndexState,
+) -> tuple[ScanResult, IndexState]:
     """`scan_file` that also extends `index` over every valid batch, in the same pass."""
     _check_scan_file_args(fd, start, end, expected_base_offset, batch_bytes_max, chunk_bytes)
     _check_int("interval_bytes", index.interval_bytes, (1, _U32[1]))
@@ -339,21 +356,25 @@ def scan_file_indexing(fd: int, start: int, end: int, expected_base_offset: int,
     time_entries = ffi.new("uint8_t[]", capacity * TIME_INDEX_ENTRY_BYTES)
     ffi.memmove(offset_entries, index.offset_index, len(index.offset_index))
     ffi.memmove(time_entries, index.time_index, len(index.time_index))
-    c_index = ffi.new("rl_index_state *", {
-        "segment_base_offset": index.segment_base_offset,
-        "next_relative_entry": index.next_relative_entry,
-        "interval_bytes": index.interval_bytes,
-        "bytes_since_entry": index.bytes_since_entry,
-        "running_max_timestamp": index.running_max_timestamp,
-        "offset_index": offset_entries,
-        "time_index": time_entries,
-        "capacity": capacity,
-        "entry_count": existing,
-    })
+    c_index = ffi.new(
+        "rl_index_state *",
+        {
+            "segment_base_offset": index.segment_base_offset,
+            "next_relative_entry": index.next_relative_entry,
+            "interval_bytes": index.interval_bytes,
+            "bytes_since_entry": index.bytes_since_entry,
+            "running_max_timestamp": index.running_max_timestamp,
+            "offset_index": offset_entries,
+            "time_index": time_entries,
+            "capacity": capacity,
+            "entry_count": existing,
+        },
+    )
     chunk = ffi.new("uint8_t[]", chunk_bytes)
     c_result = ffi.new("rl_scan_result *")
-    lib.rl_file_scan(fd, start, end, expected_base_offset, batch_bytes_max, chunk, chunk_bytes,
-                     c_index, c_result)
+    lib.rl_file_scan(
+        fd, start, end, expected_base_offset, batch_bytes_max, chunk, chunk_bytes, c_index, c_result
+    )
     count = c_index.entry_count
     new_index = IndexState(
         segment_base_offset=index.segment_base_offset,
@@ -380,8 +401,9 @@ def write_all(fd: int, data: Buffer, position: int) -> None:
         raise OSError(-result, f"pwrite of {len(buffer)} bytes at {position} failed")
 
 
-def find_batch(fd: int, position: int, end: int, entry_index: int, key_kind: KeyKind,
-               target: int) -> BatchLocation | NativeError:
+def find_batch(
+    fd: int, position: int, end: int, entry_index: int, key_kind: KeyKind, target: int
+) -> BatchLocation | NativeError:
     """Walk validated batch headers from a known batch to the one holding `target`."""
     _check_int("fd", fd, (0, _I32[1]))
     _check_int("position", position, _U64)
@@ -393,8 +415,9 @@ def find_batch(fd: int, position: int, end: int, entry_index: int, key_kind: Key
     error = lib.rl_file_find_batch(fd, position, end, entry_index, key_kind, target, c_location)
     if error:
         return NativeError(error)
-    return BatchLocation(**{field.name: getattr(c_location, field.name)
-                            for field in attrs.fields(BatchLocation)})
+    return BatchLocation(
+        **{field.name: getattr(c_location, field.name) for field in attrs.fields(BatchLocation)}
+    )
 
 
 # ---- Sparse indexes -------------------------------------------------------------------
@@ -403,8 +426,9 @@ def find_batch(fd: int, position: int, end: int, entry_index: int, key_kind: Key
 def _index_count(index: Buffer, entry_bytes: int) -> tuple[object, int]:
     buffer = _readable(index)
     if len(buffer) % entry_bytes:
-        raise ValueError(f"index of {len(buffer)} bytes is not a whole number of "
-                         f"{entry_bytes}-byte entries")
+        raise ValueError(
+            f"index of {len(buffer)} bytes is not a whole number of {entry_bytes}-byte entries"
+        )
     return buffer, len(buffer) // entry_bytes
 
 

@@ -70,26 +70,28 @@ def _check_fields(header: BatchHeader) -> NativeError:
     checks = [
         (header.last_offset_delta < 0, NativeError.NEGATIVE_LAST_OFFSET_DELTA),
         (header.records_count <= 0, NativeError.RECORDS_COUNT_NOT_POSITIVE),
-        (header.records_count != header.last_offset_delta + 1,
-         NativeError.RECORDS_COUNT_MISMATCH),
+        (header.records_count != header.last_offset_delta + 1, NativeError.RECORDS_COUNT_MISMATCH),
         (header.base_offset + header.last_offset_delta > _INT64_MAX, NativeError.OFFSET_OVERFLOW),
         (header.base_timestamp < -1 or header.max_timestamp < -1, NativeError.BAD_TIMESTAMP),
-        (header.producer_id < -1 or header.producer_epoch < -1 or header.base_sequence < -1,
-         NativeError.BAD_PRODUCER_FIELDS),
+        (
+            header.producer_id < -1 or header.producer_epoch < -1 or header.base_sequence < -1,
+            NativeError.BAD_PRODUCER_FIELDS,
+        ),
         ((header.attributes & 7) > 4, NativeError.BAD_COMPRESSION),
     ]
     return next((error for failed, error in checks if failed), NativeError.OK)
 
 
-def validate_batch(data: bytes | bytearray | memoryview,
-                   batch_bytes_max: int) -> BatchHeader | NativeError:
+def validate_batch(
+    data: bytes | bytearray | memoryview, batch_bytes_max: int
+) -> BatchHeader | NativeError:
     if len(data) < BATCH_HEADER_BYTES:
         return NativeError.HEADER_TRUNCATED
     header = parse_batch_header(data)
     error = _check_frame(header, len(data), batch_bytes_max)
     if error:
         return error
-    if crc32c(data[CRC_START:header.size_bytes]) != header.crc:
+    if crc32c(data[CRC_START : header.size_bytes]) != header.crc:
         return NativeError.BAD_CRC
     if header.base_offset < 0:
         return NativeError.NEGATIVE_BASE_OFFSET
@@ -169,8 +171,9 @@ def validate_batches(data: bytes | bytearray | memoryview, batch_bytes_max: int)
     return scan.frozen()
 
 
-def scan_log(data: bytes | bytearray | memoryview, expected_base_offset: int,
-             batch_bytes_max: int) -> ScanResult:
+def scan_log(
+    data: bytes | bytearray | memoryview, expected_base_offset: int, batch_bytes_max: int
+) -> ScanResult:
     scan = _Scan()
     position = 0
     expected = expected_base_offset
@@ -193,32 +196,42 @@ def scan_log(data: bytes | bytearray | memoryview, expected_base_offset: int,
     return scan.frozen()
 
 
-def find_batch(data: bytes, position: int, entry_index: int, key_kind: KeyKind,
-               target: int) -> BatchLocation | NativeError:
+def find_batch(
+    data: bytes, position: int, entry_index: int, key_kind: KeyKind, target: int
+) -> BatchLocation | NativeError:
     """Twin of `rl_file_find_batch` over the file's bytes (end = len(data))."""
     while position < len(data):
         if len(data) - position < BATCH_HEADER_BYTES:
             return NativeError.HEADER_TRUNCATED
-        header = parse_batch_header(data[position:position + BATCH_HEADER_BYTES])
+        header = parse_batch_header(data[position : position + BATCH_HEADER_BYTES])
         if header.magic != 2:
             return NativeError.BAD_MAGIC
         if header.batch_length < BATCH_LENGTH_MIN:
             return NativeError.BATCH_LENGTH_TOO_SMALL
         if header.size_bytes > len(data) - position:
             return NativeError.BATCH_TRUNCATED
-        passed = {KeyKind.OFFSET: header.base_offset > target,
-                  KeyKind.ENTRY: entry_index > target, KeyKind.TIMESTAMP: False}[key_kind]
+        passed = {
+            KeyKind.OFFSET: header.base_offset > target,
+            KeyKind.ENTRY: entry_index > target,
+            KeyKind.TIMESTAMP: False,
+        }[key_kind]
         if passed:
             return NativeError.NOT_FOUND
-        found = {KeyKind.OFFSET: header.base_offset <= target <= header.last_offset,
-                 KeyKind.ENTRY: entry_index == target,
-                 KeyKind.TIMESTAMP: header.max_timestamp >= target}[key_kind]
+        found = {
+            KeyKind.OFFSET: header.base_offset <= target <= header.last_offset,
+            KeyKind.ENTRY: entry_index == target,
+            KeyKind.TIMESTAMP: header.max_timestamp >= target,
+        }[key_kind]
         if found:
-            return BatchLocation(position=position, entry_index=entry_index,
-                                 base_offset=header.base_offset, last_offset=header.last_offset,
-                                 max_timestamp=header.max_timestamp,
-                                 partition_leader_epoch=header.partition_leader_epoch,
-                                 size_bytes=header.size_bytes)
+            return BatchLocation(
+                position=position,
+                entry_index=entry_index,
+                base_offset=header.base_offset,
+                last_offset=header.last_offset,
+                max_timestamp=header.max_timestamp,
+                partition_leader_epoch=header.partition_leader_epoch,
+                size_bytes=header.size_bytes,
+            )
         position += header.size_bytes
         entry_index += 1
     return NativeError.NOT_FOUND
@@ -263,8 +276,13 @@ def _varint(value: int) -> bytes:
             return bytes(out)
 
 
-def _record(offset_delta: int, timestamp_delta: int, key: bytes | None, value: bytes | None,
-            headers: list[tuple[str, bytes]]) -> bytes:
+def _record(
+    offset_delta: int,
+    timestamp_delta: int,
+    key: bytes | None,
+    value: bytes | None,
+    headers: list[tuple[str, bytes]],
+) -> bytes:
     body = bytearray(b"\x00")  # attributes
     body += _varint(timestamp_delta) + _varint(offset_delta)
     for part in (key, value):
@@ -285,31 +303,56 @@ class Record:
     headers: tuple[tuple[str, bytes], ...] = ()
 
 
-def build_batch(records: list[Record], base_timestamp: int = 0, base_offset: int = 0,
-                partition_leader_epoch: int = -1, producer_id: int = -1,
-                producer_epoch: int = -1, base_sequence: int = -1,
-                crc_function: Callable[[bytes], int] = crc32c) -> bytearray:
+def build_batch(
+    records: list[Record],
+    base_timestamp: int = 0,
+    base_offset: int = 0,
+    partition_leader_epoch: int = -1,
+    producer_id: int = -1,
+    producer_epoch: int = -1,
+    base_sequence: int = -1,
+    crc_function: Callable[[bytes], int] = crc32c,
+) -> bytearray:
     """An uncompressed v2 batch as a producer sends it (offsets relative from 0).
 
     `crc_function` defaults to the twin's own CRC; benchmarks building megabyte
     batches pass the native one, which is a thousand times faster."""
     if not records:
         raise ValueError("a record batch holds at least one record")
-    body = b"".join(_record(i, record.timestamp_delta, record.key, record.value,
-                            list(record.headers)) for i, record in enumerate(records))
+    body = b"".join(
+        _record(i, record.timestamp_delta, record.key, record.value, list(record.headers))
+        for i, record in enumerate(records)
+    )
     max_timestamp = base_timestamp + max(record.timestamp_delta for record in records)
-    after_crc = struct.pack(">hiqqqhii", 0, len(records) - 1, base_timestamp, max_timestamp,
-                            producer_id, producer_epoch, base_sequence, len(records)) + body
+    after_crc = (
+        struct.pack(
+            ">hiqqqhii",
+            0,
+            len(records) - 1,
+            base_timestamp,
+            max_timestamp,
+            producer_id,
+            producer_epoch,
+            base_sequence,
+            len(records),
+        )
+        + body
+    )
     batch_length = 4 + 1 + 4 + len(after_crc)
     head = struct.pack(">qiib", base_offset, batch_length, partition_leader_epoch, 2)
     return bytearray(head + struct.pack(">I", crc_function(after_crc)) + after_crc)
 
 
-def build_value_batch(value_bytes: int, record_count: int = 1, base_timestamp: int = 0,
-                      fill: int = 0x61,
-                      crc_function: Callable[[bytes], int] = crc32c) -> bytearray:
+def build_value_batch(
+    value_bytes: int,
+    record_count: int = 1,
+    base_timestamp: int = 0,
+    fill: int = 0x61,
+    crc_function: Callable[[bytes], int] = crc32c,
+) -> bytearray:
     """A batch of `record_count` records whose values total about `value_bytes`."""
     per_record = max(0, value_bytes // record_count)
-    records = [Record(value=bytes([fill]) * per_record, timestamp_delta=i)
-               for i in range(record_count)]
+    records = [
+        Record(value=bytes([fill]) * per_record, timestamp_delta=i) for i in range(record_count)
+    ]
     return build_batch(records, base_timestamp=base_timestamp, crc_function=crc_function)

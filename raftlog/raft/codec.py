@@ -158,7 +158,7 @@ class _Reader:
         length = self.integer()
         if length > self.remaining():
             raise CodecError(f"length {length} exceeds the {self.remaining()} bytes left")
-        value = self.data[self.position:self.position + length]
+        value = self.data[self.position : self.position + length]
         self.position += length
         return bytes(value)
 
@@ -206,9 +206,7 @@ def _get_field(reader: _Reader, kind: int) -> Any:
     )
 
 
-def decode(
-    data: bytes, max_size_bytes: int = DEFAULT_MAX_MESSAGE_SIZE_BYTES
-) -> Message | Batch:
+def decode(data: bytes, max_size_bytes: int = DEFAULT_MAX_MESSAGE_SIZE_BYTES) -> Message | Batch:
     """The message encoded in ``data``; raises ``CodecError`` if malformed."""
     if not isinstance(data, bytes | bytearray | memoryview):
         raise CodecError(f"expected bytes, got {type(data).__name__}")

@@ -81,11 +81,11 @@ def coalesce_heartbeats(
     batches: list[Batch] = []
     for (from_id, to_id), items in heartbeats.items():
         for start in range(0, len(items), max_heartbeats_per_batch):
-            chunk = tuple(items[start:start + max_heartbeats_per_batch])
+            chunk = tuple(items[start : start + max_heartbeats_per_batch])
             batches.append(HeartbeatBatch(from_id, to_id, chunk))
     for (from_id, to_id), answers in responses.items():
         for start in range(0, len(answers), max_heartbeats_per_batch):
-            chunk_answers = tuple(answers[start:start + max_heartbeats_per_batch])
+            chunk_answers = tuple(answers[start : start + max_heartbeats_per_batch])
             batches.append(HeartbeatResponseBatch(from_id, to_id, chunk_answers))
     return batches, rest
 
@@ -97,8 +97,12 @@ def fan_out(batch: Batch) -> list[tuple[int, Message]]:
             (
                 item.group_id,
                 Heartbeat(
-                    batch.from_id, batch.to_id, item.term, item.commit,
-                    item.read_sequence, item.quiesce,
+                    batch.from_id,
+                    batch.to_id,
+                    item.term,
+                    item.commit,
+                    item.read_sequence,
+                    item.quiesce,
                 ),
             )
             for item in batch.heartbeats

@@ -44,10 +44,7 @@ class Inflights:
             self._size_bytes -= size_bytes
 
     def full(self) -> bool:
-        return (
-            len(self._items) >= self.capacity_messages
-            or self._size_bytes >= self.capacity_bytes
-        )
+        return len(self._items) >= self.capacity_messages or self._size_bytes >= self.capacity_bytes
 
     def count(self) -> int:
         return len(self._items)

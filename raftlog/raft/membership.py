@@ -107,8 +107,11 @@ def encode_config_change_record(record: ConfigChangeRecord) -> bytes:
     learners = sorted(record.membership.learners)
     parts = [
         _HEADER.pack(
-            _RECORD_VERSION, int(record.change.kind), record.change.node_id,
-            len(voters), len(learners),
+            _RECORD_VERSION,
+            int(record.change.kind),
+            record.change.node_id,
+            len(voters),
+            len(learners),
         )
     ]
     parts.extend(_NODE.pack(node) for node in voters + learners)
@@ -131,8 +134,10 @@ def decode_config_change_record(payload: bytes) -> ConfigChangeRecord:
         change_kind = ConfigChangeKind(kind)
     except ValueError:
         raise InvalidConfigChange(f"unknown config change kind {kind}") from None
-    nodes = [_NODE.unpack_from(payload, _HEADER.size + i * _NODE.size)[0]
-             for i in range(voter_count + learner_count)]
+    nodes = [
+        _NODE.unpack_from(payload, _HEADER.size + i * _NODE.size)[0]
+        for i in range(voter_count + learner_count)
+    ]
     if len(set(nodes)) != len(nodes):
         raise InvalidConfigChange("config change lists a node twice")
     try:

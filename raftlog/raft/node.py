@@ -449,10 +449,7 @@ class RawNode:
         """
         if self._log.unstable.snapshot is not None:
             return False
-        return (
-            self.id in self.membership.voters
-            or self.id in self._committed_membership().voters
-        )
+        return self.id in self.membership.voters or self.id in self._committed_membership().voters
 
     def _committed_membership(self) -> Membership:
         membership = self._base_membership
@@ -667,8 +664,13 @@ class RawNode:
             return False
         self._send(
             AppendEntries(
-                self.id, node_id, self.term, previous_index, previous_term,
-                self._log.committed, tuple(entries),
+                self.id,
+                node_id,
+                self.term,
+                previous_index,
+                previous_term,
+                self._log.committed,
+                tuple(entries),
             )
         )
         if entries:
@@ -695,14 +697,21 @@ class RawNode:
         assert transfer is not None  # for the type checker; the invariant above guards it
         snapshot = transfer.snapshot
         offset = transfer.acknowledged_offset_bytes
-        chunk = snapshot.data[offset:offset + self.config.snapshot_chunk_size_bytes]
+        chunk = snapshot.data[offset : offset + self.config.snapshot_chunk_size_bytes]
         metadata = snapshot.metadata
         self._send(
             InstallSnapshot(
-                self.id, node_id, self.term, metadata.index, metadata.term,
+                self.id,
+                node_id,
+                self.term,
+                metadata.index,
+                metadata.term,
                 tuple(sorted(metadata.membership.voters)),
                 tuple(sorted(metadata.membership.learners)),
-                metadata.seal_index, len(snapshot.data), offset, chunk,
+                metadata.seal_index,
+                len(snapshot.data),
+                offset,
+                chunk,
             )
         )
 
@@ -926,15 +935,20 @@ class RawNode:
         )
         if last_new is not None:
             if conflict:
-                self._note_appended(entries[conflict - entries[0].index:])
+                self._note_appended(entries[conflict - entries[0].index :])
             self._send(AppendEntriesResponse(self.id, message.from_id, self.term, last_new))
             return
         hint_index = min(message.previous_log_index, log.last_index())
         hint_index, hint_term = log.find_conflict_by_term(hint_index, message.previous_log_term)
         self._send(
             AppendEntriesResponse(
-                self.id, message.from_id, self.term, message.previous_log_index,
-                True, hint_index, hint_term,
+                self.id,
+                message.from_id,
+                self.term,
+                message.previous_log_index,
+                True,
+                hint_index,
+                hint_term,
             )
         )
 
@@ -970,7 +984,10 @@ class RawNode:
         if not assembly.complete():
             self._send(
                 InstallSnapshotResponse(
-                    self.id, message.from_id, self.term, message.snapshot_index,
+                    self.id,
+                    message.from_id,
+                    self.term,
+                    message.snapshot_index,
                     len(assembly.data),
                 )
             )

@@ -113,7 +113,7 @@ class RaftLog:
                 conflict > self.committed,
                 f"log: entry {conflict} conflicts with the committed prefix ({self.committed})",
             )
-            self.append(entries[conflict - entries[0].index:])
+            self.append(entries[conflict - entries[0].index :])
         self.commit_to(min(leader_commit, last_new))
         return last_new
 

@@ -30,9 +30,7 @@ class PendingRead:
 class ReadOnlyQueue:
     capacity: int
     _pending: collections.deque[PendingRead] = attrs.field(factory=collections.deque)
-    _awaiting_commit: collections.deque[tuple[bytes, int]] = attrs.field(
-        factory=collections.deque
-    )
+    _awaiting_commit: collections.deque[tuple[bytes, int]] = attrs.field(factory=collections.deque)
     """Reads that arrived before this leader committed an entry of its term."""
     sequence: int = 0
 

@@ -126,7 +126,7 @@ class MemoryStorage:
         offset = self._first_index
         result: list[Entry] = []
         size_bytes = 0
-        for entry in self._entries[low_index - offset:high_index - offset]:
+        for entry in self._entries[low_index - offset : high_index - offset]:
             size_bytes += entry.size_bytes()
             if result and size_bytes > max_size_bytes:
                 break
@@ -153,7 +153,7 @@ class MemoryStorage:
         invariant(first <= self.last_index() + 1, "storage: append leaves a gap")
         for previous, entry in itertools.pairwise(entries):
             invariant(entry.index == previous.index + 1, "storage: appended entries not contiguous")
-        del self._entries[first - self._first_index:]
+        del self._entries[first - self._first_index :]
         self._entries.extend(entries)
 
     def apply_snapshot(self, snapshot: Snapshot) -> None:

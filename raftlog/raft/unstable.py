@@ -65,7 +65,7 @@ class UnstableLog:
             self.offset = first
             self.entries = list(entries)
         else:
-            del self.entries[first - self.offset:]
+            del self.entries[first - self.offset :]
             self.entries.extend(entries)
         invariant(
             not self.entries or self.entries[0].index == self.offset,
@@ -74,7 +74,5 @@ class UnstableLog:
 
     def slice(self, low_index: int, high_index: int) -> list[Entry]:
         invariant(low_index >= self.offset, "unstable: slice below the offset")
-        invariant(
-            high_index <= self.offset + len(self.entries), "unstable: slice past the end"
-        )
-        return self.entries[low_index - self.offset:high_index - self.offset]
+        invariant(high_index <= self.offset + len(self.entries), "unstable: slice past the end")
+        return self.entries[low_index - self.offset : high_index - self.offset]

@@ -37,8 +37,11 @@ def _seed_range(text: str) -> list[int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m raftlog.sim", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m raftlog.sim",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("--seed", type=int, help="one seed")
     which.add_argument("--seeds", type=_seed_range, help="a range of seeds, e.g. 1-50")
@@ -92,7 +95,8 @@ def main(argv: list[str] | None = None) -> int:
         path = arguments.output / f"raft-sim-seed-{seed}.schedule"
         path.write_text(
             f"# seed {seed}, bug {arguments.bug}: {result.failure}\n"
-            + format_schedule(schedule) + "\n"
+            + format_schedule(schedule)
+            + "\n"
         )
         bug = f" --bug {arguments.bug}" if arguments.bug else ""
         print(f"  schedule written to {path}")

@@ -234,7 +234,8 @@ class ScheduleGenerator:
         node_ids = sorted(cluster.nodes)
         in_flight = len(cluster.network.in_flight)
         with_ready = [
-            node.node_id for node in cluster.nodes.values()
+            node.node_id
+            for node in cluster.nodes.values()
             if node.raw is not None and node.raw.has_ready()
         ]
         crashed = [node.node_id for node in cluster.nodes.values() if node.raw is None]
@@ -362,7 +363,8 @@ def _result(
 
 
 def replay(
-    seed: int, schedule: list[Action] | tuple[Action, ...],
+    seed: int,
+    schedule: list[Action] | tuple[Action, ...],
     cluster_options: ClusterOptions | None = None,
 ) -> str | None:
     """Run ``schedule`` from scratch; the failure message, or None if every check held."""
@@ -390,7 +392,7 @@ def shrink(
         start = 0
         removed_any = False
         while start < len(current) and replays < max_replays:
-            candidate = current[:start] + current[start + chunk:]
+            candidate = current[:start] + current[start + chunk :]
             replays += 1
             if candidate and replay(seed, candidate, cluster_options) is not None:
                 current = candidate

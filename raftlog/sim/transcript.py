@@ -235,8 +235,11 @@ class TranscriptSession:
     def _do_compact(self, arguments: list[str]) -> list[str]:
         cluster = self._cluster()
         done = cluster.compact(int(arguments[0]))
-        return [f"first index {cluster.nodes[int(arguments[0])].storage.first_index()}"
-                if done else "nothing to compact"]
+        return [
+            f"first index {cluster.nodes[int(arguments[0])].storage.first_index()}"
+            if done
+            else "nothing to compact"
+        ]
 
     def _do_status(self, arguments: list[str]) -> list[str]:
         cluster = self._cluster()
@@ -252,7 +255,8 @@ class TranscriptSession:
                 f"commit={stats.commit_index} applied={stats.applied_index} "
                 f"last={stats.last_index} voters={sorted(stats.membership.voters)} "
                 f"learners={sorted(stats.membership.learners)}"
-                + (" sealed" if stats.sealed else "") + (" quiescent" if stats.quiescent else "")
+                + (" sealed" if stats.sealed else "")
+                + (" quiescent" if stats.quiescent else "")
             )
             for peer in stats.progress:
                 lines.append(

@@ -36,13 +36,11 @@ class LogConfig:
     """Configuration of one `SegmentedLog`; checked on construction."""
 
     limits: StorageLimits = attrs.field(factory=StorageLimits)
-    segment_age_ms_max: int | None = attrs.field(default=7 * DAY_MS,
-                                                 validator=_optional_positive)
+    segment_age_ms_max: int | None = attrs.field(default=7 * DAY_MS, validator=_optional_positive)
     """The active segment rolls once it is this old (None: never by age)."""
     retention_bytes_max: int | None = attrs.field(default=None, validator=_optional_positive)
     """Retention deletes front segments while the rest still holds this many bytes."""
-    retention_age_ms_max: int | None = attrs.field(default=7 * DAY_MS,
-                                                   validator=_optional_positive)
+    retention_age_ms_max: int | None = attrs.field(default=7 * DAY_MS, validator=_optional_positive)
     """Retention deletes front segments whose newest timestamp is older than this."""
     fsync_policy: FsyncPolicy = FsyncPolicy.ALWAYS
     fsync_interval_ms: int = attrs.field(default=100, validator=_optional_positive)

@@ -40,8 +40,9 @@ class EntryOutOfRange(StorageError):
     """The entry index is not in the log."""
 
     def __init__(self, entry_index: int, first_entry_index: int, last_entry_index: int) -> None:
-        super().__init__(f"entry {entry_index} is outside the log "
-                         f"[{first_entry_index}, {last_entry_index}]")
+        super().__init__(
+            f"entry {entry_index} is outside the log [{first_entry_index}, {last_entry_index}]"
+        )
         self.entry_index = entry_index
         self.first_entry_index = first_entry_index
         self.last_entry_index = last_entry_index

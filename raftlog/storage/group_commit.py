@@ -40,11 +40,13 @@ class GroupCommitter:
     with `task_status.started()`), then call `wait_durable` from any task."""
 
     log: SegmentedLog
-    policy: FsyncPolicy = attrs.field(default=attrs.Factory(
-        lambda self: self.log.config.fsync_policy, takes_self=True))
+    policy: FsyncPolicy = attrs.field(
+        default=attrs.Factory(lambda self: self.log.config.fsync_policy, takes_self=True)
+    )
     """Defaults to the log's configured policy."""
-    interval_ms: int = attrs.field(default=attrs.Factory(
-        lambda self: self.log.config.fsync_interval_ms, takes_self=True))
+    interval_ms: int = attrs.field(
+        default=attrs.Factory(lambda self: self.log.config.fsync_interval_ms, takes_self=True)
+    )
     _waiters: list[tuple[int, int, trio.Event]] = attrs.field(factory=list)
     _sequence: "itertools.count[int]" = attrs.field(factory=itertools.count)
     _work: trio.Event = attrs.field(factory=trio.Event)
@@ -71,8 +73,11 @@ class GroupCommitter:
         if self._failure is not None:
             raise LogFailed(f"durability failed: {self._failure!r}")
 
-    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
-                  ) -> None:
+    async def run(
+        self,
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
         """The one task that calls fdatasync. Raises LogFailed (after waking every
         waiter with the same error) if an fdatasync fails."""
         task_status.started()
@@ -107,13 +112,18 @@ class GroupCommitter:
 
     def _wake(self, durable_entry_index: int | None) -> None:
         """Wake waiters covered by `durable_entry_index` (all of them when None)."""
-        while self._waiters and (durable_entry_index is None
-                                 or self._waiters[0][0] <= durable_entry_index):
+        while self._waiters and (
+            durable_entry_index is None or self._waiters[0][0] <= durable_entry_index
+        ):
             heapq.heappop(self._waiters)[2].set()
         if self._waiters:
             self._work.set()
 
     def statistics(self) -> GroupCommitStatistics:
-        return GroupCommitStatistics(self._fsync_count, self._entries_made_durable,
-                                     len(self._waiters), self.log.durable_entry_index,
-                                     self.policy)
+        return GroupCommitStatistics(
+            self._fsync_count,
+            self._entries_made_durable,
+            len(self._waiters),
+            self.log.durable_entry_index,
+            self.policy,
+        )

@@ -81,9 +81,15 @@ class SegmentedLog:
     # ---- opening ------------------------------------------------------------------
 
     @classmethod
-    def open(cls, directory: pathlib.Path | str, config: LogConfig | None = None, *,
-             initial_offset: int = 0, initial_entry_index: int = 1,
-             clock_ms: Callable[[], int] = wall_clock_ms) -> "SegmentedLog":
+    def open(
+        cls,
+        directory: pathlib.Path | str,
+        config: LogConfig | None = None,
+        *,
+        initial_offset: int = 0,
+        initial_entry_index: int = 1,
+        clock_ms: Callable[[], int] = wall_clock_ms,
+    ) -> "SegmentedLog":
         """Open (recovering) or create the log in `directory`. `initial_*` apply only to
         a new, empty directory."""
         config = config or LogConfig()
@@ -94,30 +100,38 @@ class SegmentedLog:
         now_ms = clock_ms()
         bases, removed = _scan_directory(directory, config)
         if not bases:
-            segment = Segment.create(directory, initial_offset, initial_entry_index,
-                                     config.limits, now_ms)
+            segment = Segment.create(
+                directory, initial_offset, initial_entry_index, config.limits, now_ms
+            )
             report = RecoveryReport(initial_offset, 0, 0, 0, 0, 0, (), tuple(removed))
             return cls(directory, config, clock_ms, report, [segment], initial_entry_index - 1)
         segments: list[Segment] = []
         rebuilt: list[int] = []
         try:
             for base in bases[:-1]:
-                segment, was_rebuilt = Segment.open_sealed(directory, base, config.limits,
-                                                           now_ms)
+                segment, was_rebuilt = Segment.open_sealed(directory, base, config.limits, now_ms)
                 segments.append(segment)
                 if was_rebuilt:
                     rebuilt.append(base)
-            tail, scan, cut_bytes = Segment.recover_tail(directory, bases[-1], config.limits,
-                                                         now_ms)
+            tail, scan, cut_bytes = Segment.recover_tail(
+                directory, bases[-1], config.limits, now_ms
+            )
             segments.append(tail)
             _check_continuity(segments)
         except BaseException:
             for segment in segments:
                 segment.close()
             raise
-        report = RecoveryReport(tail.base_offset, tail.size_bytes + cut_bytes, tail.size_bytes,
-                                cut_bytes, scan.batch_count, int(scan.error), tuple(rebuilt),
-                                tuple(removed))
+        report = RecoveryReport(
+            tail.base_offset,
+            tail.size_bytes + cut_bytes,
+            tail.size_bytes,
+            cut_bytes,
+            scan.batch_count,
+            int(scan.error),
+            tuple(rebuilt),
+            tuple(removed),
+        )
         return cls(directory, config, clock_ms, report, segments, tail.last_entry_index)
 
     # ---- the shape of the log -----------------------------------------------------
@@ -159,9 +173,15 @@ class SegmentedLog:
         return [_info(segment) for segment in self._segments]
 
     def statistics(self) -> LogStatistics:
-        return LogStatistics(self.start_offset, self.next_offset, self.first_entry_index,
-                             self.last_entry_index, self._durable_entry_index,
-                             self.size_bytes, len(self._segments))
+        return LogStatistics(
+            self.start_offset,
+            self.next_offset,
+            self.first_entry_index,
+            self.last_entry_index,
+            self._durable_entry_index,
+            self.size_bytes,
+            len(self._segments),
+        )
 
     def segment_for_offset(self, offset: int) -> SegmentInfo:
         """The segment whose offset range holds `offset`."""
@@ -178,30 +198,44 @@ class SegmentedLog:
         if isinstance(header, NativeError):
             raise CorruptBatchError(header, 0, "append")
         if header.size_bytes != len(batch):
-            raise AppendRejected(f"append takes exactly one batch: the buffer holds "
-                                 f"{len(batch)} bytes, the batch {header.size_bytes}")
+            raise AppendRejected(
+                f"append takes exactly one batch: the buffer holds "
+                f"{len(batch)} bytes, the batch {header.size_bytes}"
+            )
         if header.base_offset != self.next_offset:
-            raise AppendRejected(f"batch baseOffset {header.base_offset} is not the log's "
-                                 f"next offset {self.next_offset}: stamp it first")
+            raise AppendRejected(
+                f"batch baseOffset {header.base_offset} is not the log's "
+                f"next offset {self.next_offset}: stamp it first"
+            )
         if header.partition_leader_epoch < max(0, self.last_leader_epoch):
-            raise AppendRejected(f"partitionLeaderEpoch {header.partition_leader_epoch} is "
-                                 f"below the log's last epoch {self.last_leader_epoch}")
+            raise AppendRejected(
+                f"partitionLeaderEpoch {header.partition_leader_epoch} is "
+                f"below the log's last epoch {self.last_leader_epoch}"
+            )
         active = self._segments[-1]
         if self._needs_roll(active, header):
             active = self._roll()
         position = active.append(batch, header)
-        return AppendResult(active.last_entry_index, header.base_offset, header.last_offset,
-                            position, header.size_bytes, active.base_offset)
+        return AppendResult(
+            active.last_entry_index,
+            header.base_offset,
+            header.last_offset,
+            position,
+            header.size_bytes,
+            active.base_offset,
+        )
 
     def _needs_roll(self, active: Segment, header: native.BatchHeader) -> bool:
         if active.batch_count == 0:
             return False
         limits = self.config.limits
         age_ms_max = self.config.segment_age_ms_max
-        return (active.size_bytes + header.size_bytes > limits.segment_bytes_max
-                or (age_ms_max is not None and self.clock_ms() - active.created_ms >= age_ms_max)
-                or header.last_offset - active.base_offset > U32_MAX
-                or active.batch_count + 1 > U32_MAX)
+        return (
+            active.size_bytes + header.size_bytes > limits.segment_bytes_max
+            or (age_ms_max is not None and self.clock_ms() - active.created_ms >= age_ms_max)
+            or header.last_offset - active.base_offset > U32_MAX
+            or active.batch_count + 1 > U32_MAX
+        )
 
     def roll(self) -> SegmentInfo:
         """Seal the active segment now (if it holds anything) and start a new one."""
@@ -212,8 +246,10 @@ class SegmentedLog:
 
     def _roll(self) -> Segment:
         if len(self._segments) >= self.config.limits.segment_count_max:
-            raise StorageError(f"{self.directory}: {len(self._segments)} segments reach "
-                               f"segment_count_max; retention must delete some first")
+            raise StorageError(
+                f"{self.directory}: {len(self._segments)} segments reach "
+                f"segment_count_max; retention must delete some first"
+            )
         active = self._segments[-1]
         try:
             active.seal()
@@ -221,8 +257,13 @@ class SegmentedLog:
             self._fail(f"sealing {active.data_path} failed: {error}")
             raise LogFailed(self._failure) from error
         self._durable_entry_index = max(self._durable_entry_index, active.last_entry_index)
-        segment = Segment.create(self.directory, active.next_offset, active.next_entry_index,
-                                 self.config.limits, self.clock_ms())
+        segment = Segment.create(
+            self.directory,
+            active.next_offset,
+            active.next_entry_index,
+            self.config.limits,
+            self.clock_ms(),
+        )
         self._segments.append(segment)
         return segment
 
@@ -249,8 +290,9 @@ class SegmentedLog:
         for ticket in self._tickets:
             ticket.truncated_to = min(ticket.truncated_to, new_last)
 
-    def apply_retention(self, now_ms: int | None = None,
-                        keep_from_offset: int | None = None) -> list[int]:
+    def apply_retention(
+        self, now_ms: int | None = None, keep_from_offset: int | None = None
+    ) -> list[int]:
         """Delete whole segments from the front while retention says so (by size, by
         age), never the active one and never one holding `keep_from_offset` or later.
         Returns the base offsets deleted."""
@@ -307,9 +349,11 @@ class SegmentedLog:
         while True:
             run_start = location.position if location else 0
             sizes: list[int] = []
-            while location is not None and len(entries) + len(sizes) < max_count and (
-                    total_bytes + location.size_bytes <= max_bytes
-                    or (not entries and not sizes)):
+            while (
+                location is not None
+                and len(entries) + len(sizes) < max_count
+                and (total_bytes + location.size_bytes <= max_bytes or (not entries and not sizes))
+            ):
                 sizes.append(location.size_bytes)
                 total_bytes += location.size_bytes
                 location = segment.next_batch(location)
@@ -323,15 +367,15 @@ class SegmentedLog:
 
     # ---- reading by offset (Kafka fetch) ------------------------------------------
 
-    def read_by_offset(self, offset: int, max_bytes: int,
-                       end_offset: int | None = None) -> FileSlice:
+    def read_by_offset(
+        self, offset: int, max_bytes: int, end_offset: int | None = None
+    ) -> FileSlice:
         """Whole batches from the one holding `offset`, within one segment, up to
         `max_bytes` (at least one batch), and only batches that end below `end_offset`
         (the commit point; default: the log end). Empty at or past `end_offset`."""
         self._check_open()
         self._check_offset(offset, allow_end=True)
-        end_offset = self.next_offset if end_offset is None else min(end_offset,
-                                                                    self.next_offset)
+        end_offset = self.next_offset if end_offset is None else min(end_offset, self.next_offset)
         max_bytes = min(max_bytes, self.config.limits.fetch_bytes_max)
         if offset >= end_offset:
             return self._empty_slice(offset)
@@ -342,14 +386,18 @@ class SegmentedLog:
         first = location
         size_bytes = count = 0
         last_offset = first.base_offset - 1
-        while location is not None and location.last_offset < end_offset and (
-                size_bytes + location.size_bytes <= max_bytes or count == 0):
+        while (
+            location is not None
+            and location.last_offset < end_offset
+            and (size_bytes + location.size_bytes <= max_bytes or count == 0)
+        ):
             size_bytes += location.size_bytes
             count += 1
             last_offset = location.last_offset
             location = segment.next_batch(location)
-        return FileSlice(segment.data_path, first.position, size_bytes, first.base_offset,
-                         last_offset, count)
+        return FileSlice(
+            segment.data_path, first.position, size_bytes, first.base_offset, last_offset, count
+        )
 
     def read_slice(self, file_slice: FileSlice) -> bytes:
         """The bytes of a slice (the copy path; fetch may `sendfile` the file instead)."""
@@ -367,8 +415,12 @@ class SegmentedLog:
                 location = segment.locate(KeyKind.TIMESTAMP, timestamp_ms)
                 invariant(location is not None, "segment max timestamp promised a batch")
                 if location is not None:
-                    return TimestampLookup(location.base_offset, location.last_offset,
-                                           location.max_timestamp, location.entry_index)
+                    return TimestampLookup(
+                        location.base_offset,
+                        location.last_offset,
+                        location.max_timestamp,
+                        location.entry_index,
+                    )
         return None
 
     # ---- durability ---------------------------------------------------------------
@@ -377,8 +429,9 @@ class SegmentedLog:
         """Start an fdatasync covering every append so far; run `os.fdatasync(ticket.fd)`
         anywhere (a worker thread), then `sync_end` (or `sync_failed`)."""
         self._check_usable()
-        ticket = SyncTicket(os.dup(self._segments[-1].fd), self.last_entry_index,
-                            self.last_entry_index)
+        ticket = SyncTicket(
+            os.dup(self._segments[-1].fd), self.last_entry_index, self.last_entry_index
+        )
         self._tickets.append(ticket)
         return ticket
 
@@ -386,8 +439,9 @@ class SegmentedLog:
         """Record what the finished fdatasync made durable."""
         self._release(ticket)
         covered = min(ticket.entry_index, ticket.truncated_to)
-        self._durable_entry_index = max(self._durable_entry_index,
-                                        min(covered, self.last_entry_index))
+        self._durable_entry_index = max(
+            self._durable_entry_index, min(covered, self.last_entry_index)
+        )
         return self.durable_point()
 
     def sync_failed(self, ticket: SyncTicket, error: BaseException) -> None:
@@ -487,16 +541,23 @@ class SegmentedLog:
 
 
 def _info(segment: Segment) -> SegmentInfo:
-    return SegmentInfo(segment.base_offset, segment.base_entry_index, segment.next_offset,
-                       segment.batch_count, segment.size_bytes, segment.max_timestamp,
-                       segment.data_path, segment.sealed)
+    return SegmentInfo(
+        segment.base_offset,
+        segment.base_entry_index,
+        segment.next_offset,
+        segment.batch_count,
+        segment.size_bytes,
+        segment.max_timestamp,
+        segment.data_path,
+        segment.sealed,
+    )
 
 
 def _split(data: bytes, sizes: list[int]) -> list[bytes]:
     parts = []
     position = 0
     for size in sizes:
-        parts.append(data[position:position + size])
+        parts.append(data[position : position + size])
         position += size
     return parts
 
@@ -537,9 +598,12 @@ def _scan_directory(directory: pathlib.Path, config: LogConfig) -> tuple[list[in
 
 def _check_continuity(segments: list[Segment]) -> None:
     for previous, segment in itertools.pairwise(segments):
-        if segment.base_offset != previous.next_offset or \
-                segment.base_entry_index != previous.next_entry_index:
+        if (
+            segment.base_offset != previous.next_offset
+            or segment.base_entry_index != previous.next_entry_index
+        ):
             raise LogLayoutError(
                 f"{segment.data_path} starts at offset {segment.base_offset} entry "
                 f"{segment.base_entry_index}, but {previous.data_path} ends before offset "
-                f"{previous.next_offset} entry {previous.next_entry_index}")
+                f"{previous.next_offset} entry {previous.next_entry_index}"
+            )

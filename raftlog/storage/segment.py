@@ -24,8 +24,9 @@ META_FORMAT = 1
 
 
 def write_meta(directory: pathlib.Path, base_offset: int, base_entry_index: int) -> None:
-    text = json.dumps({"format": META_FORMAT, "base_offset": base_offset,
-                       "base_entry_index": base_entry_index})
+    text = json.dumps(
+        {"format": META_FORMAT, "base_offset": base_offset, "base_entry_index": base_entry_index}
+    )
     files.write_atomically(files.meta_path(directory, base_offset), text.encode())
 
 
@@ -36,8 +37,11 @@ def read_meta(directory: pathlib.Path, base_offset: int) -> int:
         meta = json.loads(path.read_bytes())
     except (OSError, ValueError) as error:
         raise LogLayoutError(f"{path}: unreadable segment metadata: {error}") from error
-    if meta.get("format") != META_FORMAT or meta.get("base_offset") != base_offset or \
-            not isinstance(meta.get("base_entry_index"), int):
+    if (
+        meta.get("format") != META_FORMAT
+        or meta.get("base_offset") != base_offset
+        or not isinstance(meta.get("base_entry_index"), int)
+    ):
         raise LogLayoutError(f"{path}: metadata does not describe this segment: {meta}")
     return meta["base_entry_index"]
 
@@ -63,8 +67,14 @@ class Segment:
     # ---- opening ------------------------------------------------------------------
 
     @classmethod
-    def create(cls, directory: pathlib.Path, base_offset: int, base_entry_index: int,
-               limits: StorageLimits, now_ms: int) -> "Segment":
+    def create(
+        cls,
+        directory: pathlib.Path,
+        base_offset: int,
+        base_entry_index: int,
+        limits: StorageLimits,
+        now_ms: int,
+    ) -> "Segment":
         """A new empty segment. Metadata first, then the data file, then a directory
         fsync: a crash leaves either nothing, or metadata alone (which recovery
         completes), or both."""
@@ -72,17 +82,29 @@ class Segment:
         path = files.data_path(directory, base_offset)
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
         files.fsync_directory(directory)
-        return cls(directory, base_offset, base_entry_index, limits, fd, 0, base_offset, 0, -1,
-                   SegmentIndex.empty(base_offset, limits.index_interval_bytes), now_ms,
-                   sealed=False)
+        return cls(
+            directory,
+            base_offset,
+            base_entry_index,
+            limits,
+            fd,
+            0,
+            base_offset,
+            0,
+            -1,
+            SegmentIndex.empty(base_offset, limits.index_interval_bytes),
+            now_ms,
+            sealed=False,
+        )
 
     @classmethod
     def _open_fd(cls, directory: pathlib.Path, base_offset: int) -> int:
         return os.open(files.data_path(directory, base_offset), os.O_RDWR | os.O_CLOEXEC)
 
     @classmethod
-    def open_sealed(cls, directory: pathlib.Path, base_offset: int, limits: StorageLimits,
-                    now_ms: int) -> tuple["Segment", bool]:
+    def open_sealed(
+        cls, directory: pathlib.Path, base_offset: int, limits: StorageLimits, now_ms: int
+    ) -> tuple["Segment", bool]:
         """Open a sealed segment from its index file; rebuild the index from the data if
         the file is missing, corrupt or stale. Returns (segment, rebuilt)."""
         base_entry_index = read_meta(directory, base_offset)
@@ -97,16 +119,28 @@ class Segment:
             os.close(fd)
             raise
         index, summary = decoded
-        segment = cls(directory, base_offset, base_entry_index, limits, fd, size_bytes,
-                      summary.next_offset, summary.batch_count, summary.last_leader_epoch,
-                      index, now_ms, sealed=True)
+        segment = cls(
+            directory,
+            base_offset,
+            base_entry_index,
+            limits,
+            fd,
+            size_bytes,
+            summary.next_offset,
+            summary.batch_count,
+            summary.last_leader_epoch,
+            index,
+            now_ms,
+            sealed=True,
+        )
         if rebuilt:
             segment._write_index()
         return segment, rebuilt
 
     @staticmethod
-    def _read_index(directory: pathlib.Path, base_offset: int, limits: StorageLimits,
-                    size_bytes: int) -> tuple[SegmentIndex, SegmentSummary] | None:
+    def _read_index(
+        directory: pathlib.Path, base_offset: int, limits: StorageLimits, size_bytes: int
+    ) -> tuple[SegmentIndex, SegmentSummary] | None:
         try:
             data = files.index_path(directory, base_offset).read_bytes()
         except FileNotFoundError:
@@ -114,23 +148,35 @@ class Segment:
         return decode_index(data, base_offset, limits.index_interval_bytes, size_bytes)
 
     @staticmethod
-    def _rebuild_index(directory: pathlib.Path, fd: int, base_offset: int,
-                       limits: StorageLimits,
-                       size_bytes: int) -> tuple[SegmentIndex, SegmentSummary]:
+    def _rebuild_index(
+        directory: pathlib.Path, fd: int, base_offset: int, limits: StorageLimits, size_bytes: int
+    ) -> tuple[SegmentIndex, SegmentSummary]:
         result, state = native.scan_file_indexing(
-            fd, 0, size_bytes, base_offset, limits.batch_bytes_max, limits.scan_chunk_bytes,
-            native.IndexState.empty(base_offset, limits.index_interval_bytes))
+            fd,
+            0,
+            size_bytes,
+            base_offset,
+            limits.batch_bytes_max,
+            limits.scan_chunk_bytes,
+            native.IndexState.empty(base_offset, limits.index_interval_bytes),
+        )
         if result.error is not NativeError.OK:
-            raise CorruptBatchError(result.error, result.error_position,
-                                    str(files.data_path(directory, base_offset)))
-        summary = SegmentSummary(size_bytes, result.batch_count,
-                                 result.next_offset if result.batch_count else base_offset,
-                                 state.running_max_timestamp, result.last_leader_epoch)
+            raise CorruptBatchError(
+                result.error, result.error_position, str(files.data_path(directory, base_offset))
+            )
+        summary = SegmentSummary(
+            size_bytes,
+            result.batch_count,
+            result.next_offset if result.batch_count else base_offset,
+            state.running_max_timestamp,
+            result.last_leader_epoch,
+        )
         return SegmentIndex.from_state(state), summary
 
     @classmethod
-    def recover_tail(cls, directory: pathlib.Path, base_offset: int, limits: StorageLimits,
-                     now_ms: int) -> tuple["Segment", native.ScanResult, int]:
+    def recover_tail(
+        cls, directory: pathlib.Path, base_offset: int, limits: StorageLimits, now_ms: int
+    ) -> tuple["Segment", native.ScanResult, int]:
         """Open the last segment: scan every batch, rebuild its indexes in the same pass,
         and cut the file after the last valid batch. Returns (segment, scan, cut bytes)."""
         base_entry_index = read_meta(directory, base_offset)
@@ -144,9 +190,14 @@ class Segment:
         try:
             size_bytes = os.fstat(fd).st_size
             result, state = native.scan_file_indexing(
-                fd, 0, size_bytes, base_offset, limits.batch_bytes_max,
-                limits.scan_chunk_bytes, native.IndexState.empty(base_offset,
-                                                                 limits.index_interval_bytes))
+                fd,
+                0,
+                size_bytes,
+                base_offset,
+                limits.batch_bytes_max,
+                limits.scan_chunk_bytes,
+                native.IndexState.empty(base_offset, limits.index_interval_bytes),
+            )
             if result.error is NativeError.IO:
                 raise LogFailed(f"{path}: read error during recovery at {result.error_position}")
             cut_bytes = size_bytes - result.valid_bytes
@@ -157,10 +208,20 @@ class Segment:
             os.close(fd)
             raise
         files.unlink_if_present(files.index_path(directory, base_offset))
-        segment = cls(directory, base_offset, base_entry_index, limits, fd, result.valid_bytes,
-                      result.next_offset if result.batch_count else base_offset,
-                      result.batch_count, result.last_leader_epoch,
-                      SegmentIndex.from_state(state), now_ms, sealed=False)
+        segment = cls(
+            directory,
+            base_offset,
+            base_entry_index,
+            limits,
+            fd,
+            result.valid_bytes,
+            result.next_offset if result.batch_count else base_offset,
+            result.batch_count,
+            result.last_leader_epoch,
+            SegmentIndex.from_state(state),
+            now_ms,
+            sealed=False,
+        )
         if result.batch_count:
             segment.last_batch = segment.locate(KeyKind.ENTRY, segment.last_entry_index)
         return segment, result, cut_bytes
@@ -198,11 +259,18 @@ class Segment:
         except OSError as error:
             self._undo_partial_write(position)
             raise StorageError(f"{self.data_path}: append failed: {error}") from error
-        self.index.on_append(position, header.base_offset, self.batch_count,
-                             header.size_bytes, header.max_timestamp)
-        self.last_batch = BatchLocation(position, self.next_entry_index, header.base_offset,
-                                        header.last_offset, header.max_timestamp,
-                                        header.partition_leader_epoch, header.size_bytes)
+        self.index.on_append(
+            position, header.base_offset, self.batch_count, header.size_bytes, header.max_timestamp
+        )
+        self.last_batch = BatchLocation(
+            position,
+            self.next_entry_index,
+            header.base_offset,
+            header.last_offset,
+            header.max_timestamp,
+            header.partition_leader_epoch,
+            header.size_bytes,
+        )
         self.size_bytes = position + header.size_bytes
         self.next_offset = header.last_offset + 1
         self.batch_count += 1
@@ -216,12 +284,18 @@ class Segment:
             raise LogFailed(f"{self.data_path}: cannot undo a failed append: {error}") from error
 
     def summary(self) -> SegmentSummary:
-        return SegmentSummary(self.size_bytes, self.batch_count, self.next_offset,
-                              self.max_timestamp, self.last_leader_epoch)
+        return SegmentSummary(
+            self.size_bytes,
+            self.batch_count,
+            self.next_offset,
+            self.max_timestamp,
+            self.last_leader_epoch,
+        )
 
     def _write_index(self) -> None:
-        files.write_atomically(files.index_path(self.directory, self.base_offset),
-                               self.index.encode(self.summary()))
+        files.write_atomically(
+            files.index_path(self.directory, self.base_offset), self.index.encode(self.summary())
+        )
 
     def seal(self) -> None:
         """Make the data durable and write the index file: the segment is now immutable.
@@ -236,8 +310,10 @@ class Segment:
     def truncate_from_entry(self, entry_index: int) -> None:
         """Drop the batch `entry_index` and everything after it; the segment becomes the
         writable tail again."""
-        invariant(self.base_entry_index <= entry_index <= self.next_entry_index,
-                  "truncation point outside the segment")
+        invariant(
+            self.base_entry_index <= entry_index <= self.next_entry_index,
+            "truncation point outside the segment",
+        )
         files.unlink_if_present(files.index_path(self.directory, self.base_offset))
         self.sealed = False
         if entry_index == self.next_entry_index:
@@ -270,9 +346,14 @@ class Segment:
             self.index.running_max_timestamp = -1
             return
         relative_offset, _, last_position, last_timestamp = last
-        result = native.scan_file(self.fd, last_position, position,
-                                  self.base_offset + relative_offset,
-                                  self.limits.batch_bytes_max, self.limits.scan_chunk_bytes)
+        result = native.scan_file(
+            self.fd,
+            last_position,
+            position,
+            self.base_offset + relative_offset,
+            self.limits.batch_bytes_max,
+            self.limits.scan_chunk_bytes,
+        )
         if result.error is not NativeError.OK:
             raise CorruptBatchError(result.error, result.error_position, str(self.data_path))
         self.index.running_max_timestamp = max(last_timestamp, result.max_timestamp)
@@ -291,8 +372,7 @@ class Segment:
         if key_kind is KeyKind.ENTRY:
             if not self.holds_entry(target):
                 return None
-            position, relative_entry = self.index.start_for_entry(
-                target - self.base_entry_index)
+            position, relative_entry = self.index.start_for_entry(target - self.base_entry_index)
         elif key_kind is KeyKind.OFFSET:
             if not self.base_offset <= target < self.next_offset:
                 return None
@@ -301,8 +381,14 @@ class Segment:
             if target > self.max_timestamp:
                 return None
             position, relative_entry = self.index.start_for_timestamp(target)
-        found = native.find_batch(self.fd, position, self.size_bytes,
-                                  self.base_entry_index + relative_entry, key_kind, target)
+        found = native.find_batch(
+            self.fd,
+            position,
+            self.size_bytes,
+            self.base_entry_index + relative_entry,
+            key_kind,
+            target,
+        )
         if isinstance(found, NativeError):
             if found is NativeError.NOT_FOUND:
                 return None
@@ -314,15 +400,23 @@ class Segment:
         position = location.position + location.size_bytes
         if position >= self.size_bytes:
             return None
-        found = native.find_batch(self.fd, position, self.size_bytes, location.entry_index + 1,
-                                  KeyKind.ENTRY, location.entry_index + 1)
+        found = native.find_batch(
+            self.fd,
+            position,
+            self.size_bytes,
+            location.entry_index + 1,
+            KeyKind.ENTRY,
+            location.entry_index + 1,
+        )
         if isinstance(found, NativeError):
             raise CorruptBatchError(found, position, str(self.data_path))
         return found
 
     def read(self, position: int, size_bytes: int) -> bytes:
-        invariant(position >= 0 and position + size_bytes <= self.size_bytes,
-                  "read outside the segment's data")
+        invariant(
+            position >= 0 and position + size_bytes <= self.size_bytes,
+            "read outside the segment's data",
+        )
         data = os.pread(self.fd, size_bytes, position)
         if len(data) != size_bytes:
             raise StorageError(f"{self.data_path}: short read at {position}")
