@@ -69,6 +69,8 @@ class PartitionReplica:
     high_watermark: int = 0
     sealed_last_offset: int | None = None
     _seal_proposed: bool = False
+    _unpersisted_bytes: dict[int, int] = attrs.field(factory=dict)
+    """Entry index -> size of batches proposed here and not yet on disk (for sealing)."""
     _offsets: OrderedDict[int, tuple[int, int]] = attrs.field(factory=OrderedDict)
     _proposed_terms: dict[int, int] = attrs.field(factory=dict)
     _epochs: list[tuple[int, int]] = attrs.field(factory=list)
@@ -106,6 +108,7 @@ class PartitionReplica:
         return header.base_offset, header.last_offset
 
     def _on_append(self, entry: Entry, result: AppendResult) -> None:
+        self._unpersisted_bytes.pop(entry.index, None)
         self._remember(entry.index, result.base_offset, result.last_offset)
         if not self._epochs or self._epochs[-1][0] < entry.term:
             self._epochs.append((entry.term, result.base_offset))
@@ -137,7 +140,7 @@ class PartitionReplica:
             or self._seal_proposed
             or self.sealed_last_offset is not None
             or not self.group.is_leader
-            or self.storage.log.size_bytes < self.seal_bytes
+            or self._estimated_size_bytes() < self.seal_bytes
         ):
             return
         try:
@@ -151,8 +154,12 @@ class PartitionReplica:
             group=self.group.group_id,
             topic=self.topic,
             partition=self.index,
-            size_bytes=self.storage.log.size_bytes,
+            size_bytes=self._estimated_size_bytes(),
         )
+
+    def _estimated_size_bytes(self) -> int:
+        """What the log holds once everything proposed here is on disk."""
+        return self.storage.log.size_bytes + sum(self._unpersisted_bytes.values())
 
     def _report_sealed(self) -> None:
         if self.sealed_last_offset is not None and self.group.is_leader and self.on_sealed:
@@ -164,6 +171,7 @@ class PartitionReplica:
             self._report_sealed()  # a new leader of a sealed segment finishes the hand-over
         else:
             self._seal_proposed = False
+            self._unpersisted_bytes.clear()
 
     def rebuild(self) -> None:
         """Idempotence state and the epoch list from the whole log (start-up, new leader)."""
@@ -228,8 +236,12 @@ class PartitionReplica:
         except RaftError as error:
             return ProduceOutcome(int(ErrorCode.NOT_LEADER_OR_FOLLOWER), error_message=str(error))
         self._proposed_terms[entry_index] = term
+        self._unpersisted_bytes[entry_index] = len(records)
         if identity is not None:
             self.producers.record(attrs.evolve(identity, entry_index=entry_index))
+        # Checked at proposal too, not only when entries commit: a pipelining producer can
+        # propose megabytes before the next commit, and the segment would overshoot.
+        self._seal_if_full()
         if acks == 0:
             return ProduceOutcome(0)
         return await self._answer(entry_index, acks, timeout_s)

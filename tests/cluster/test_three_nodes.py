@@ -150,7 +150,6 @@ def test_every_node_reports_one_cluster_and_all_brokers(tmp_path: pathlib.Path) 
         assert len(cluster_ids) == 1
 
 
-
 def test_idle_partition_fails_over_after_its_leader_dies(tmp_path: pathlib.Path) -> None:
     """A quiescent group stops heartbeating; losing its leader must still elect a new one."""
     with LocalCluster(tmp_path, nodes=3) as cluster:
