@@ -6,6 +6,7 @@ import argparse
 import json
 import signal
 import sys
+import traceback
 from pathlib import Path
 
 import trio
@@ -177,9 +178,12 @@ def main(argv: list[str] | None = None) -> int:
     logs.configure(config.log_format, config.log_level)
     try:
         trio.run(_serve, config)
-    except Exception as error:  # one readable line, not a traceback, for operators
+    except Exception as error:
+        # One readable line first; the traceback after it, because a crash must be diagnosable
+        # from the log alone.
         message = str(error) or type(error).__name__
         print(f"raftlog: {message}", file=sys.stderr)
+        traceback.print_exception(error, file=sys.stderr)
         return EXIT_FAILED
     return EXIT_OK
 
