@@ -11,10 +11,8 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 
+from raftlog.groups.records import assigned_partitions
 from raftlog.kafka.admin_client import KafkaAdminConnection
-from raftlog.protocol.messages.generated.consumer_protocol_assignment import (
-    ConsumerProtocolAssignment,
-)
 from raftlog.protocol.messages.generated.describe_groups_request import DescribeGroupsRequest
 from raftlog.protocol.messages.generated.find_coordinator_request import FindCoordinatorRequest
 from raftlog.protocol.messages.generated.list_groups_request import ListGroupsRequest
@@ -57,18 +55,6 @@ def list_groups(bootstrap: str) -> list[dict[str, object]]:
                 }
             )
     return sorted(rows, key=lambda row: str(row["group"]))
-
-
-def _assigned(assignment: bytes) -> list[tuple[str, int]]:
-    if len(assignment) < 2:
-        return []
-    version = int.from_bytes(assignment[:2], "big", signed=True)
-    decoded = ConsumerProtocolAssignment.decode(assignment[2:], min(version, 3), strict=False)
-    return [
-        (topic.topic, partition)
-        for topic in decoded.assigned_partitions
-        for partition in topic.partitions
-    ]
 
 
 def _end_offsets(bootstrap: str, topics: Iterable[str]) -> dict[tuple[str, int], int]:
@@ -128,7 +114,7 @@ def describe_group(bootstrap: str, group_id: str) -> dict[str, object]:
         )
     owners: dict[tuple[str, int], tuple[str, str]] = {}
     for member in described.members:
-        for assigned in _assigned(bytes(member.member_assignment)):
+        for assigned in assigned_partitions(bytes(member.member_assignment)):
             owners[assigned] = (member.member_id, member.client_id)
     offsets = {
         (topic.name, partition.partition_index): partition.committed_offset

@@ -26,6 +26,7 @@ import trio
 from raftlog import logs
 from raftlog.groups.records import (
     OFFSETS_TOPIC,
+    assigned_partitions,
     commit_batch,
     coordinator_partition,
     decode_offset_records,
@@ -422,6 +423,49 @@ class GroupCoordinator:
         for topic, partition, offset, metadata, epoch in commits:
             stored[(topic, partition)] = (offset, metadata, epoch)
         return ErrorCode.NONE
+
+    async def delete_offsets(self, group_id: str, partitions: list[tuple[str, int]]) -> None:
+        """Tombstone committed offsets (OffsetDelete, DeleteGroups); committed by Raft first."""
+        chain = self._coordinating(group_id)
+        stored = self.offsets.get(group_id, {})
+        doomed = [key for key in partitions if key in stored]
+        if doomed:
+            batch = commit_batch(
+                [(offset_key(group_id, topic, partition), None) for topic, partition in doomed]
+            )
+            outcome = await chain.produce(batch, -1, COMMIT_TIMEOUT_S)
+            if outcome.error_code:
+                raise GroupError(
+                    ErrorCode.NOT_COORDINATOR
+                    if outcome.error_code == ErrorCode.NOT_LEADER_OR_FOLLOWER
+                    else ErrorCode(outcome.error_code)
+                )
+        for key in doomed:
+            stored.pop(key, None)
+
+    def active_topics(self, group_id: str) -> set[str]:
+        """Topics the group's current members are assigned (their offsets stay)."""
+        group = self.groups.get(group_id)
+        if group is None or not group.members:
+            return set()
+        return {
+            topic
+            for member in group.members.values()
+            for topic, _partition in assigned_partitions(member.assignment)
+        }
+
+    async def delete_group(self, group_id: str) -> None:
+        """DeleteGroups: only an empty group; its offsets are tombstoned, then it is gone."""
+        self._coordinating(group_id)
+        group = self.groups.get(group_id)
+        stored = self.offsets.get(group_id)
+        if group is None and stored is None:
+            raise GroupError(ErrorCode.GROUP_ID_NOT_FOUND)
+        if group is not None and group.members:
+            raise GroupError(ErrorCode.NON_EMPTY_GROUP)
+        await self.delete_offsets(group_id, list(stored or {}))
+        self.groups.pop(group_id, None)
+        self.offsets.pop(group_id, None)
 
     def committed(
         self, group_id: str, wanted: Iterable[tuple[str, int]] | None

@@ -12,6 +12,10 @@ from __future__ import annotations
 import json
 
 from raftlog import native
+from raftlog.protocol.errors import DecodeError
+from raftlog.protocol.messages.generated.consumer_protocol_assignment import (
+    ConsumerProtocolAssignment,
+)
 from raftlog.protocol.records import Record, RecordBatchView, build_batch
 
 OFFSETS_TOPIC = "__consumer_offsets"
@@ -74,3 +78,17 @@ def decode_offset_records(
                 value = json.loads(record.value)
                 decoded.append((identity, (int(value["o"]), value.get("m"), int(value["e"]))))
     return decoded
+
+
+def assigned_partitions(assignment: bytes) -> list[tuple[str, int]]:
+    """(topic, partition) pairs of a consumer-protocol assignment; [] for anything else."""
+    if len(assignment) < 2:
+        return []
+    version = int.from_bytes(assignment[:2], "big", signed=True)
+    try:
+        decoded = ConsumerProtocolAssignment.decode(
+            assignment[2:], min(max(version, 0), 3), strict=False
+        )
+    except DecodeError:
+        return []
+    return [(t.topic, p) for t in decoded.assigned_partitions for p in t.partitions]

@@ -11,6 +11,7 @@ from types import ModuleType
 from raftlog.kafka.handlers import (
     api_versions,
     create_topics,
+    delete_groups,
     delete_topics,
     describe_groups,
     fetch,
@@ -23,6 +24,7 @@ from raftlog.kafka.handlers import (
     list_offsets,
     metadata,
     offset_commit,
+    offset_delete,
     offset_fetch,
     offset_for_leader_epoch,
     produce,
@@ -34,6 +36,7 @@ HANDLERS: dict[int, ModuleType] = {
     for module in (
         api_versions,
         create_topics,
+        delete_groups,
         delete_topics,
         describe_groups,
         fetch,
@@ -46,6 +49,7 @@ HANDLERS: dict[int, ModuleType] = {
         list_offsets,
         metadata,
         offset_commit,
+        offset_delete,
         offset_fetch,
         offset_for_leader_epoch,
         produce,
