@@ -39,6 +39,11 @@ def _add_node_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--segment-bytes", dest="segment_bytes", help="seal a segment at this size (256 MiB)"
     )
+    parser.add_argument(
+        "--retention-bytes", dest="retention_bytes", help="per partition default (-1: no limit)"
+    )
+    parser.add_argument("--retention-ms", dest="retention_ms", help="default (7 days)")
+    parser.add_argument("--retention-check-ms", dest="retention_check_ms", help="how often (30000)")
 
 
 FLAG_SETTINGS = (
@@ -51,6 +56,9 @@ FLAG_SETTINGS = (
     "auto_create_topics",
     "log_format",
     "segment_bytes",
+    "retention_bytes",
+    "retention_ms",
+    "retention_check_ms",
 )
 
 

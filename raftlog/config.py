@@ -104,6 +104,7 @@ class NodeConfig:
     segment_ms: int = attrs.field(default=7 * 24 * 3600 * 1000, validator=_positive("segment_ms"))
     retention_bytes: int = -1
     retention_ms: int = 7 * 24 * 3600 * 1000
+    retention_check_ms: int = attrs.field(default=30_000, validator=_positive("retention_check_ms"))
     log_format: str = attrs.field(default="text")
     log_level: str = "info"
 
@@ -169,6 +170,7 @@ def _convert(key: str, raw: object) -> object:
         "segment_ms",
         "retention_bytes",
         "retention_ms",
+        "retention_check_ms",
     )
     if key in integer_keys:
         try:

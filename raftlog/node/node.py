@@ -19,6 +19,7 @@ import json
 import logging
 import pathlib
 import shutil
+import time
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -41,7 +42,7 @@ from raftlog.kafka.listener import KafkaListener
 from raftlog.limits import StorageLimits
 from raftlog.node.broker import Broker
 from raftlog.node.raft_router import CONTROLLER_EXECUTE, RaftRouter
-from raftlog.partition.chain import PartitionChain
+from raftlog.partition.chain import PartitionChain, retention_cut
 from raftlog.partition.replica import PartitionReplica
 from raftlog.replica.factory import open_replica_group
 from raftlog.replica.group import ReplicaGroup
@@ -116,6 +117,7 @@ class Node:
                 await self._wait_partitions_led()
             nursery.start_soon(self.broker.coordinator.expire_forever)
             nursery.start_soon(self._ensure_offsets_topic)
+            nursery.start_soon(self._retention_forever)
             self.broker.ready.set()
             logs.event(
                 "listening",
@@ -241,6 +243,40 @@ class Node:
                 if error.error_code != TOPIC_ALREADY_EXISTS:
                     logs.event("offsets_topic_not_created", logging.INFO, reason=str(error))
                     await trio.sleep(1)
+
+    async def _retention_forever(self) -> None:
+        """Drop whole sealed segments that fall outside their topic's retention.
+
+        The leader of a partition's head decides (it hosts every segment it must measure),
+        the controller records the drop, and every replica deletes those groups' files.
+        """
+        assert self.broker is not None
+        while True:
+            await trio.sleep(self.config.retention_check_ms / 1000)
+            for (topic_name, index), chain in list(self.broker.partitions.items()):
+                topic = self.controller.state.topics.get(topic_name)
+                if topic is None or not chain.group.is_leader or len(chain.segments) < 2:
+                    continue
+                below = retention_cut(
+                    chain,
+                    int(topic.config("retention.ms") or self.config.retention_ms),
+                    int(topic.config("retention.bytes") or self.config.retention_bytes),
+                    time.time() * 1000,
+                )
+                if below is None:
+                    continue
+                command = {
+                    "type": "drop_segments",
+                    "topic": topic_name,
+                    "partition": index,
+                    "below_offset": below,
+                }
+                try:
+                    await self.controller.execute(command, FORWARD_TIMEOUT_S)
+                except MetadataError as error:
+                    logs.event(
+                        "retention_skipped", logging.INFO, topic=topic_name, reason=str(error)
+                    )
 
     def _router(self) -> RaftRouter:
         assert self.router is not None, "the router exists once run() has started"
@@ -396,6 +432,24 @@ class Node:
                         base_term=int(command["base_term"]),
                     )
                 )
+        elif command["type"] == "drop_segments":
+            partition_info = self.controller.state.topics[command["topic"]].partitions[
+                int(command["partition"])
+            ]
+            kept = {segment.group_id for segment in partition_info.segments}
+            chain = self.broker.partitions.get((partition_info.topic, partition_info.index))
+            if chain is not None:
+                for segment in list(chain.segments):
+                    if segment.group.group_id not in kept:
+                        chain.remove(segment.group.group_id)
+                        self._nursery.start_soon(self._drop, segment.group.group_id)
+            logs.event(
+                "segments_dropped",
+                topic=partition_info.topic,
+                partition=partition_info.index,
+                below_offset=command["below_offset"],
+                count=result,
+            )
         elif command["type"] == "delete_topic":
             topic = result
             for partition in topic.partitions:

@@ -90,3 +90,31 @@ class PartitionChain:
             if found[0] >= 0:
                 answer = found
         return answer
+
+
+def retention_cut(
+    chain: PartitionChain, retention_ms: int, retention_bytes: int, now_ms: float
+) -> int | None:
+    """The offset below which whole sealed segments may go, or None to keep them all.
+
+    Kafka's rules, applied to whole segments and never to the head: a sealed segment goes
+    when its newest record is older than `retention_ms`, or while the partition is larger
+    than `retention_bytes` without it (-1 disables either rule).
+    """
+    sealed = [
+        (segment, segment.sealed_last_offset)
+        for segment in chain.segments[:-1]
+        if segment.sealed_last_offset is not None
+    ]
+    sizes = [segment.storage.log.size_bytes for segment in chain.segments]
+    total_bytes = sum(sizes)
+    below = None
+    for position, (segment, last_offset) in enumerate(sealed):
+        newest_ms = max((info.max_timestamp for info in segment.storage.log.segments()), default=-1)
+        too_old = retention_ms >= 0 and 0 <= newest_ms < now_ms - retention_ms
+        too_big = retention_bytes >= 0 and total_bytes > retention_bytes
+        if not (too_old or too_big):
+            break
+        total_bytes -= sizes[position]
+        below = last_offset + 1
+    return below
