@@ -145,6 +145,9 @@ class LocalCluster:
         return ",".join(member.address for member in self.members if member.running)
 
     def node(self, node_id: int) -> LocalNode:
+        if not 1 <= node_id <= len(self.members):
+            # Metadata says -1 when a partition has no leader: never index from the end.
+            raise ValueError(f"no node {node_id} in a cluster of {len(self.members)}")
         return self.members[node_id - 1]
 
     def start(self) -> None:

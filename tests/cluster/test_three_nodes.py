@@ -33,9 +33,15 @@ def _create_topic(bootstrap: str) -> None:
 
 
 def _leader_of(bootstrap: str, partition: int) -> int:
+    """The partition's leader, waiting while metadata says it has none yet (-1)."""
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    metadata = admin.list_topics(TOPIC, timeout=10)
-    return metadata.topics[TOPIC].partitions[partition].leader
+    deadline = time.monotonic() + 30
+    while True:
+        metadata = admin.list_topics(TOPIC, timeout=10)
+        leader = metadata.topics[TOPIC].partitions[partition].leader
+        if leader > 0 or time.monotonic() > deadline:
+            return leader
+        time.sleep(0.2)
 
 
 def _read_all(bootstrap: str, expected: int, timeout_s: float = 30) -> list[bytes]:

@@ -103,8 +103,12 @@ def test_coordinator_failover_keeps_committed_offsets(tmp_path: pathlib.Path) ->
 
         admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
         offsets_partition = coordinator_partition("auditors")
-        metadata = admin.list_topics(OFFSETS_TOPIC, timeout=10)
-        coordinator = metadata.topics[OFFSETS_TOPIC].partitions[offsets_partition].leader
+        coordinator = -1
+        deadline = time.monotonic() + 30
+        while coordinator < 1 and time.monotonic() < deadline:  # -1: no leader yet
+            metadata = admin.list_topics(OFFSETS_TOPIC, timeout=10)
+            coordinator = metadata.topics[OFFSETS_TOPIC].partitions[offsets_partition].leader
+            time.sleep(0.1)
         cluster.node(coordinator).kill()
 
         survivors = ",".join(m.address for m in cluster.members if m.node_id != coordinator)
