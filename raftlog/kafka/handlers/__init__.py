@@ -1,60 +1,40 @@
 """One module per Kafka API; `HANDLERS` maps each served API key to its module.
 
-Each module opens with what it does and exposes `VERSIONS` (the inclusive range this node
-advertises and serves) and `async def handle(broker, request) -> response`.
+Each module opens with what it does and exposes `API_KEY`, `VERSIONS` (the inclusive range
+this node advertises and serves) and `async def handle(broker, request) -> response`.
 """
 
 from __future__ import annotations
 
+import importlib
 from types import ModuleType
 
-from raftlog.kafka.handlers import (
-    api_versions,
-    create_topics,
-    delete_groups,
-    delete_topics,
-    describe_groups,
-    fetch,
-    find_coordinator,
-    heartbeat,
-    init_producer_id,
-    join_group,
-    leave_group,
-    list_groups,
-    list_offsets,
-    metadata,
-    offset_commit,
-    offset_delete,
-    offset_fetch,
-    offset_for_leader_epoch,
-    produce,
-    sync_group,
+_MODULE_NAMES = (
+    "api_versions",
+    "create_topics",
+    "delete_groups",
+    "delete_topics",
+    "describe_groups",
+    "fetch",
+    "find_coordinator",
+    "heartbeat",
+    "init_producer_id",
+    "join_group",
+    "leave_group",
+    "list_groups",
+    "list_offsets",
+    "metadata",
+    "offset_commit",
+    "offset_delete",
+    "offset_fetch",
+    "offset_for_leader_epoch",
+    "produce",
+    "sync_group",
 )
 
 HANDLERS: dict[int, ModuleType] = {
     module.API_KEY: module
-    for module in (
-        api_versions,
-        create_topics,
-        delete_groups,
-        delete_topics,
-        describe_groups,
-        fetch,
-        find_coordinator,
-        heartbeat,
-        init_producer_id,
-        join_group,
-        leave_group,
-        list_groups,
-        list_offsets,
-        metadata,
-        offset_commit,
-        offset_delete,
-        offset_fetch,
-        offset_for_leader_epoch,
-        produce,
-        sync_group,
-    )
+    for module in (importlib.import_module(f"{__name__}.{name}") for name in _MODULE_NAMES)
 }
 
 SUPPORTED_VERSIONS: dict[int, tuple[int, int]] = {
