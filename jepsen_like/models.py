@@ -189,6 +189,14 @@ def log_operations(op: Operation, claims: _Claims | None) -> Iterator[LinOp]:
 
 
 class RegisterModel:
+    """Inputs: ``(WRITE, value)`` and ``(READ,)``; the register starts as None.
+
+    An indeterminate write whose value no read returned is left out: if it took effect,
+    no read saw it, so placing it just before the next write (or at the end) is always
+    possible, and leaving it out is exact. This matters: such writes never return, and
+    each one left in doubles the orders the search has to try.
+    """
+
     name = "register"
 
     def init(self) -> None:
@@ -203,8 +211,18 @@ class RegisterModel:
         return f"register holding {state!r}"
 
     def operations(self, history: History) -> Iterator[LinOp]:
+        read: set[tuple[str, int | None]] = set()
         for op in history.operations:
-            yield from register_operations(op)
+            read.update(
+                (lin.key, lin.output) for lin in register_operations(op) if lin.input == (READ,)
+            )
+        for op in history.operations:
+            for lin in register_operations(op):
+                if lin.input[0] == WRITE and lin.return_ns is None:
+                    if (lin.key, lin.input[1]) not in read:
+                        continue
+                    lin = attrs.evolve(lin, symmetry=(lin.key, lin.input[1]))
+                yield lin
 
 
 def register_operations(op: Operation) -> Iterator[LinOp]:

@@ -32,7 +32,8 @@ from jepsen_like.history import (
     tp_key,
 )
 
-STEP_NS = 1_000
+STEP_NS = 10_000_000
+"""Simulated clock step: 10 ms, so a few hundred steps span seconds like a real run."""
 POLL_RECORDS_MAX = 4
 
 
