@@ -74,6 +74,12 @@ class Model(Protocol):
 
     def describe(self, state: Any) -> str: ...
 
+    def impossible(self, ops: Sequence[LinOp]) -> LinOp | None:
+        """An operation no order could explain (say, a read of a value nothing wrote
+        before it returned), found without searching; None if there is none. Exact
+        shortcuts only: a search that must fail exhaustively can take exponential time."""
+        ...
+
     def operations(self, history: History) -> Iterable[LinOp]: ...
 
 
@@ -232,6 +238,11 @@ def check_partition(
     entries = _Entries.build(ops)
     nxt = entries.next
     state = model.init()
+    hopeless = model.impossible(ops)
+    if hopeless is not None:
+        witness = _impossible_witness(model, ops, hopeless, state)
+        elapsed_s = time.monotonic() - started
+        return PartitionResult(key, Verdict.INVALID, len(ops), 0, elapsed_s, witness)
     linearized = 0
     cache: set[tuple[int, Any]] = set()
     stack: list[tuple[int, Any]] = []
@@ -279,6 +290,19 @@ def check_partition(
     if nxt[0] == -1:
         return PartitionResult(key, Verdict.VALID, len(ops), len(cache), elapsed_s)
     return PartitionResult(key, Verdict.INVALID, len(ops), len(cache), elapsed_s, witness)
+
+
+def _impossible_witness(model: Model, ops: Sequence[LinOp], op: LinOp, state: Any) -> Witness:
+    """The operation alone, with the operations it overlaps: no order can explain it."""
+    end = float("inf") if op.return_ns is None else op.return_ns
+    overlapping = tuple(
+        other
+        for other in ops
+        if other is not op
+        and other.call_ns <= end
+        and (other.return_ns is None or other.return_ns >= op.call_ns)
+    )
+    return Witness(op, overlapping[:TAIL_LENGTH], (), 0, model.describe(state))
 
 
 def _symmetry_predecessors(ops: Sequence[LinOp]) -> list[int]:

@@ -14,7 +14,7 @@ end of the history; reads with no result constrain nothing and are left out.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import attrs
@@ -114,6 +114,20 @@ class LogModel:
         more = "..., " if len(state) > 5 else ""
         return f"log of length {len(state)}: [{more}{shown}]"
 
+    def impossible(self, ops: Sequence[LinOp]) -> LinOp | None:
+        """A read of a value that no append invoked before the read returned carried."""
+        first_call: dict[Any, int] = {}
+        for op in ops:
+            if op.input[0] == APPEND and op.input[1] is not UNREAD:
+                _earliest(first_call, op.input[1], op.call_ns)
+        for op in ops:
+            if op.input[0] != READ or op.return_ns is None:
+                continue
+            for value in op.output:
+                if value is not None and first_call.get(value, op.return_ns + 1) > op.return_ns:
+                    return op
+        return None
+
     def operations(self, history: History) -> Iterator[LinOp]:
         claims = _Claims()
         for op in history.operations:
@@ -127,10 +141,16 @@ class _Claims:
     """Which offsets each partition's acknowledgements and reads pin to a value."""
 
     read_at: dict[tuple[str, Value], set[int]] = attrs.field(factory=dict)
+    first_read_ns: dict[tuple[str, Value], int] = attrs.field(factory=dict)
+    senders: dict[tuple[str, Value], int] = attrs.field(factory=dict)
+    """How many sends that may have happened carried each value."""
     claimed: dict[str, set[int]] = attrs.field(factory=dict)
     _frozen: dict[str, frozenset[int]] = attrs.field(factory=dict)
 
     def add(self, op: Operation) -> None:
+        if isinstance(op.value, Send) and op.type is not Type.FAIL:
+            sent = (op.value.tp, op.value.value)
+            self.senders[sent] = self.senders.get(sent, 0) + 1
         if op.type is not Type.OK:
             return
         for lin in log_operations(op, None):
@@ -141,6 +161,7 @@ class _Claims:
                 if value is not None:
                     self.claimed.setdefault(lin.key, set()).add(offset)
                     self.read_at.setdefault((lin.key, value), set()).add(offset)
+                    _earliest(self.first_read_ns, (lin.key, value), lin.return_ns)
 
     def of(self, tp: str) -> frozenset[int]:
         if tp not in self._frozen:
@@ -159,7 +180,25 @@ def _append(op: Operation, send: Send, claims: _Claims | None) -> LinOp:
         return LinOp(key, (APPEND, UNREAD, claims.of(key)), UNKNOWN, start, None, op, key)
     # Read at exactly one offset: it can only have landed there.
     output = next(iter(offsets)) if len(offsets) == 1 else UNKNOWN
-    return LinOp(key, (APPEND, send.value), output, start, None, op)
+    deadline = _deadline(start, claims.first_read_ns, claims.senders, (key, send.value))
+    return LinOp(key, (APPEND, send.value), output, start, deadline, op)
+
+
+def _earliest(first: dict[Any, int], key: Any, time_ns: int | None) -> None:
+    if time_ns is not None and (key not in first or time_ns < first[key]):
+        first[key] = time_ns
+
+
+def _deadline(
+    call_ns: int, first_read_ns: dict[Any, int], writers: dict[Any, int], written: Any
+) -> int | None:
+    """When an indeterminate write is the only one of its value, it took effect before the
+    first read of that value returned: that is its return, exactly. Without this it never
+    returns, and every open operation doubles the orders the search must try."""
+    read_ns = first_read_ns.get(written)
+    if writers.get(written) != 1 or read_ns is None or read_ns < call_ns:
+        return None
+    return read_ns
 
 
 def log_operations(op: Operation, claims: _Claims | None) -> Iterator[LinOp]:
@@ -193,8 +232,9 @@ class RegisterModel:
 
     An indeterminate write whose value no read returned is left out: if it took effect,
     no read saw it, so placing it just before the next write (or at the end) is always
-    possible, and leaving it out is exact. This matters: such writes never return, and
-    each one left in doubles the orders the search has to try.
+    possible, and leaving it out is exact. One whose value was read, and which is the
+    only write of that value, gets the first such read's return as its own. Both matter:
+    such writes never return, and each open one doubles the orders the search tries.
     """
 
     name = "register"
@@ -210,19 +250,40 @@ class RegisterModel:
     def describe(self, state: Any) -> str:
         return f"register holding {state!r}"
 
+    def impossible(self, ops: Sequence[LinOp]) -> LinOp | None:
+        """A read of a value that no write invoked before the read returned carried."""
+        first_call: dict[Any, int] = {}
+        for op in ops:
+            if op.input[0] == WRITE:
+                _earliest(first_call, op.input[1], op.call_ns)
+        for op in ops:
+            if op.input[0] != READ or op.output is None or op.return_ns is None:
+                continue
+            if first_call.get(op.output, op.return_ns + 1) > op.return_ns:
+                return op
+        return None
+
     def operations(self, history: History) -> Iterator[LinOp]:
-        read: set[tuple[str, int | None]] = set()
-        for op in history.operations:
-            read.update(
-                (lin.key, lin.output) for lin in register_operations(op) if lin.input == (READ,)
-            )
-        for op in history.operations:
-            for lin in register_operations(op):
-                if lin.input[0] == WRITE and lin.return_ns is None:
-                    if (lin.key, lin.input[1]) not in read:
-                        continue
-                    lin = attrs.evolve(lin, symmetry=(lin.key, lin.input[1]))
-                yield lin
+        lins = [lin for op in history.operations for lin in register_operations(op)]
+        first_read_ns: dict[tuple[str, Any], int] = {}
+        writers: dict[tuple[str, Any], int] = {}
+        for lin in lins:
+            if lin.input[0] == WRITE:
+                written = (lin.key, lin.input[1])
+                writers[written] = writers.get(written, 0) + 1
+            else:
+                _earliest(first_read_ns, (lin.key, lin.output), lin.return_ns)
+        for lin in lins:
+            if lin.input[0] == WRITE and lin.return_ns is None:
+                written = (lin.key, lin.input[1])
+                if written not in first_read_ns:
+                    continue
+                deadline = _deadline(lin.call_ns, first_read_ns, writers, written)
+                if deadline is None:
+                    lin = attrs.evolve(lin, symmetry=written)
+                else:
+                    lin = attrs.evolve(lin, return_ns=deadline)
+            yield lin
 
 
 def register_operations(op: Operation) -> Iterator[LinOp]:

@@ -172,6 +172,20 @@ def test_read_indeterminate_commit_may_land_late() -> None:
 # --- P-compositionality, budgets and witnesses ---------------------------------------
 
 
+def test_read_of_a_value_nobody_wrote_in_time_fails_without_searching() -> None:
+    ops = [read(0, "a", 0, 10), append("a", 0, 20, 30), append("b", 1, 5, 15)]
+    result = check_operations(ops, LOG)
+    assert result.verdict is Verdict.INVALID
+    (partition,) = result.partitions
+    assert partition.states == 0
+    assert partition.witness is not None
+    assert partition.witness.blocking == read(0, "a", 0, 10)
+    assert append("b", 1, 5, 15) in partition.witness.pending
+    result = check_operations([write(1, 20, 30), get(1, 0, 10)], REGISTER)
+    assert result.verdict is Verdict.INVALID
+    assert result.partitions[0].states == 0
+
+
 def test_violation_in_one_partition_is_found_and_named() -> None:
     good = [append("a", 0, 0, 10, "t/0"), read(0, "a", 20, 30, "t/0")]
     bad = [append("x", 0, 0, 10, "t/1"), read(0, "y", 20, 30, "t/1")]
@@ -188,7 +202,7 @@ def test_violation_in_one_partition_is_found_and_named() -> None:
 def test_exhausted_budget_is_unknown_and_says_so() -> None:
     # Many concurrent reads that all commute: exponentially many partial orders.
     ops = [append("a", 0, 0, 1)] + [read(0, "a", 2, 1_000) for _ in range(30)]
-    ops.append(read(0, "never", 2, 1_000))
+    ops.append(read(0, None, 2_000, 2_010))  # stale, but only an exhaustive search shows it
     result = check_operations(ops, LOG, Budget(max_states=500))
     assert result.verdict is Verdict.UNKNOWN
     assert not result.valid
@@ -246,6 +260,52 @@ def _mutate_one_read(entries: list[Entry], rng: random.Random) -> tuple[list[Ent
     doctored = list(entries)
     doctored[index] = attrs.evolve(entry, value=mutated)
     return doctored, index
+
+
+def _swap_one_read(entries: list[Entry], rng: random.Random) -> list[Entry] | None:
+    """Make one poll return, at an offset an ok send pinned, a real value acknowledged at
+    another offset: provably wrong, yet nothing a shortcut can see; only the search."""
+    pinned: dict[tuple[str, int], object] = {}
+    for entry in entries:
+        if entry.type is Type.OK and entry.f == "send":
+            pinned[(entry.value.tp, entry.value.offset)] = entry.value.value
+    choices = []
+    for i, entry in enumerate(entries):
+        if entry.type is Type.OK and isinstance(entry.value, Poll):
+            for tp, records in entry.value.reads:
+                for position, (offset, value) in enumerate(records):
+                    others = [
+                        v for (t, o), v in pinned.items() if t == tp and o != offset and v != value
+                    ]
+                    if (tp, offset) in pinned and others:
+                        choices.append((i, tp, position, others))
+    if not choices:
+        return None
+    index, tp, position, others = rng.choice(choices)
+    entry = entries[index]
+    reads = []
+    for t, records in entry.value.reads:
+        if t == tp:
+            offset = records[position][0]
+            records = (*records[:position], (offset, rng.choice(others)), *records[position + 1 :])
+        reads.append((t, records))
+    doctored = list(entries)
+    doctored[index] = attrs.evolve(entry, value=Poll(tuple(reads)))
+    return doctored
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**32), st.integers(2, 150), st.integers(0, 500))
+def test_a_real_value_read_at_the_wrong_offset_is_caught_by_the_search(
+    seed: int, operations: int, window_ns: int
+) -> None:
+    rng = random.Random(seed)
+    entries = log_history(rng, operations, ["t/0"], window_ns, 0.1)
+    doctored = _swap_one_read(entries, rng)
+    if doctored is None:
+        return
+    result = check_history(History.from_entries(doctored), LOG, PROPERTY_BUDGET)
+    assert result.verdict is Verdict.INVALID
 
 
 simulations = st.fixed_dictionaries(
