@@ -78,22 +78,26 @@ def test_confluent_group_rebalances_commits_and_resumes(raftlog_node: LocalClust
             joined_fourth = True
     assert set(seen) == set(values), "every record consumed across the rebalances"
     duplicates = len(seen) - len(set(seen))
-    for member in members:
+    for member in members:  # commit everywhere first: a close starts a rebalance
         _commit(member)
+    for member in members:
         member.close()
 
-    # The whole group restarts: consumption resumes exactly at the committed offsets.
+    # The whole group restarts: consumption resumes at the committed offsets. Nothing may be
+    # skipped; records consumed after a member's last successful commit (a rebalance can
+    # refuse a commit) come again, and are counted, as Kafka's at-least-once promises.
     more = _topic_with_records(bootstrap, "orders", start=RECORDS)
     resumed = _confluent_member(bootstrap, "billing")
     resumed.subscribe(["orders"])
     again: list[bytes] = []
     deadline = time.monotonic() + 30
-    while len(again) < len(more) and time.monotonic() < deadline:
+    while not set(more) <= set(again) and time.monotonic() < deadline:
         again += [m.value() for m in resumed.consume(500, 0.2) if m.error() is None]
     resumed.close()
-    assert sorted(again) == sorted(more), "nothing skipped, nothing consumed twice"
-    assert duplicates <= RECORDS  # counted: only records consumed after a member's last commit
-
+    assert set(more) <= set(again), "nothing skipped after the restart"
+    redelivered = [value for value in again if value not in set(more)]
+    assert set(redelivered) <= set(values), "only earlier records come again"
+    assert duplicates + len(redelivered) < len(values), (duplicates, len(redelivered))
 
 def test_kafka_python_and_aiokafka_resume_from_committed(raftlog_node: LocalCluster) -> None:
     bootstrap = raftlog_node.bootstrap
