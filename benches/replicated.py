@@ -1,0 +1,277 @@
+"""Three replicas: raftlog (3 nodes, RF=3, acks=all, fsync=always) against NATS JetStream R3
+with `sync_interval: always` (2.15.1, fsync before ack), in the same run, 1 KiB records,
+one partition against one stream (issues #6 and #8).
+
+- produce: records/s, pipelined (raftlog: confluent-kafka, linger.ms=5; JetStream: the
+  libnats generator with 256 publishes in flight); target >= 3x JetStream.
+- single-record produce p50: each record waits for its ack; target <= JetStream's
+  (ratio = JetStream p50 / raftlog p50, so >= 1 meets it).
+- consume from the start: records/s (raftlog: a Kafka consumer; JetStream: a pull consumer,
+  batches of 1000, AckNone); target >= 3x.
+- JetStream 2.9.10 (Debian) R3 at its default, which acknowledges *before* fsync, is
+  measured too and shown for reference only (no target): it is not like for like.
+- failover: SIGKILL the partition leader, time until the first acks=all produce on that
+  partition succeeds (probes every 5 ms, sent after the kill); p50 over several kills, the
+  victim restarted and rejoined between kills.
+
+Both sides' clients are C (librdkafka, libnats) in their own processes, connected to the
+leader: librdkafka finds the partition leader itself; the libnats generator asks for the
+stream info and connects to the server it names as leader. Servers bind 127.0.0.1 on free
+ports and are stopped by PID. A missing or failing peer becomes a note, never a crash.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import re
+import statistics
+import time
+
+from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from benches import nats_peer
+from benches.common import Result, Settings
+from benches.produce import _load
+from raftlog.testing import LocalCluster, LocalNode
+
+SCENARIO = "replicated"
+TOPIC = "bench"
+RECORD_BYTES = 1024
+WARMUP_RECORDS = 1000
+FAILOVER_DEADLINE_S = 30.0
+PROBE_INTERVAL_S = 0.005
+REJOIN_TIMEOUT_S = 30.0
+FOLLOWING = re.compile(rb"event=leader_changed group=(\d+) leader=([1-9]\d*) role=(\w+)")
+
+
+def _create_topic(bootstrap: str) -> None:
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    futures = admin.create_topics(
+        [NewTopic(TOPIC, num_partitions=1, replication_factor=3)], operation_timeout=20
+    )
+    futures[TOPIC].result(timeout=30)
+
+
+def _partition_leader(bootstrap: str) -> int:
+    metadata = AdminClient({"bootstrap.servers": bootstrap}).list_topics(TOPIC, timeout=10)
+    return int(metadata.topics[TOPIC].partitions[0].leader)
+
+
+def _groups_following(log: bytes) -> set[int]:
+    """Raft groups in which this log shows the node knowing a leader."""
+    return {int(match.group(1)) for match in FOLLOWING.finditer(log)}
+
+
+def _restart_and_rejoin(node: LocalNode) -> None:
+    """Start a killed node again and wait until it follows a leader in every group it had
+    joined before, so the next kill leaves a quorum that includes it."""
+    before = node.log_path.read_bytes()
+    groups = _groups_following(before)
+    node.start()
+    deadline = time.monotonic() + REJOIN_TIMEOUT_S
+    while not groups <= _groups_following(node.log_path.read_bytes()[len(before) :]):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"node {node.node_id} did not rejoin every group after restart")
+        time.sleep(0.05)
+    time.sleep(0.5)  # let appends bring it level before the next kill
+
+
+def _failover_once(cluster: LocalCluster) -> float:
+    """Seconds from SIGKILL of partition 0's leader to the first acknowledged acks=all
+    produce on partition 0 that was sent after the kill."""
+    victim = cluster.node(_partition_leader(cluster.bootstrap))
+    producer = Producer(
+        {
+            "bootstrap.servers": cluster.bootstrap,
+            "acks": "all",
+            "linger.ms": 0,
+            "enable.idempotence": False,
+            "message.timeout.ms": int(FAILOVER_DEADLINE_S * 1000),
+            # Rediscover the leader promptly, so the figure is the server's, not backoff's.
+            "retry.backoff.ms": 10,
+            "retry.backoff.max.ms": 50,
+            "reconnect.backoff.ms": 10,
+            "reconnect.backoff.max.ms": 50,
+            "topic.metadata.refresh.fast.interval.ms": 10,
+            "log_level": 0,
+        }
+    )
+    producer.produce(TOPIC, b"p" * RECORD_BYTES, partition=0)
+    if producer.flush(10) != 0:
+        raise RuntimeError("the priming produce before the kill was not acknowledged")
+    acknowledged: list[float] = []
+
+    def delivered(error: KafkaError | None, _message: Message) -> None:
+        if error is None:
+            acknowledged.append(time.perf_counter())
+
+    killed_at = time.perf_counter()
+    victim.kill()
+    while not acknowledged:
+        if time.perf_counter() - killed_at > FAILOVER_DEADLINE_S:
+            raise RuntimeError(f"no produce succeeded {FAILOVER_DEADLINE_S:.0f} s after the kill")
+        producer.produce(TOPIC, b"p" * RECORD_BYTES, partition=0, on_delivery=delivered)
+        producer.poll(PROBE_INTERVAL_S)
+    elapsed = acknowledged[0] - killed_at
+    producer.flush(FAILOVER_DEADLINE_S)
+    _restart_and_rejoin(victim)
+    return elapsed
+
+
+def _measure_raftlog(settings: Settings, count: int, single_count: int, kills: int) -> dict:
+    directory = settings.work_directory / "raftlog"
+    with LocalCluster(directory, nodes=3, extra_arguments=("--fsync", "always")) as cluster:
+        _create_topic(cluster.bootstrap)
+        bootstrap = cluster.bootstrap
+        # Warm up: the topic exists; let the client learn the leader before measuring.
+        _load("produce", "--bootstrap", bootstrap, "--topic", TOPIC, "--count", str(WARMUP_RECORDS))
+        produced = _load(
+            "produce", "--bootstrap", bootstrap, "--topic", TOPIC, "--count", str(count)
+        )
+        consumed = _load(
+            "consume", "--bootstrap", bootstrap, "--topic", TOPIC,
+            "--count", str(produced["records"] + WARMUP_RECORDS),
+        )  # fmt: skip
+        single = _load(
+            "single", "--bootstrap", bootstrap, "--topic", TOPIC, "--count", str(single_count)
+        )
+        failovers = [_failover_once(cluster) for _ in range(kills)]
+    if produced["failures"]:
+        raise RuntimeError(f"{produced['failures']} records failed: {produced['first_failure']}")
+    return {"produce": produced, "consume": consumed, "single": single, "failovers": failovers}
+
+
+def _measure_jetstream(
+    settings: Settings,
+    server: nats_peer.NatsServerBinary | str,
+    generator: pathlib.Path | str,
+    *,
+    sync_always: bool,
+    count: int,
+    single_count: int,
+) -> nats_peer.JetStreamFigures | str:
+    """Figures, or why there are none (missing server, missing libnats, failure)."""
+    if isinstance(generator, str):
+        return generator
+    if isinstance(server, str):
+        return server
+    if sync_always and not server.can_fsync_before_ack:
+        return f"nats-server {server.version_text} cannot fsync before ack (no sync_interval)"
+    directory = settings.work_directory / f"jetstream-{server.version_text}"
+    try:
+        return nats_peer.measure(
+            server, generator, directory, nodes=3, sync_always=sync_always,
+            count=count, single_count=single_count, warmup=WARMUP_RECORDS,
+        )  # fmt: skip
+    except (RuntimeError, OSError, ValueError) as error:
+        return f"JetStream {server.version_text} failed to run: {error}"
+
+
+def _comparison(
+    metric: str,
+    value: float,
+    unit: str,
+    peer: nats_peer.JetStreamFigures | str,
+    peer_label: str,
+    peer_value: float | None,
+    target: float | None,
+    notes: str,
+    lower_is_better: bool = False,
+) -> Result:
+    if isinstance(peer, str) or not peer_value:
+        reason = peer if isinstance(peer, str) else "peer figure is zero"
+        return Result(SCENARIO, metric, value, unit, notes=f"{notes}; no comparison: {reason}")
+    ratio = peer_value / value if lower_is_better else value / peer_value
+    return Result(SCENARIO, metric, value, unit, peer_label, peer_value, ratio, target, notes)
+
+
+def run(settings: Settings) -> list[Result]:
+    count = max(WARMUP_RECORDS, int((30_000 if settings.quick else 200_000) * settings.scale))
+    single_count = max(50, int((200 if settings.quick else 1000) * min(1.0, settings.scale * 4)))
+    kills = 3 if settings.quick else 7
+    directory = settings.work_directory
+    generator = nats_peer.build_load_generator(directory)
+    fsynced = _measure_jetstream(
+        settings, nats_peer.wheel_server(), generator,
+        sync_always=True, count=count, single_count=single_count,
+    )  # fmt: skip
+    reference = _measure_jetstream(
+        settings, nats_peer.debian_server(), generator,
+        sync_always=False, count=count, single_count=single_count,
+    )  # fmt: skip
+    ceiling = _load("ceiling", "--count", str(count))["records_per_s"]
+    ours = _measure_raftlog(settings, count, single_count, kills)
+    produced, consumed, single = ours["produce"], ours["consume"], ours["single"]
+
+    def figure(peer: nats_peer.JetStreamFigures | str, part: str, key: str) -> float | None:
+        return None if isinstance(peer, str) else float(getattr(peer, part)[key])
+
+    def label(peer: nats_peer.JetStreamFigures | str, what: str) -> str:
+        if isinstance(peer, str):
+            return what
+        return f"{what}, leader {peer.leader or 'n1'}"
+
+    sync_label = "JetStream 2.15.1 R3 sync_interval=always"
+    ref_label = "JetStream 2.9.10 R3 default (acks BEFORE fsync)"
+    produce_notes = (
+        f"{count} records after a {WARMUP_RECORDS}-record warm-up; raftlog p50 "
+        f"{produced['p50_ms']:.0f} ms (linger.ms=5, whole run enqueued at once); "
+        f"librdkafka produce() ceiling {ceiling:,.0f}/s"
+    )
+    single_notes = (
+        f"ratio = JetStream p50 / raftlog p50 (lower is better); raftlog p99 "
+        f"{single['p99_ms']:.2f} ms"
+    )
+    if not isinstance(fsynced, str):
+        single_notes += f", JetStream p99 {fsynced.single['p99_ms']:.2f} ms"
+        produce_notes += (
+            f"; JetStream 256 in flight, ack p50 {fsynced.produce['p50_ms']:.1f} ms "
+            f"p99 {fsynced.produce['p99_ms']:.1f} ms"
+        )
+    failovers = ours["failovers"]
+    results = [
+        _comparison(
+            "produce 1 KiB RF=3 acks=all fsync=always", produced["records_per_s"], "records/s",
+            fsynced, label(fsynced, sync_label), figure(fsynced, "produce", "records_per_s"),
+            3.0, produce_notes,
+        ),
+        _comparison(
+            "single-record produce p50 (RF=3, fsync before ack)", single["p50_ms"], "ms",
+            fsynced, label(fsynced, sync_label), figure(fsynced, "single", "p50_ms"), 1.0,
+            single_notes,
+            lower_is_better=True,
+        ),
+        _comparison(
+            "consume from start (RF=3)", consumed["records_per_s"], "records/s",
+            fsynced, label(fsynced, f"{sync_label}, pull consumer batch 1000"),
+            figure(fsynced, "consume", "records_per_s"), 3.0,
+            f"{consumed['records']} records, {consumed['mb_per_s']:.0f} MB/s",
+        ),
+        _comparison(
+            "produce (reference peer)", produced["records_per_s"], "records/s",
+            reference, label(reference, ref_label), figure(reference, "produce", "records_per_s"),
+            None, "reference only: JetStream here acknowledges before its data is on disk",
+        ),
+        _comparison(
+            "single-record produce p50 (reference peer)", single["p50_ms"], "ms",
+            reference, label(reference, ref_label), figure(reference, "single", "p50_ms"),
+            None, "reference only, not like for like; ratio = JetStream p50 / raftlog p50",
+            lower_is_better=True,
+        ),
+        _comparison(
+            "consume from start (reference peer)", consumed["records_per_s"], "records/s",
+            reference, label(reference, f"{ref_label}, pull consumer"),
+            figure(reference, "consume", "records_per_s"), None, "reference only",
+        ),
+        Result(
+            SCENARIO, "failover after SIGKILL of the partition leader, p50",
+            statistics.median(failovers) * 1000, "ms",
+            notes=f"{len(failovers)} kills: "
+            + ", ".join(f"{seconds * 1000:.0f}" for seconds in failovers)
+            + " ms; kill to first acks=all produce acknowledged; election tick 100 ms x 10",
+        ),
+    ]  # fmt: skip
+    os.sync()
+    return results
