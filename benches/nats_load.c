@@ -269,15 +269,22 @@ static void consume(jsCtx *js, const char *stream, const char *subject, long cou
     so.Stream = stream;
     so.Config.AckPolicy = js_AckNone;
     so.Config.DeliverPolicy = js_DeliverAll;
-    s = js_PullSubscribe(&sub, js, subject, NULL, NULL, &so, &jerr);
-    if (s != NATS_OK)
-        die("pull subscribe", s, jerr);
+    /* Creating a consumer on an R3 stream is a round of the meta group's Raft and the
+       consumer's own; on a loaded machine it can outlast one request, so try again. */
+    deadline = now_s() + 30.0;
+    while ((s = js_PullSubscribe(&sub, js, subject, NULL, NULL, &so, &jerr)) != NATS_OK) {
+        if (now_s() > deadline)
+            die("pull subscribe", s, jerr);
+        usleep(100 * 1000);
+    }
     started = now_s();
     deadline = started + timeout_s;
     while (received < count && now_s() < deadline) {
         natsMsgList list = {0};
         int i;
-        s = natsSubscription_Fetch(&list, sub, batch, 5000, &jerr);
+        /* Never ask for more than remain, so the last fetch cannot wait for absent ones. */
+        int want = (count - received < batch) ? (int)(count - received) : batch;
+        s = natsSubscription_Fetch(&list, sub, want, 5000, &jerr);
         if (s == NATS_TIMEOUT)
             continue;
         if (s != NATS_OK)
