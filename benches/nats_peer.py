@@ -240,6 +240,14 @@ def run_load(
     return result
 
 
+def median_run(runs: list[dict], key: str) -> dict:
+    """The run whose `key` is the median (the lower middle one for an even count): one
+    whole run, so its rate and its latencies stay together. The machine is shared and
+    noisy; one short run can be off by a factor of two."""
+    ordered = sorted(runs, key=lambda run: float(run[key]))
+    return ordered[(len(ordered) - 1) // 2]
+
+
 @attrs.frozen
 class JetStreamFigures:
     """What one JetStream setup measured, 1 KiB records, one stream."""
@@ -266,22 +274,31 @@ def measure(
     inflight: int = 256,
     batch: int = 1000,
     warmup: int = 1000,
+    repeats: int = 3,
 ) -> JetStreamFigures:
     """Start a cluster, create a stream with replicas=nodes, warm up, then measure
-    pipelined publish, one-at-a-time publish and pull-consumer read-back; stop it."""
+    pipelined publish (the median of `repeats` runs), pull-consumer read-back of all of it
+    and one-at-a-time publish; stop it."""
     with JetStreamCluster(server, directory, nodes, sync_always) as cluster:
         created = run_load(generator, "create", cluster, "--replicas", str(nodes))
         size = ("--size", str(record_bytes))
         run_load(generator, "publish", cluster, "--count", str(warmup), *size)
-        produced = run_load(
-            generator, "publish", cluster, "--count", str(count), "--inflight", str(inflight), *size
-        )
+        runs = [
+            run_load(
+                generator, "publish", cluster,
+                "--count", str(count), "--inflight", str(inflight), *size,
+            )
+            for _ in range(repeats)
+        ]  # fmt: skip
+        produced = median_run(runs, "records_per_s")
         consumed = run_load(
-            generator, "consume", cluster, "--count", str(warmup + count), "--batch", str(batch)
-        )
+            generator, "consume", cluster,
+            "--count", str(warmup + count * repeats), "--batch", str(batch),
+        )  # fmt: skip
         single = run_load(generator, "single", cluster, "--count", str(single_count), *size)
-    if produced["failures"]:
-        raise RuntimeError(f"{produced['failures']} JetStream publishes were not acknowledged")
+    failures = sum(int(run["failures"]) for run in runs)
+    if failures:
+        raise RuntimeError(f"{failures} JetStream publishes were not acknowledged")
     return JetStreamFigures(
         server, nodes, sync_always, str(created["leader"]), produced, single, consumed
     )

@@ -42,6 +42,8 @@ SCENARIO = "replicated"
 TOPIC = "bench"
 RECORD_BYTES = 1024
 WARMUP_RECORDS = 1000
+REPEATS = 3
+"""Pipelined produce runs per side; the median run is reported."""
 FAILOVER_DEADLINE_S = 30.0
 PROBE_INTERVAL_S = 0.005
 METADATA_POLL_S = 0.010
@@ -206,19 +208,22 @@ def _measure_raftlog(settings: Settings, count: int, single_count: int, kills: i
         bootstrap = cluster.bootstrap
         # Warm up: the topic exists; let the client learn the leader before measuring.
         _load("produce", "--bootstrap", bootstrap, "--topic", TOPIC, "--count", str(WARMUP_RECORDS))
-        produced = _load(
-            "produce", "--bootstrap", bootstrap, "--topic", TOPIC, "--count", str(count)
-        )
+        runs = [
+            _load("produce", "--bootstrap", bootstrap, "--topic", TOPIC, "--count", str(count))
+            for _ in range(REPEATS)
+        ]
+        produced = nats_peer.median_run(runs, "records_per_s")
         consumed = _load(
             "consume", "--bootstrap", bootstrap, "--topic", TOPIC,
-            "--count", str(produced["records"] + WARMUP_RECORDS),
+            "--count", str(sum(run["records"] for run in runs) + WARMUP_RECORDS),
         )  # fmt: skip
         single = _load(
             "single", "--bootstrap", bootstrap, "--topic", TOPIC, "--count", str(single_count)
         )
         failovers = [_failover_once(cluster) for _ in range(kills)]
-    if produced["failures"]:
-        raise RuntimeError(f"{produced['failures']} records failed: {produced['first_failure']}")
+    failed = [run for run in runs if run["failures"]]
+    if failed:
+        raise RuntimeError(f"{failed[0]['failures']} records failed: {failed[0]['first_failure']}")
     return {"produce": produced, "consume": consumed, "single": single, "failovers": failovers}
 
 
@@ -242,7 +247,7 @@ def _measure_jetstream(
     try:
         return nats_peer.measure(
             server, generator, directory, nodes=3, sync_always=sync_always,
-            count=count, single_count=single_count, warmup=WARMUP_RECORDS,
+            count=count, single_count=single_count, warmup=WARMUP_RECORDS, repeats=REPEATS,
         )  # fmt: skip
     except (RuntimeError, OSError, ValueError) as error:
         return f"JetStream {server.version_text} failed to run: {error}"
@@ -295,7 +300,8 @@ def run(settings: Settings) -> list[Result]:
     sync_label = "JetStream 2.15.1 R3 sync_interval=always"
     ref_label = "JetStream 2.9.10 R3 default (acks BEFORE fsync)"
     produce_notes = (
-        f"{count} records after a {WARMUP_RECORDS}-record warm-up; raftlog p50 "
+        f"median of {REPEATS} runs of {count} records after a {WARMUP_RECORDS}-record "
+        f"warm-up; raftlog p50 "
         f"{produced['p50_ms']:.0f} ms (linger.ms=5, whole run enqueued at once); "
         f"librdkafka produce() ceiling {ceiling:,.0f}/s"
     )
