@@ -21,7 +21,8 @@ import attrs
 
 from benches.common import Result, Settings
 
-SCENARIOS = ("crc", "append", "recovery", "codec", "raft_sim", "transport", "produce")
+SCENARIOS = ("crc", "append", "recovery", "codec", "raft_sim", "transport", "produce",
+             "replicated")
 
 
 def _arguments(argv: list[str]) -> argparse.Namespace:
