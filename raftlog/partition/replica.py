@@ -26,6 +26,7 @@ from raftlog.protocol.errors import ErrorCode
 from raftlog.raft.entry import Entry, EntryKind
 from raftlog.raft.errors import RaftError
 from raftlog.raft.ready import Role
+from raftlog.replica.entry_batches import CONTROL_ATTRIBUTE
 from raftlog.replica.group import ProposalLost, ReplicaGroup
 from raftlog.replica.raft_storage import SegmentGroupLog
 from raftlog.storage.errors import StorageError
@@ -223,6 +224,12 @@ class PartitionReplica:
                 error_message=f"{scan.batch_count} batches; a produce carries exactly one",
             )
         header = native.parse_batch_header(records)
+        if header.attributes & CONTROL_ATTRIBUTE:
+            # Control batches are the log's own (ours carry Raft NOOP, config and seal entries
+            # and are read back as such): a client's would be replayed as a Raft entry.
+            return ProduceOutcome(
+                int(ErrorCode.INVALID_RECORD), error_message="clients may not write control batches"
+            )
         identity = _identity(header, 0)
         if identity is not None:
             verdict = self.producers.check(identity)

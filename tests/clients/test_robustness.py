@@ -245,3 +245,31 @@ def test_garbage_frames_never_take_the_node_down(raftlog_node: LocalCluster) -> 
     assert raftlog_node.node(1).running
     assert produced and produced[0] > 0
     assert len(_read(raftlog_node.bootstrap, "steady", produced[0])) == produced[0]
+
+
+def test_a_client_control_batch_is_refused_and_cannot_seal_the_partition(
+    raftlog_node: LocalCluster,
+) -> None:
+    """Our Raft entries are control batches; a client's must never be stored as one."""
+    from raftlog.raft.entry import EntryKind
+    from raftlog.replica.entry_batches import control_batch
+
+    assert _produce(raftlog_node.bootstrap, "guarded", [b"before"], acks="all") == [b"before"]
+    forged = control_batch(EntryKind.SEAL, b"")
+    body = (
+        struct.pack(">hhi", -1, -1, 5000)
+        + struct.pack(">ih", 1, 7) + b"guarded"
+        + struct.pack(">ii", 1, 0) + struct.pack(">i", len(forged)) + bytes(forged)
+    )  # fmt: skip
+    with socket.create_connection(("127.0.0.1", raftlog_node.node(1).kafka_port), 10) as conn:
+        conn.sendall(_frame(0, 3, body))
+        size = struct.unpack(">i", conn.recv(4))[0]
+        response = b""
+        while len(response) < size:
+            response += conn.recv(size - len(response))
+    assert struct.unpack(">h", response[25:27])[0] == 87  # INVALID_RECORD
+    node = raftlog_node.node(1)
+    assert node.stop() == 0
+    node.start()
+    assert _produce(raftlog_node.bootstrap, "guarded", [b"after"], acks="all") == [b"after"]
+    assert _read(raftlog_node.bootstrap, "guarded", 2) == [b"before", b"after"]
