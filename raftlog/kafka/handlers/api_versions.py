@@ -1,7 +1,10 @@
 """ApiVersions (key 18). Behavior: lists exactly the APIs and versions this node serves.
 
 An unsupported ApiVersions version is answered by the codec itself (v0 layout, error 35,
-the served ranges), as Kafka does, so clients can retry with a version we know.
+the served ranges), as Kafka does, so clients can retry with a version we know. v4 has
+v3's layout (it only lets SupportedFeatures carry a minimum version of 0, and we send no
+features); serving it spares kafka-python 3, which opens with v4, that extra round trip
+and the node a warning line per connection.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ if TYPE_CHECKING:
     from raftlog.node.broker import Broker
 
 API_KEY = 18
-VERSIONS = (0, 3)
+VERSIONS = (0, 4)
 
 
 async def handle(broker: Broker, request: RequestReceived) -> ApiVersionsResponse:
