@@ -44,6 +44,16 @@ def _add_node_flags(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--retention-ms", dest="retention_ms", help="default (7 days)")
     parser.add_argument("--retention-check-ms", dest="retention_check_ms", help="how often (30000)")
+    parser.add_argument(
+        "--node-dead-timeout-ms",
+        dest="node_dead_timeout_ms",
+        help="re-replicate a node's segments once it is unreachable this long (300000)",
+    )
+    parser.add_argument(
+        "--controller-nodes",
+        dest="controller_nodes",
+        help="how many members (lowest ids) vote in the controller group (3)",
+    )
 
 
 FLAG_SETTINGS = (
@@ -59,6 +69,8 @@ FLAG_SETTINGS = (
     "retention_bytes",
     "retention_ms",
     "retention_check_ms",
+    "node_dead_timeout_ms",
+    "controller_nodes",
 )
 
 

@@ -105,6 +105,12 @@ class NodeConfig:
     retention_bytes: int = -1
     retention_ms: int = 7 * 24 * 3600 * 1000
     retention_check_ms: int = attrs.field(default=30_000, validator=_positive("retention_check_ms"))
+    node_dead_timeout_ms: int = attrs.field(
+        default=300_000, validator=_positive("node_dead_timeout_ms")
+    )
+    """A node unreachable this long has its segment replicas re-created elsewhere."""
+    controller_nodes: int = attrs.field(default=3, validator=_positive("controller_nodes"))
+    """How many members (the lowest ids in --peers) vote in the controller group."""
     log_format: str = attrs.field(default="text")
     log_level: str = "info"
 
@@ -171,6 +177,8 @@ def _convert(key: str, raw: object) -> object:
         "retention_bytes",
         "retention_ms",
         "retention_check_ms",
+        "node_dead_timeout_ms",
+        "controller_nodes",
     )
     if key in integer_keys:
         try:

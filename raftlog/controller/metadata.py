@@ -62,10 +62,21 @@ class SegmentInfo:
     replicas: tuple[int, ...]
     last_offset: int | None = None
     """Set once the segment is sealed: the last offset it holds (base_offset - 1 if empty)."""
+    bootstrap: tuple[int, ...] | None = None
+    """The replicas the group was created with, once they differ from `replicas`.
+
+    Every replica opens the group's Raft log with the same bootstrap membership (the
+    configuration before its first entry); a replica added later replays the membership
+    changes from the log on top of it, so it must know the original set.
+    """
 
     @property
     def sealed(self) -> bool:
         return self.last_offset is not None
+
+    @property
+    def initial_replicas(self) -> tuple[int, ...]:
+        return self.bootstrap if self.bootstrap is not None else self.replicas
 
 
 @attrs.frozen
@@ -239,6 +250,41 @@ def _drop_segments(state: MetadataState, command: dict[str, Any]) -> int:
     return len(partition.segments) - len(kept)
 
 
+def _replace_replica(state: MetadataState, command: dict[str, Any]) -> SegmentInfo:
+    """Re-replication: a segment's replica on `dead` moves to `new`.
+
+    This records the target; the segment group's leader then carries it out in Raft (add
+    `new` as a learner, let it catch up, promote it, remove `dead`), and `new`'s node opens
+    the group when it applies this command.
+    """
+    located = state.segment_by_group(int(command["group_id"]))
+    if located is None:
+        raise MetadataError(UNKNOWN_TOPIC_OR_PARTITION, "no such segment group")
+    partition, segment = located
+    dead, new = int(command["dead"]), int(command["new"])
+    if dead not in segment.replicas:
+        raise MetadataError(INVALID_REPLICATION_FACTOR, f"node {dead} holds no replica of it")
+    if new in segment.replicas:
+        raise MetadataError(INVALID_REPLICATION_FACTOR, f"node {new} already holds a replica")
+    if new not in state.nodes:
+        raise MetadataError(INVALID_REPLICATION_FACTOR, f"unknown node {new}")
+    replaced = attrs.evolve(
+        segment,
+        replicas=tuple(new if node == dead else node for node in segment.replicas),
+        bootstrap=segment.initial_replicas,
+    )
+    state._replace_partition(
+        attrs.evolve(
+            partition,
+            segments=tuple(
+                replaced if other.group_id == segment.group_id else other
+                for other in partition.segments
+            ),
+        )
+    )
+    return replaced
+
+
 PRODUCER_ID_BLOCK_SIZE_MAX = 1_000_000
 
 
@@ -267,6 +313,7 @@ _HANDLERS = {
     "delete_topic": _delete_topic,
     "seal_and_link": _seal_and_link,
     "drop_segments": _drop_segments,
+    "replace_replica": _replace_replica,
 }
 
 

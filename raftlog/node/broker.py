@@ -7,7 +7,7 @@ partitions hosted here, leaders, producer ids), so they hold no state of their o
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 
 import attrs
 import trio
@@ -30,6 +30,12 @@ from raftlog.protocol.messages._runtime import Message
 
 PRODUCER_ID_BLOCK_SIZE = 1000
 NO_NODE = -1
+REMOTE_LEADER_FRESH_S = 1.0
+"""How long a leader learned from another node answers Metadata before it is asked again."""
+REMOTE_LEADER_TIMEOUT_S = 1.0
+
+AskLeaders = Callable[[int, list[int]], Awaitable[dict[int, tuple[int, int]]]]
+"""Asks one node which leader (and term) it sees for each of some groups it hosts."""
 
 
 @attrs.define(eq=False)
@@ -46,6 +52,10 @@ class Broker:
     """Set once the node has recovered; requests wait for it."""
     _data_changed: trio.Event = attrs.field(factory=trio.Event)
     _producer_ids: Iterator[int] = attrs.field(factory=lambda: iter(()))
+    ask_leaders: AskLeaders | None = None
+    """Set in cluster mode: how to learn leaders of groups this node does not host."""
+    _remote_leaders: dict[int, tuple[int, int, float]] = attrs.field(factory=dict)
+    """group id -> (leader, term, when learned) for head groups hosted elsewhere."""
 
     @property
     def cluster_id(self) -> str | None:
@@ -87,11 +97,66 @@ class Broker:
         return self.partitions.get((topic, index))
 
     def partition_leader(self, topic: str, index: int) -> tuple[int, int]:
-        """(leader node id, leader epoch) of the partition's head segment."""
+        """(leader node id, leader epoch) of the partition's head segment.
+
+        From the local replica when this node hosts the head; otherwise what its replicas
+        said last (`refresh_leaders`), since in a cluster larger than the replication
+        factor a client may well ask a node that holds no copy.
+        """
         replica = self.partitions.get((topic, index))
-        if replica is None or not replica.group.leader_id:
-            return NO_NODE, -1
-        return replica.group.leader_id, replica.group.raw.term
+        if replica is not None and replica.group.leader_id:
+            return replica.group.leader_id, replica.group.raw.term
+        head = self._head_group(topic, index)
+        if replica is None and head is not None and head in self._remote_leaders:
+            leader, term, _learned = self._remote_leaders[head]
+            return leader, term
+        return NO_NODE, -1
+
+    def _head_group(self, topic: str, index: int) -> int | None:
+        info = self.controller.state.topics.get(topic)
+        if info is None or not 0 <= index < len(info.partitions):
+            return None
+        return info.partitions[index].head.group_id
+
+    async def refresh_leaders(self, partitions: Iterable[tuple[str, int]]) -> None:
+        """Ask the replicas of head segments not hosted here who leads them."""
+        if self.ask_leaders is None:
+            return
+        now = trio.current_time()
+        wanted: dict[int, list[int]] = {}
+        for topic, index in partitions:
+            info = self.controller.state.topics.get(topic)
+            if (topic, index) in self.partitions or info is None:
+                continue
+            head = info.partitions[index].head
+            known = self._remote_leaders.get(head.group_id)
+            if known is not None and now - known[2] < REMOTE_LEADER_FRESH_S:
+                continue
+            for node in head.replicas:
+                if node != self.config.node_id:
+                    wanted.setdefault(node, []).append(head.group_id)
+        if not wanted:
+            return
+        ask = self.ask_leaders
+
+        async def ask_one(node: int, groups: list[int]) -> None:
+            with trio.move_on_after(REMOTE_LEADER_TIMEOUT_S):
+                answers = await ask(node, groups)
+                for group_id, (leader, term) in answers.items():
+                    known = self._remote_leaders.get(group_id)
+                    if known is None or term >= known[1] or now - known[2] >= REMOTE_LEADER_FRESH_S:
+                        self._remote_leaders[group_id] = (leader, term, trio.current_time())
+
+        async with trio.open_nursery() as nursery:
+            for node, groups in wanted.items():
+                nursery.start_soon(ask_one, node, groups)
+        live = {
+            partition.head.group_id
+            for info in self.controller.state.topics.values()
+            for partition in info.partitions
+        }
+        for group_id in [group for group in self._remote_leaders if group not in live]:
+            del self._remote_leaders[group_id]
 
     def in_sync_replicas(self, topic: str, index: int) -> list[int]:
         """Replicas of the head segment's group that are caught up (all voters today)."""

@@ -41,9 +41,18 @@ from raftlog.groups.records import OFFSETS_PARTITIONS, OFFSETS_TOPIC
 from raftlog.kafka.listener import KafkaListener
 from raftlog.limits import StorageLimits
 from raftlog.node.broker import Broker
-from raftlog.node.raft_router import CONTROLLER_EXECUTE, RaftRouter
+from raftlog.node.membership import (
+    Liveness,
+    choose_replacement,
+    controller_target,
+    next_change,
+)
+from raftlog.node.raft_router import CONTROLLER_EXECUTE, GROUP_LEADERS, NODE_PING, RaftRouter
 from raftlog.partition.chain import PartitionChain, retention_cut
 from raftlog.partition.replica import PartitionReplica
+from raftlog.raft.entry import EntryKind
+from raftlog.raft.errors import ProposalDropped
+from raftlog.raft.membership import ConfigChange, encode_config_change
 from raftlog.replica.factory import open_replica_group
 from raftlog.replica.group import ReplicaGroup
 from raftlog.replica.raft_storage import SegmentGroupLog
@@ -54,6 +63,11 @@ TICK_INTERVAL_S = 0.1
 STARTUP_TIMEOUT_S = 60.0
 FORWARD_TIMEOUT_S = 30.0
 PARTITION_LEADERS_WAIT_S = 10.0
+LIVENESS_INTERVAL_S = 1.0
+PING_TIMEOUT_S = 2.0
+RECONCILE_INTERVAL_S = 0.5
+REPLACEMENTS_PER_PASS_MAX = 256
+"""Bounds the controller commands one liveness pass issues for a dead node's replicas."""
 
 
 class ClusterConfigError(ValueError):
@@ -96,13 +110,15 @@ class Node:
             if self.config.peers:
                 await self._start_transport(nursery)
                 self.controller.forward = self._forward
+                self.broker.ask_leaders = self._ask_leaders
             # Bind first, so that the advertised port is known even for port 0; the broker
             # holds every request until recovery is done.
             listener = KafkaListener(self.broker.handle, self.broker.supported_versions)
             address = self.config.kafka_addr
             self.kafka_port = await nursery.start(listener.serve, address.host, address.port)
+            voters, learners = self._controller_members()
             group = await self._host(
-                CONTROLLER_GROUP_ID, data_dir / "controller", None, self._controller_voters()
+                CONTROLLER_GROUP_ID, data_dir / "controller", None, voters, learners=learners
             )
             self.controller.group = group
             nursery.start_soon(self._tick_forever)
@@ -118,6 +134,9 @@ class Node:
             nursery.start_soon(self.broker.coordinator.expire_forever)
             nursery.start_soon(self._ensure_offsets_topic)
             nursery.start_soon(self._retention_forever)
+            if self.config.peers:
+                nursery.start_soon(self._liveness_forever)
+                nursery.start_soon(self._reconcile_forever)
             self.broker.ready.set()
             logs.event(
                 "listening",
@@ -138,8 +157,16 @@ class Node:
         voters: Sequence[int],
         base_offset: int = 0,
         base_term: int = 0,
-    ) -> ReplicaGroup:
+        learners: Sequence[int] = (),
+    ) -> ReplicaGroup | None:
+        """Open (recover or create) a group hosted here; None if it is no longer ours.
+
+        Metadata commands are applied (and their hosting tasks started) faster than the
+        tasks run, so by the time this runs a segment may have been dropped or moved away.
+        """
         assert self._nursery is not None and self.broker is not None
+        if partition is not None and not self._assigned_here(group_id):
+            return None
         log_config = LogConfig(
             # Files inside one group roll on storage's own bounds; `segment_bytes` is where
             # the partition seals the group and chains a new one.
@@ -155,6 +182,7 @@ class Node:
             group_id=group_id,
             node_id=self.config.node_id,
             voters=voters,
+            learners=learners,
             apply=self.controller.apply_entries,
             send=self._router().sender(group_id),
             fsync=self.config.fsync,
@@ -196,9 +224,19 @@ class Node:
             hosted.storage.log.sync()
             hosted.storage.log.close()
 
+    def _assigned_here(self, group_id: int) -> bool:
+        located = self.controller.state.segment_by_group(group_id)
+        return located is not None and self.config.node_id in located[1].replicas
+
+    def _group_directory(self, group_id: int) -> pathlib.Path:
+        return self.config.data_dir / "groups" / str(group_id)
+
     async def _drop(self, group_id: int) -> None:
         hosted = self._hosted.pop(group_id, None)
         if hosted is None:
+            # Never opened (moved away before its hosting task ran): files of an earlier
+            # run may still be there.
+            shutil.rmtree(self._group_directory(group_id), ignore_errors=True)
             return
         hosted.scope.cancel()
         await trio.sleep(0)  # let the group task unwind and close its files
@@ -212,6 +250,9 @@ class Node:
         self, group_id: int, replicas: list[int], last_offset: int, term: int
     ) -> None:
         """Ask the controller to record the seal and create the next segment's group."""
+        located = self.controller.state.segment_by_group(group_id)
+        if located is not None:
+            replicas = list(located[1].replicas)  # as re-replication may have changed them
         rotated = replicas[1:] + replicas[:1]  # spread leadership: the first replica stands
         command = {
             "type": "seal_and_link",
@@ -286,10 +327,14 @@ class Node:
         hosted = self._hosted.get(group_id)
         return None if hosted is None else hosted.group
 
-    def _controller_voters(self) -> list[int]:
+    def _controller_members(self) -> tuple[list[int], list[int]]:
+        """Voters and learners of the controller group: the first `controller_nodes` members
+        (by id) vote; the rest receive the metadata log without voting, so a larger cluster
+        keeps a small, fast controller quorum that loses no majority when spare nodes die."""
         if not self.config.peers:
-            return [self.config.node_id]
-        return [peer.node_id for peer in self.config.peers]
+            return [self.config.node_id], []
+        members = sorted(peer.node_id for peer in self.config.peers)
+        return members[: self.config.controller_nodes], members[self.config.controller_nodes :]
 
     async def _start_transport(self, nursery: trio.Nursery) -> None:
         peers = {peer.node_id: peer.address for peer in self.config.peers}
@@ -320,6 +365,17 @@ class Node:
             ) from error
         result: dict[str, Any] = json.loads(reply)
         return result
+
+    async def _ask_leaders(self, node: int, groups: list[int]) -> dict[int, tuple[int, int]]:
+        assert self.transport is not None
+        try:
+            reply = await self.transport.call(
+                node, GROUP_LEADERS, json.dumps(groups).encode(), PING_TIMEOUT_S
+            )
+        except (TransportError, trio.TooSlowError):
+            return {}
+        answers = json.loads(reply)
+        return {int(group): (int(found[0]), int(found[1])) for group, found in answers.items()}
 
     async def _execute_for_peer(self, command: dict[str, Any]) -> dict[str, Any]:
         return await self.controller.execute_for_peer(command, FORWARD_TIMEOUT_S)
@@ -398,7 +454,7 @@ class Node:
             for partition in topic.partitions:
                 head = partition.head
                 if self.config.node_id in head.replicas:
-                    directory = self.config.data_dir / "groups" / str(head.group_id)
+                    directory = self._group_directory(head.group_id)
                     self._nursery.start_soon(
                         self._host,
                         head.group_id,
@@ -420,7 +476,7 @@ class Node:
                 base_offset=successor.base_offset,
             )
             if self.config.node_id in successor.replicas:
-                directory = self.config.data_dir / "groups" / str(successor.group_id)
+                directory = self._group_directory(successor.group_id)
                 self._nursery.start_soon(
                     functools.partial(
                         self._host,
@@ -450,6 +506,8 @@ class Node:
                 below_offset=command["below_offset"],
                 count=result,
             )
+        elif command["type"] == "replace_replica":
+            self._on_replica_replaced(command, result)
         elif command["type"] == "delete_topic":
             topic = result
             for partition in topic.partitions:
@@ -457,3 +515,163 @@ class Node:
                 for segment in partition.segments:
                     self._nursery.start_soon(self._drop, segment.group_id)
             logs.event("topic_deleted", logging.INFO, topic=topic.name)
+
+    def _on_replica_replaced(self, command: dict[str, Any], segment: SegmentInfo) -> None:
+        """Open the group on the node that takes the replica; drop it on the one that left."""
+        assert self._nursery is not None and self.broker is not None
+        located = self.controller.state.segment_by_group(segment.group_id)
+        assert located is not None
+        partition_info, _segment = located
+        key = (partition_info.topic, partition_info.index)
+        new, dead = int(command["new"]), int(command["dead"])
+        logs.event(
+            "replica_reassigned",
+            topic=key[0],
+            partition=key[1],
+            group=segment.group_id,
+            dead=dead,
+            new=new,
+        )
+        if self.config.node_id == new and segment.group_id not in self._hosted:
+            self._nursery.start_soon(
+                functools.partial(
+                    self._host,
+                    segment.group_id,
+                    self._group_directory(segment.group_id),
+                    key,
+                    segment.initial_replicas,
+                    base_offset=segment.base_offset,
+                )
+            )
+        elif self.config.node_id == dead:
+            chain = self.broker.partitions.get(key)
+            if chain is not None:
+                chain.remove(segment.group_id)
+            self._nursery.start_soon(self._drop, segment.group_id)
+
+    # -- re-replication ----------------------------------------------------------------
+
+    async def _liveness_forever(self) -> None:
+        """On the controller leader: ping every node; move the replicas of the dead ones.
+
+        Liveness is the controller leader's own view, started afresh whenever this node
+        becomes leader, so a new leader waits a whole timeout before it declares anyone dead.
+        """
+        liveness: Liveness | None = None
+        while True:
+            await trio.sleep(LIVENESS_INTERVAL_S)
+            group = self.controller.group
+            if group is None or not group.is_leader:
+                liveness = None
+                continue
+            if liveness is None:
+                liveness = Liveness(self.config.node_dead_timeout_ms / 1000)
+            now_s = trio.current_time()
+            others = [node for node in self.controller.state.nodes if node != self.config.node_id]
+            for node in others:
+                liveness.watch(node, now_s)
+            async with trio.open_nursery() as pings:
+                for node in others:
+                    pings.start_soon(self._ping, liveness, node)
+            self._replace_dead_controllers(group, liveness.dead(trio.current_time()))
+            await self._replace_dead(liveness, trio.current_time())
+
+    async def _ping(self, liveness: Liveness, node: int) -> None:
+        assert self.transport is not None
+        try:
+            await self.transport.call(node, NODE_PING, b"", PING_TIMEOUT_S)
+        except (TransportError, trio.TooSlowError):
+            return
+        liveness.answered(node, trio.current_time())
+
+    def _replace_dead_controllers(self, group: ReplicaGroup, dead: list[int]) -> None:
+        """Promote live learners of the controller group in place of dead voters."""
+        membership = group.raw.membership
+        voters, learners = controller_target(
+            membership, dead, min(self.config.controller_nodes, len(membership.members()))
+        )
+        if membership.voters == voters and membership.learners == learners:
+            return
+        statistics = group.raw.statistics()
+        change = next_change(
+            voters, membership, statistics.progress, statistics.commit_index, learners
+        )
+        if change is not None:
+            self._propose_change(CONTROLLER_GROUP_ID, group, change)
+
+    def _propose_change(self, group_id: int, group: ReplicaGroup, change: ConfigChange) -> None:
+        try:
+            group.propose(encode_config_change(change), EntryKind.CONFIG_CHANGE)
+        except ProposalDropped as error:
+            logs.event(
+                "replica_change_deferred",
+                logging.DEBUG,
+                group=group_id,
+                change=change.kind.name.lower(),
+                reason=str(error),
+            )
+            return
+        logs.event(
+            "replica_change_proposed",
+            group=group_id,
+            change=change.kind.name.lower(),
+            node=change.node_id,
+        )
+
+    async def _replace_dead(self, liveness: Liveness, now_s: float) -> None:
+        dead = liveness.dead(now_s)
+        if not dead:
+            return
+        alive = [*liveness.alive(now_s), self.config.node_id]
+        load: dict[int, int] = {}
+        moves: list[dict[str, Any]] = []
+        for topic in self.controller.state.topics.values():
+            for partition in topic.partitions:
+                for segment in partition.segments:
+                    for node in segment.replicas:
+                        load[node] = load.get(node, 0) + 1
+        for topic in self.controller.state.topics.values():
+            for partition in topic.partitions:
+                for segment in partition.segments:
+                    for node in set(dead) & set(segment.replicas):
+                        new = choose_replacement(segment.replicas, alive, load)
+                        if new is None:
+                            continue  # no spare node: the segment runs under-replicated
+                        load[new] = load.get(new, 0) + 1
+                        moves.append(
+                            {
+                                "type": "replace_replica",
+                                "group_id": segment.group_id,
+                                "dead": node,
+                                "new": new,
+                            }
+                        )
+                        break  # one move per segment per pass: the next pass sees the result
+        for command in moves[:REPLACEMENTS_PER_PASS_MAX]:
+            try:
+                await self.controller.execute(command, FORWARD_TIMEOUT_S)
+            except MetadataError as error:
+                logs.event("replica_move_skipped", logging.INFO, reason=str(error))
+                return
+
+    async def _reconcile_forever(self) -> None:
+        """On each group's leader: take the Raft membership to the replicas metadata names."""
+        while True:
+            await trio.sleep(RECONCILE_INTERVAL_S)
+            for group_id, hosted in list(self._hosted.items()):
+                group = hosted.group
+                if group_id == CONTROLLER_GROUP_ID or not group.is_leader:
+                    continue
+                located = self.controller.state.segment_by_group(group_id)
+                if located is None:
+                    continue
+                desired = frozenset(located[1].replicas)
+                membership = group.raw.membership
+                if membership.voters == desired and not membership.learners:
+                    continue
+                statistics = group.raw.statistics()
+                change = next_change(
+                    desired, membership, statistics.progress, statistics.commit_index
+                )
+                if change is not None:
+                    self._propose_change(group_id, group, change)

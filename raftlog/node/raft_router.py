@@ -26,6 +26,11 @@ from raftlog.transport import Channel, NoSuchMethod, Transport
 
 GROUP_ID_BYTES = 8
 CONTROLLER_EXECUTE = "controller.execute"
+NODE_PING = "node.ping"
+"""The controller leader's liveness probe: answered by any running node."""
+GROUP_LEADERS = "group.leaders"
+"""Which leader (and term) this node sees for each of the listed groups it hosts."""
+GROUP_LEADERS_ASK_MAX = 100_000
 
 
 @attrs.define(eq=False)
@@ -75,7 +80,22 @@ class RaftRouter:
             group.step(message)
 
     async def on_call(self, from_peer: int, method: str, payload: bytes) -> bytes:
+        if method == NODE_PING:
+            return b"ok"
+        if method == GROUP_LEADERS:
+            return self._group_leaders(payload)
         if method != CONTROLLER_EXECUTE:
             raise NoSuchMethod(method)
         command = json.loads(payload)
         return json.dumps(await self.execute_command(command)).encode()
+
+    def _group_leaders(self, payload: bytes) -> bytes:
+        asked = json.loads(payload)
+        if not isinstance(asked, list) or len(asked) > GROUP_LEADERS_ASK_MAX:
+            raise ValueError(f"{GROUP_LEADERS} takes a list of at most {GROUP_LEADERS_ASK_MAX} ids")
+        answers: dict[str, list[int]] = {}
+        for group_id in asked:
+            group = self.lookup(int(group_id))
+            if group is not None and group.leader_id:
+                answers[str(group_id)] = [group.leader_id, group.raw.term]
+        return json.dumps(answers).encode()

@@ -26,6 +26,7 @@ def open_replica_group(
     group_id: int,
     node_id: int,
     voters: Sequence[int],
+    learners: Sequence[int] = (),
     apply: Callable[[Sequence[Entry]], None],
     send: Callable[[Message], None],
     fsync: FsyncPolicy = FsyncPolicy.ALWAYS,
@@ -46,7 +47,7 @@ def open_replica_group(
     storage = SegmentGroupLog(
         log,
         hard_state,
-        Membership(frozenset(voters)),
+        Membership(frozenset(voters), frozenset(learners)),
         on_append=on_append,
         on_truncate=on_truncate,
     )

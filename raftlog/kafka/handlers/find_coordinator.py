@@ -43,6 +43,8 @@ def _locate(broker: Broker, key: str, key_type: int) -> Coordinator:
 async def handle(broker: Broker, request: RequestReceived) -> FindCoordinatorResponse:
     body = request.body
     assert isinstance(body, FindCoordinatorRequest)
+    keys = body.coordinator_keys if request.api_version >= 4 else [body.key]
+    await broker.refresh_leaders({(OFFSETS_TOPIC, coordinator_partition(key)) for key in keys})
     if request.api_version >= 4:
         coordinators = [_locate(broker, key, body.key_type) for key in body.coordinator_keys]
         return FindCoordinatorResponse(throttle_time_ms=0, coordinators=coordinators)

@@ -39,6 +39,12 @@ async def handle(broker: Broker, request: RequestReceived) -> MetadataResponse:
     else:
         names = [topic.name for topic in body.topics if topic.name is not None]
     allow_create = version < 4 or bool(body.allow_auto_topic_creation)
+    await broker.refresh_leaders(
+        (name, index)
+        for name in names
+        if (info := broker.controller.state.topics.get(name)) is not None
+        for index in range(len(info.partitions))
+    )
     topics = [await _topic(broker, name, allow_create) for name in names]
     return MetadataResponse(
         throttle_time_ms=0,
