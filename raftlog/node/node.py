@@ -632,10 +632,15 @@ class Node:
                         load[node] = load.get(node, 0) + 1
         for topic in self.controller.state.topics.values():
             for partition in topic.partitions:
+                # One newcomer per dead node per partition, for all its segments: a fetch
+                # is served by the head's leader, which must hold the sealed segments too.
+                chosen: dict[int, int | None] = {}
                 for segment in partition.segments:
-                    for node in set(dead) & set(segment.replicas):
-                        new = choose_replacement(segment.replicas, alive, load)
-                        if new is None:
+                    for node in sorted(set(dead) & set(segment.replicas)):
+                        if node not in chosen:
+                            chosen[node] = choose_replacement(segment.replicas, alive, load)
+                        new = chosen[node]
+                        if new is None or new in segment.replicas:
                             continue  # no spare node: the segment runs under-replicated
                         load[new] = load.get(new, 0) + 1
                         moves.append(

@@ -155,3 +155,23 @@ def test_a_node_without_a_replica_names_the_leader(tmp_path: pathlib.Path) -> No
             assert found.coordinators[0].node_id in (1, 2, 3, 4)
         _produce(outsider, 0, 100)
         assert len(_read_all(outsider, 100)) == 100
+
+
+def test_a_node_back_from_a_long_absence_catches_up(tmp_path: pathlib.Path) -> None:
+    """Segments sealed and created while a node was down reach it when it returns."""
+    with LocalCluster(tmp_path, nodes=3, extra_arguments=["--segment-bytes", "150000"]) as cluster:
+        admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
+        admin.create_topics([NewTopic(TOPIC, 1, 3)])[TOPIC].result(30)
+        _produce(cluster.bootstrap, 0, 500)
+        cluster.node(3).kill()
+        survivors = f"{cluster.node(1).address},{cluster.node(2).address}"
+        _produce(survivors, 500, 3000)  # several seals and new segments without node 3
+        cluster.node(3).start()
+
+        def caught_up() -> bool:
+            ours = _segment_files(cluster.node(3).data_dir)
+            return len(ours) >= 4 and ours == _segment_files(cluster.node(1).data_dir)
+
+        _wait_for(caught_up, 60, "node 3 to hold every segment node 1 holds")
+        values = _read_all(cluster.node(3).address, 3500)
+        assert values == [f"record-{index:06d}".encode() * 8 for index in range(3500)]
