@@ -109,6 +109,7 @@ class Node:
             self._nursery = nursery
             if self.config.peers:
                 await self._start_transport(nursery)
+                await nursery.start(self.router.run_heartbeat_flusher)
                 self.controller.forward = self._forward
                 self.broker.ask_leaders = self._ask_leaders
             # Bind first, so that the advertised port is known even for port 0; the broker

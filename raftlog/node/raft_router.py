@@ -5,8 +5,13 @@ Heartbeats (and their responses) go on the HEARTBEAT channel, everything else on
 a burst of appends never delays the heartbeats that keep leaders in office. A message for
 a group this node does not host (yet) is dropped: Raft resends what matters.
 
-The router also serves the node's RPCs: today, controller commands forwarded by nodes
-that are not the controller leader.
+Heartbeats are coalesced: those that the groups of this node address to one peer within
+a moment (a tick makes every active group heartbeat at once) leave as one batch message,
+marked by the reserved group id `BATCH_GROUP_ID`, and the receiver fans it out. A node
+leading thousands of groups so sends one heartbeat message per peer per tick, not thousands.
+
+The router also serves the node's RPCs: controller commands forwarded by nodes that are
+not the controller leader, liveness pings, and leader queries.
 """
 
 from __future__ import annotations
@@ -17,14 +22,25 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import attrs
+import trio
 
 from raftlog import logs
 from raftlog.raft import codec
+from raftlog.raft.heartbeat_batch import (
+    HeartbeatBatch,
+    HeartbeatResponseBatch,
+    coalesce_heartbeats,
+    fan_out,
+)
 from raftlog.raft.messages import Heartbeat, HeartbeatResponse, Message
 from raftlog.replica.group import ReplicaGroup
 from raftlog.transport import Channel, NoSuchMethod, Transport
 
 GROUP_ID_BYTES = 8
+BATCH_GROUP_ID = (1 << 64) - 1
+"""Reserved: the payload is a heartbeat batch of many groups (ids are allocated from 1)."""
+COALESCE_WINDOW_S = 0.002
+"""How long the flusher lets heartbeats of one tick gather before it sends them."""
 CONTROLLER_EXECUTE = "controller.execute"
 NODE_PING = "node.ping"
 """The controller leader's liveness probe: answered by any running node."""
@@ -43,6 +59,11 @@ class RaftRouter:
     transport: Transport | None = None
     dropped_unknown_group: int = 0
     dropped_undecodable: int = 0
+    heartbeat_batches_sent: int = 0
+    _pending_heartbeats: list[tuple[int, Message]] = attrs.field(factory=list)
+    _flush_wanted: trio.Event = attrs.field(factory=trio.Event)
+    _coalescing: bool = False
+    """True while `run_heartbeat_flusher` runs; without it heartbeats go out one by one."""
 
     def sender(self, group_id: int) -> Callable[[Message], None]:
         """The `send` callable of one group's shell."""
@@ -51,19 +72,49 @@ class RaftRouter:
         def send(message: Message) -> None:
             if self.transport is None:
                 raise RuntimeError(f"group {group_id} has peers but the node has no transport")
-            channel = (
-                Channel.HEARTBEAT
-                if isinstance(message, Heartbeat | HeartbeatResponse)
-                else Channel.RAFT
-            )
+            heartbeat = isinstance(message, Heartbeat | HeartbeatResponse)
+            if heartbeat and self._coalescing:
+                self._pending_heartbeats.append((group_id, message))
+                self._flush_wanted.set()
+                return
+            channel = Channel.HEARTBEAT if heartbeat else Channel.RAFT
             self.transport.send_nowait(message.to_id, channel, prefix + codec.encode(message))
 
         return send
+
+    async def run_heartbeat_flusher(
+        self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Send gathered heartbeats as one batch per peer, a moment after the first arrives."""
+        self._coalescing = True
+        task_status.started()
+        try:
+            while True:
+                await self._flush_wanted.wait()
+                await trio.sleep(COALESCE_WINDOW_S)
+                self._flush_wanted = trio.Event()
+                self.flush_heartbeats()
+        finally:
+            self._coalescing = False
+            self.flush_heartbeats()
+
+    def flush_heartbeats(self) -> None:
+        pending, self._pending_heartbeats = self._pending_heartbeats, []
+        if not pending or self.transport is None:
+            return
+        batches, _rest = coalesce_heartbeats(pending)
+        prefix = BATCH_GROUP_ID.to_bytes(GROUP_ID_BYTES, "big")
+        for batch in batches:
+            self.transport.send_nowait(batch.to_id, Channel.HEARTBEAT, prefix + codec.encode(batch))
+            self.heartbeat_batches_sent += 1
 
     # -- MessageHandler ------------------------------------------------------------------
 
     def on_message(self, from_peer: int, channel: Channel, payload: bytes) -> None:
         group_id = int.from_bytes(payload[:GROUP_ID_BYTES], "big")
+        if group_id == BATCH_GROUP_ID:
+            self._on_batch(from_peer, payload[GROUP_ID_BYTES:])
+            return
         group = self.lookup(group_id)
         if group is None:
             self.dropped_unknown_group += 1
@@ -77,6 +128,23 @@ class RaftRouter:
             )
             return
         if isinstance(message, Message):
+            group.step(message)
+
+    def _on_batch(self, from_peer: int, payload: bytes) -> None:
+        try:
+            batch = codec.decode(payload)
+        except codec.CodecError as error:
+            self.dropped_undecodable += 1
+            logs.event("raft_batch_undecodable", logging.WARNING, peer=from_peer, error=str(error))
+            return
+        if not isinstance(batch, HeartbeatBatch | HeartbeatResponseBatch):
+            self.dropped_undecodable += 1
+            return
+        for group_id, message in fan_out(batch):
+            group = self.lookup(group_id)
+            if group is None:
+                self.dropped_unknown_group += 1
+                continue
             group.step(message)
 
     async def on_call(self, from_peer: int, method: str, payload: bytes) -> bytes:
