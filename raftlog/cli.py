@@ -50,6 +50,13 @@ def _add_node_flags(parser: argparse.ArgumentParser) -> None:
         help="re-replicate a node's segments once it is unreachable this long (300000)",
     )
     parser.add_argument(
+        "--internal-tls-cert", dest="internal_tls_cert", help="PEM cert for node-to-node TLS"
+    )
+    parser.add_argument("--internal-tls-key", dest="internal_tls_key", help="its PEM key")
+    parser.add_argument(
+        "--internal-tls-ca", dest="internal_tls_ca", help="PEM CA that peers' certs chain to"
+    )
+    parser.add_argument(
         "--controller-nodes",
         dest="controller_nodes",
         help="how many members (lowest ids) vote in the controller group (3)",
@@ -71,6 +78,9 @@ FLAG_SETTINGS = (
     "retention_check_ms",
     "node_dead_timeout_ms",
     "controller_nodes",
+    "internal_tls_cert",
+    "internal_tls_key",
+    "internal_tls_ca",
 )
 
 

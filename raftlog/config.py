@@ -110,6 +110,11 @@ class NodeConfig:
     )
     """A node unreachable this long has its segment replicas re-created elsewhere."""
     controller_nodes: int = attrs.field(default=3, validator=_positive("controller_nodes"))
+    internal_tls_cert: Path | None = None
+    """PEM certificate (chain) this node presents to its peers; TLS needs all three files."""
+    internal_tls_key: Path | None = None
+    internal_tls_ca: Path | None = None
+    """PEM CA bundle peers' certificates must chain to (mutual TLS)."""
     """How many members (the lowest ids in --peers) vote in the controller group."""
     log_format: str = attrs.field(default="text")
     log_level: str = "info"
@@ -156,6 +161,8 @@ def _convert(key: str, raw: object) -> object:
         return Peer.parse_list(str(raw), key=key) if isinstance(raw, str) else raw
     if key == "data_dir":
         return Path(str(raw))
+    if key in ("internal_tls_cert", "internal_tls_key", "internal_tls_ca"):
+        return None if raw in (None, "") else Path(str(raw))
     if key == "fsync":
         try:
             return FsyncPolicy(str(raw))

@@ -48,6 +48,7 @@ from raftlog.node.membership import (
     next_change,
 )
 from raftlog.node.raft_router import CONTROLLER_EXECUTE, GROUP_LEADERS, NODE_PING, RaftRouter
+from raftlog.node.tls import internal_tls_contexts
 from raftlog.partition.chain import PartitionChain, retention_cut
 from raftlog.partition.replica import PartitionReplica
 from raftlog.raft.entry import EntryKind
@@ -344,12 +345,16 @@ class Node:
             raise ClusterConfigError(
                 f"--peers must list this node (id {self.config.node_id}) with its internal address"
             )
+        contexts = internal_tls_contexts(self.config)
+        server_context, client_context = contexts if contexts is not None else (None, None)
         self.transport = Transport(
             self.config.node_id,
             own.host,
             own.port,
             self.router,
             peer_addresses={node: (address.host, address.port) for node, address in peers.items()},
+            server_ssl_context=server_context,
+            client_ssl_context=client_context,
         )
         self.router.transport = self.transport
         await nursery.start(self.transport.run)
