@@ -204,7 +204,11 @@ class Node:
             replica.on_sealed = lambda last_offset, term: self._nursery_start(
                 self._link_successor, group_id, list(voters), last_offset, term
             )
-            chain = self.broker.partitions.setdefault(partition, PartitionChain(*partition))
+            chain = self.broker.partitions.get(partition)
+            if chain is None:
+                chain = PartitionChain(*partition)
+                chain.cluster_start = functools.partial(self._partition_start, *partition)
+                self.broker.partitions[partition] = chain
             chain.add(replica)
         scope = trio.CancelScope()
         self._hosted[group_id] = _Hosted(group, storage, scope, directory)
@@ -225,6 +229,12 @@ class Node:
         finally:
             hosted.storage.log.sync()
             hosted.storage.log.close()
+
+    def _partition_start(self, topic: str, index: int) -> int | None:
+        info = self.controller.state.topics.get(topic)
+        if info is None or not 0 <= index < len(info.partitions):
+            return None
+        return info.partitions[index].segments[0].base_offset
 
     def _assigned_here(self, group_id: int) -> bool:
         located = self.controller.state.segment_by_group(group_id)

@@ -10,6 +10,7 @@ across a seal.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 
 import attrs
 
@@ -24,6 +25,9 @@ class PartitionChain:
     index: int
     segments: list[PartitionReplica] = attrs.field(factory=list)
     """The segments hosted here, in offset order; the last one is the head."""
+    cluster_start: Callable[[], int | None] = lambda: None
+    """The partition's first offset as the controller records it (None: unknown). A node
+    still receiving a moved replica may hold fewer segments than the partition has."""
 
     def add(self, segment: PartitionReplica) -> None:
         self.segments.append(segment)
@@ -51,7 +55,8 @@ class PartitionChain:
 
     @property
     def log_start_offset(self) -> int:
-        return self.segments[0].log_start_offset
+        recorded = self.cluster_start()
+        return self.segments[0].log_start_offset if recorded is None else recorded
 
     @property
     def high_watermark(self) -> int:
@@ -69,12 +74,17 @@ class PartitionChain:
         if offset < start or offset > high_watermark:
             return ReadResult(int(ErrorCode.OFFSET_OUT_OF_RANGE), b"", high_watermark, start)
         for segment in self.segments:
+            if offset < segment.log_start_offset:
+                break  # the segment holding it is not (yet) here
             sealed_end = segment.sealed_last_offset
             if sealed_end is not None and offset > sealed_end:
                 continue
             result = segment.read_committed(offset, max_bytes, at_least_one=at_least_one)
             return ReadResult(result.error_code, result.records, high_watermark, start)
-        return ReadResult(0, b"", high_watermark, start)
+        # The offset exists in the partition but this node does not hold it now (a replica
+        # moving here is still arriving): a retriable error, so the client asks again
+        # rather than resetting its position as OFFSET_OUT_OF_RANGE would make it.
+        return ReadResult(int(ErrorCode.NOT_LEADER_OR_FOLLOWER), b"", high_watermark, start)
 
     def offset_for_timestamp(self, timestamp_ms: int) -> tuple[int, int] | None:
         for segment in self.segments:

@@ -1,0 +1,62 @@
+"""Which segment serves a fetch, and what a node that lacks part of the partition answers.
+
+The segments are stand-ins with only what the chain reads of them (offsets, the seal
+point, a read that names itself); the real segment replica is tested with real files in
+tests/cluster/ and tests/clients/.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from raftlog.partition.chain import PartitionChain
+from raftlog.partition.replica import ReadResult
+from raftlog.protocol.errors import ErrorCode
+
+
+@attrs.define
+class _Segment:
+    log_start_offset: int
+    sealed_last_offset: int | None
+    high_watermark: int
+
+    def read_committed(self, offset: int, max_bytes: int, *, at_least_one: bool) -> ReadResult:
+        label = f"{self.log_start_offset}@{offset}".encode()
+        return ReadResult(0, label, self.high_watermark, self.log_start_offset)
+
+
+def _chain(segments: list[_Segment], cluster_start: int | None) -> PartitionChain:
+    chain = PartitionChain("t", 0, segments=list(segments))  # type: ignore[arg-type]
+    chain.cluster_start = lambda: cluster_start
+    return chain
+
+
+def test_each_offset_is_read_from_the_segment_that_holds_it() -> None:
+    chain = _chain([_Segment(0, 99, 100), _Segment(100, 199, 200), _Segment(200, None, 250)], 0)
+    assert chain.read_committed(0, 1, at_least_one=True).records == b"0@0"
+    assert chain.read_committed(150, 1, at_least_one=True).records == b"100@150"
+    assert chain.read_committed(250, 1, at_least_one=True).records == b"200@250"
+    beyond = chain.read_committed(251, 1, at_least_one=True)
+    assert beyond.error_code == ErrorCode.OFFSET_OUT_OF_RANGE
+
+
+def test_a_missing_segment_is_retriable_not_out_of_range() -> None:
+    """A node receiving a moved replica may lack the partition's first segments for a while:
+    OFFSET_OUT_OF_RANGE there would make clients reset their position and skip records."""
+    chain = _chain([_Segment(100, 199, 200), _Segment(200, None, 250)], 0)
+    assert chain.log_start_offset == 0, "earliest is the partition's, not this node's"
+    missing = chain.read_committed(50, 1, at_least_one=True)
+    assert missing.error_code == ErrorCode.NOT_LEADER_OR_FOLLOWER
+    assert missing.log_start_offset == 0
+    gap = _chain([_Segment(0, 99, 100), _Segment(200, None, 250)], 0)
+    assert gap.read_committed(150, 1, at_least_one=True).error_code == (
+        ErrorCode.NOT_LEADER_OR_FOLLOWER
+    )
+    assert gap.read_committed(99, 1, at_least_one=True).records == b"0@99"
+
+
+def test_below_the_partition_start_is_out_of_range() -> None:
+    chain = _chain([_Segment(100, None, 150)], 100)  # retention dropped 0..99 everywhere
+    assert chain.read_committed(10, 1, at_least_one=True).error_code == (
+        ErrorCode.OFFSET_OUT_OF_RANGE
+    )
