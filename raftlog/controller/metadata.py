@@ -116,6 +116,11 @@ class MetadataState:
     cluster_id: str | None = None
     """Chosen once, by the first node that finds none; every node then answers with it."""
     applied_commands: int = 0
+    _by_group: dict[int, tuple[PartitionInfo, SegmentInfo]] | None = attrs.field(
+        default=None, init=False
+    )
+    """Index of every segment by group id, rebuilt on the first lookup after a change:
+    nodes look groups up many times a second and commands are rare."""
 
     def apply(self, command: dict[str, Any]) -> Any:
         """Apply one command; raise MetadataError (state unchanged) if it cannot apply."""
@@ -123,17 +128,22 @@ class MetadataState:
         handler = _HANDLERS.get(kind) if isinstance(kind, str) else None
         if handler is None:
             raise MetadataError(INVALID_CONFIG, f"unknown metadata command {kind!r}")
-        result = handler(self, command)
+        try:
+            result = handler(self, command)
+        finally:
+            self._by_group = None  # handlers look segments up before they change them
         self.applied_commands += 1
         return result
 
     def segment_by_group(self, group_id: int) -> tuple[PartitionInfo, SegmentInfo] | None:
-        for topic in self.topics.values():
-            for partition in topic.partitions:
-                for segment in partition.segments:
-                    if segment.group_id == group_id:
-                        return partition, segment
-        return None
+        if self._by_group is None:
+            self._by_group = {
+                segment.group_id: (partition, segment)
+                for topic in self.topics.values()
+                for partition in topic.partitions
+                for segment in partition.segments
+            }
+        return self._by_group.get(group_id)
 
     def groups_on(self, node_id: int) -> Iterable[tuple[PartitionInfo, SegmentInfo]]:
         for topic in self.topics.values():
@@ -148,6 +158,7 @@ class MetadataState:
         return group_id
 
     def _replace_partition(self, partition: PartitionInfo) -> None:
+        self._by_group = None
         topic = self.topics[partition.topic]
         partitions = list(topic.partitions)
         partitions[partition.index] = partition

@@ -97,6 +97,11 @@ class Node:
     router: RaftRouter | None = None
     transport: Transport | None = None
     _hosted: dict[int, _Hosted] = attrs.field(factory=dict)
+    _awake: set[int] = attrs.field(factory=set)
+    """Groups that had input since they were last seen quiescent: the ones the tick visits."""
+    _membership_pending: set[int] = attrs.field(factory=set)
+    """Groups whose leader here may have to change the Raft membership (newly led, or
+    re-replicated); the reconcile loop visits only these."""
     _nursery: trio.Nursery | None = None
 
     async def run(self, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
@@ -212,6 +217,9 @@ class Node:
             chain.add(replica)
         scope = trio.CancelScope()
         self._hosted[group_id] = _Hosted(group, storage, scope, directory)
+        group.on_input = self._awake.add
+        group.on_leadership = self._membership_pending.add
+        self._awake.add(group_id)
         await self._nursery.start(self._run_group, group_id)
         if voters[0] == self.config.node_id:
             # The first replica stands at once instead of waiting out an election timeout;
@@ -407,9 +415,21 @@ class Node:
         while True:
             await trio.sleep(TICK_INTERVAL_S)
             unreachable = self._unreachable_peers()
-            for hosted in list(self._hosted.values()):
+            if unreachable:
+                # Quiescent followers of a leader we cannot reach must tick to elect anew.
+                self._awake.update(
+                    group_id
+                    for group_id, hosted in self._hosted.items()
+                    if hosted.group.leader_id in unreachable
+                )
+            for group_id in list(self._awake):
+                hosted = self._hosted.get(group_id)
+                if hosted is None:
+                    self._awake.discard(group_id)
+                    continue
                 group = hosted.group
                 if group.raw.quiescent() and group.leader_id not in unreachable:
+                    self._awake.discard(group_id)
                     continue
                 group.tick()
 
@@ -540,6 +560,7 @@ class Node:
         partition_info, _segment = located
         key = (partition_info.topic, partition_info.index)
         new, dead = int(command["new"]), int(command["dead"])
+        self._membership_pending.add(segment.group_id)
         logs.event(
             "replica_reassigned",
             topic=key[0],
@@ -679,16 +700,17 @@ class Node:
         """On each group's leader: take the Raft membership to the replicas metadata names."""
         while True:
             await trio.sleep(RECONCILE_INTERVAL_S)
-            for group_id, hosted in list(self._hosted.items()):
-                group = hosted.group
-                if group_id == CONTROLLER_GROUP_ID or not group.is_leader:
-                    continue
+            for group_id in list(self._membership_pending):
+                hosted = self._hosted.get(group_id)
                 located = self.controller.state.segment_by_group(group_id)
-                if located is None:
+                if hosted is None or located is None or not hosted.group.is_leader:
+                    self._membership_pending.discard(group_id)  # a new leader is told anew
                     continue
+                group = hosted.group
                 desired = frozenset(located[1].replicas)
                 membership = group.raw.membership
                 if membership.voters == desired and not membership.learners:
+                    self._membership_pending.discard(group_id)
                     continue
                 statistics = group.raw.statistics()
                 change = next_change(

@@ -92,6 +92,11 @@ class ReplicaGroup:
     _role: Role = Role.FOLLOWER
     on_role_change: Callable[[Role, int, int], None] | None = None
     """Called with (role, leader id, term) when either changes."""
+    on_input: Callable[[int], None] | None = None
+    """Called with the group id when a message, proposal or campaign arrives: the host
+    ticks only groups that had input since they were last quiescent."""
+    on_leadership: Callable[[int], None] | None = None
+    """Called with the group id when this replica becomes leader."""
 
     @property
     def is_leader(self) -> bool:
@@ -127,17 +132,22 @@ class ReplicaGroup:
 
     def step(self, message: Message) -> None:
         self.raw.step(message)
-        self._wake.set()
+        self._woken()
 
     def campaign(self) -> None:
         self.raw.campaign()
-        self._wake.set()
+        self._woken()
 
     def propose(self, payload: bytes, kind: EntryKind = EntryKind.DATA) -> tuple[int, int]:
         """Append `payload` as a new entry; returns (index, term). Raises if not leader."""
         index = self.raw.propose(payload, kind)
-        self._wake.set()
+        self._woken()
         return index, self.raw.term
+
+    def _woken(self) -> None:
+        self._wake.set()
+        if self.on_input is not None:
+            self.on_input(self.group_id)
 
     # -- waiting -----------------------------------------------------------------------
 
@@ -221,3 +231,5 @@ class ReplicaGroup:
         )
         if self.on_role_change is not None:
             self.on_role_change(role, leader_id, self.raw.term)
+        if role is Role.LEADER and self.on_leadership is not None:
+            self.on_leadership(self.group_id)
