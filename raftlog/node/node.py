@@ -98,6 +98,8 @@ class Node:
     transport: Transport | None = None
     _hosted: dict[int, _Hosted] = attrs.field(factory=dict)
     _awake: set[int] = attrs.field(factory=set)
+    _opening: set[int] = attrs.field(factory=set)
+    _open_limiter: trio.CapacityLimiter = attrs.field(factory=lambda: trio.CapacityLimiter(4))
     """Groups that had input since they were last seen quiescent: the ones the tick visits."""
     _membership_pending: set[int] = attrs.field(factory=set)
     """Groups whose leader here may have to change the Raft membership (newly led, or
@@ -127,6 +129,7 @@ class Node:
             group = await self._host(
                 CONTROLLER_GROUP_ID, data_dir / "controller", None, voters, learners=learners
             )
+            assert group is not None, "the controller group is opened once, first"
             self.controller.group = group
             nursery.start_soon(self._tick_forever)
             with trio.fail_after(STARTUP_TIMEOUT_S):
@@ -184,7 +187,11 @@ class Node:
             retention_bytes_max=None,
             retention_age_ms_max=None,
         )
-        group, storage = open_replica_group(
+        if group_id in self._hosted or group_id in self._opening:
+            return None  # hosted already, or its opening is under way
+        self._opening.add(group_id)
+        open_group = functools.partial(
+            open_replica_group,
             directory,
             group_id=group_id,
             node_id=self.config.node_id,
@@ -197,6 +204,18 @@ class Node:
             base_offset=base_offset,
             base_term=base_term,
         )
+        try:
+            # Creating or recovering a group's files (and fsyncing them) blocks: done in
+            # worker threads, a few at a time, the event loop keeps serving peers and
+            # clients while thousands of groups open (a topic of 10,000 partitions, or a
+            # restart), instead of going silent long enough for peers to drop it.
+            group, storage = await trio.to_thread.run_sync(open_group, limiter=self._open_limiter)
+        finally:
+            self._opening.discard(group_id)
+        if partition is not None and not self._assigned_here(group_id):
+            storage.log.close()  # moved away or dropped while it was opening
+            shutil.rmtree(directory, ignore_errors=True)
+            return None
         if partition is not None:
             replica = PartitionReplica(
                 partition[0],

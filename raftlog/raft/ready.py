@@ -7,6 +7,9 @@ The Ready contract, in order:
    at or after ``entries[0].index``; store ``hard_state`` if set. Make it durable (fsync)
    when ``must_sync`` says so.
 2. Send ``messages`` (only now: a vote or an append acknowledgement promises durability).
+   A node whose soft state is LEADER may send its messages (appends, heartbeats) before
+   the fsync of step 1 instead: the core counts the leader's own log towards commit only
+   once ``advance`` reports it stable (Raft thesis, section 10.2.1).
 3. Apply ``committed_entries`` to the state machine, in order; serve the reads of
    ``read_states`` once the state machine has applied their index.
 4. Call ``advance(ready)``.

@@ -201,6 +201,14 @@ class ReplicaGroup:
             self.log.append_entries(ready.entries)
         if ready.hard_state is not None:
             self.log.save_hard_state(ready.hard_state)
+        # A leader's appends may leave before its own fsync (Raft thesis 10.2.1): the core
+        # counts the leader towards a quorum only once `advance` says its log is durable,
+        # so followers' fsyncs overlap the leader's instead of following it. Anyone else's
+        # messages (votes, append responses) promise durable state and wait for the fsync.
+        early = self._role is Role.LEADER
+        if early:
+            for message in ready.messages:
+                self.send(message)
         if ready.must_sync and self.fsync is FsyncPolicy.ALWAYS and ready.entries:
             await trio.to_thread.run_sync(self.log.sync)
             self._fsyncs += 1
@@ -208,8 +216,9 @@ class ReplicaGroup:
             self._persisted_index = ready.entries[-1].index
             terms = {entry.index: entry.term for entry in ready.entries}
             self._release(self._persist_waiters, self._persisted_index, terms)
-        for message in ready.messages:
-            self.send(message)
+        if not early:
+            for message in ready.messages:
+                self.send(message)
         if ready.committed_entries:
             self.apply(ready.committed_entries)
             self._applied_index = ready.committed_entries[-1].index
