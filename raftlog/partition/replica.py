@@ -325,10 +325,12 @@ class PartitionReplica:
 def _identity(header: native.BatchHeader, entry_index: int) -> BatchIdentity | None:
     if header.producer_id < 0:
         return None
+    # The sequence span is the offset span (Kafka's rule): compaction may thin a batch's
+    # records but keeps lastOffsetDelta, so idempotence rebuilt from the log is unchanged.
     return BatchIdentity(
         header.producer_id,
         header.producer_epoch,
         header.base_sequence,
-        header.records_count,
+        header.last_offset_delta + 1,
         entry_index,
     )

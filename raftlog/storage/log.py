@@ -194,7 +194,9 @@ class SegmentedLog:
         """Append one stamped batch whose baseOffset is `next_offset` and whose
         partitionLeaderEpoch is at least the last one's. Validated before any write."""
         self._check_usable()
-        header = native.validate_batch(batch, self.config.limits.batch_bytes_max)
+        # The stored rule: a follower appends the batches its leader replicates, and those
+        # may be batches the leader's compaction already thinned.
+        header = native.validate_stored_batch(batch, self.config.limits.batch_bytes_max)
         if isinstance(header, NativeError):
             raise CorruptBatchError(header, 0, "append")
         if header.size_bytes != len(batch):
