@@ -44,6 +44,11 @@ def _add_node_flags(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--retention-ms", dest="retention_ms", help="default (7 days)")
     parser.add_argument("--retention-check-ms", dest="retention_check_ms", help="how often (30000)")
+    parser.add_argument(
+        "--compaction-check-ms",
+        dest="compaction_check_ms",
+        help="how often compacted topics are checked for dirty segments (15000)",
+    )
 
 
 FLAG_SETTINGS = (
@@ -59,6 +64,7 @@ FLAG_SETTINGS = (
     "retention_bytes",
     "retention_ms",
     "retention_check_ms",
+    "compaction_check_ms",
 )
 
 

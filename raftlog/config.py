@@ -105,6 +105,9 @@ class NodeConfig:
     retention_bytes: int = -1
     retention_ms: int = 7 * 24 * 3600 * 1000
     retention_check_ms: int = attrs.field(default=30_000, validator=_positive("retention_check_ms"))
+    compaction_check_ms: int = attrs.field(
+        default=15_000, validator=_positive("compaction_check_ms")
+    )
     log_format: str = attrs.field(default="text")
     log_level: str = "info"
 
@@ -171,6 +174,7 @@ def _convert(key: str, raw: object) -> object:
         "retention_bytes",
         "retention_ms",
         "retention_check_ms",
+        "compaction_check_ms",
     )
     if key in integer_keys:
         try:

@@ -43,11 +43,15 @@ from raftlog.limits import StorageLimits
 from raftlog.node.broker import Broker
 from raftlog.node.raft_router import CONTROLLER_EXECUTE, RaftRouter
 from raftlog.partition.chain import PartitionChain, retention_cut
+from raftlog.partition.cleanup import CLEANUP_POLICY, cleanup_policy
+from raftlog.partition.compaction import CompactionState, compact_partition, needs_pass
 from raftlog.partition.replica import PartitionReplica
 from raftlog.replica.factory import open_replica_group
 from raftlog.replica.group import ReplicaGroup
 from raftlog.replica.raft_storage import SegmentGroupLog
+from raftlog.storage.compaction import CompactionError
 from raftlog.storage.config import LogConfig
+from raftlog.storage.errors import StorageError
 from raftlog.transport import Transport, TransportError
 
 TICK_INTERVAL_S = 0.1
@@ -118,6 +122,7 @@ class Node:
             nursery.start_soon(self.broker.coordinator.expire_forever)
             nursery.start_soon(self._ensure_offsets_topic)
             nursery.start_soon(self._retention_forever)
+            nursery.start_soon(self._compaction_forever)
             self.broker.ready.set()
             logs.event(
                 "listening",
@@ -170,6 +175,7 @@ class Node:
                 storage,
                 self.broker.notify_data_changed,
                 seal_bytes=self.config.segment_bytes,
+                keys_required=functools.partial(self._compacted, partition[0]),
             )
             replica.on_sealed = lambda last_offset, term: self._nursery_start(
                 self._link_successor, group_id, list(voters), last_offset, term
@@ -257,6 +263,8 @@ class Node:
                 topic = self.controller.state.topics.get(topic_name)
                 if topic is None or not chain.group.is_leader or len(chain.segments) < 2:
                     continue
+                if not cleanup_policy(dict(topic.configs)).delete:
+                    continue  # cleanup.policy=compact alone: nothing is deleted by age or size
                 below = retention_cut(
                     chain,
                     int(topic.config("retention.ms") or self.config.retention_ms),
@@ -276,6 +284,62 @@ class Node:
                 except MetadataError as error:
                     logs.event(
                         "retention_skipped", logging.INFO, topic=topic_name, reason=str(error)
+                    )
+
+    def _compacted(self, topic_name: str) -> bool:
+        """Whether a topic is compacted (its records must carry keys)."""
+        topic = self.controller.state.topics.get(topic_name)
+        return topic is not None and "compact" in (topic.config(CLEANUP_POLICY) or "")
+
+    async def _compaction_forever(self) -> None:
+        """Compact the sealed segments of compacted topics hosted here, once dirty enough.
+
+        Every replica compacts its own copy (sealed segments are identical on every
+        replica), so this runs for every hosted partition, led here or not, and sends
+        nothing to anyone (`raftlog.partition.compaction`).
+        """
+        assert self.broker is not None
+        states: dict[tuple[str, int], CompactionState] = {}
+        while True:
+            await trio.sleep(self.config.compaction_check_ms / 1000)
+            for key, chain in list(self.broker.partitions.items()):
+                topic = self.controller.state.topics.get(key[0])
+                if topic is None or key[1] >= len(topic.partitions):
+                    states.pop(key, None)
+                    continue
+                policy = cleanup_policy(dict(topic.configs))
+                state = states.setdefault(key, CompactionState())
+                now_ms = int(time.time() * 1000)
+                if not needs_pass(chain, policy, state, now_ms):
+                    continue
+                try:
+                    rewritten = await compact_partition(
+                        chain,
+                        policy,
+                        state,
+                        partition_start_offset=topic.partitions[key[1]].segments[0].base_offset,
+                        now_ms=now_ms,
+                    )
+                except (CompactionError, StorageError) as error:
+                    logs.event(
+                        "compaction_failed",
+                        logging.WARNING,
+                        topic=key[0],
+                        partition=key[1],
+                        reason=str(error),
+                    )
+                    continue
+                for done in rewritten:
+                    logs.event(
+                        "compacted",
+                        topic=key[0],
+                        partition=key[1],
+                        segment=done.group_id,
+                        file=done.file_base_offset,
+                        bytes_before=done.bytes_before,
+                        bytes_after=done.bytes_after,
+                        records_before=done.records_before,
+                        records_after=done.records_after,
                     )
 
     def _router(self) -> RaftRouter:
