@@ -56,12 +56,21 @@ static int check_frame(const rl_batch_header *h, size_t len, size_t batch_bytes_
     return RL_OK;
 }
 
-/* Semantics of the CRC-covered fields, after the CRC matched. */
-static int check_fields(const rl_batch_header *h) {
+/* Semantics of the CRC-covered fields, after the CRC matched. A producer's batch
+ * holds exactly lastOffsetDelta + 1 records; a stored batch may hold fewer, down to
+ * none, once compaction has removed records (Kafka's cleaner keeps the header, and
+ * so the offset range, of a batch it empties or thins). */
+static int check_fields(const rl_batch_header *h, int stored) {
     if (h->last_offset_delta < 0) return RL_ERR_NEGATIVE_LAST_OFFSET_DELTA;
-    if (h->records_count <= 0) return RL_ERR_RECORDS_COUNT_NOT_POSITIVE;
-    if ((int64_t)h->records_count != (int64_t)h->last_offset_delta + 1)
-        return RL_ERR_RECORDS_COUNT_MISMATCH;
+    if (stored) {
+        if (h->records_count < 0) return RL_ERR_RECORDS_COUNT_NOT_POSITIVE;
+        if ((int64_t)h->records_count > (int64_t)h->last_offset_delta + 1)
+            return RL_ERR_RECORDS_COUNT_MISMATCH;
+    } else {
+        if (h->records_count <= 0) return RL_ERR_RECORDS_COUNT_NOT_POSITIVE;
+        if ((int64_t)h->records_count != (int64_t)h->last_offset_delta + 1)
+            return RL_ERR_RECORDS_COUNT_MISMATCH;
+    }
     if (h->base_offset > INT64_MAX - h->last_offset_delta) return RL_ERR_OFFSET_OVERFLOW;
     if (h->base_timestamp < -1 || h->max_timestamp < -1) return RL_ERR_BAD_TIMESTAMP;
     if (h->producer_id < -1 || h->producer_epoch < -1 || h->base_sequence < -1)
@@ -70,8 +79,8 @@ static int check_fields(const rl_batch_header *h) {
     return RL_OK;
 }
 
-int rl_batch_validate(const uint8_t *buffer, size_t len, size_t batch_bytes_max,
-                      rl_batch_header *out) {
+static int validate(const uint8_t *buffer, size_t len, size_t batch_bytes_max,
+                    rl_batch_header *out, int stored) {
     int error = rl_batch_header_parse(buffer, len, out);
     if (error) return error;
     error = check_frame(out, len, batch_bytes_max);
@@ -79,7 +88,17 @@ int rl_batch_validate(const uint8_t *buffer, size_t len, size_t batch_bytes_max,
     size_t covered = (size_t)out->batch_length + RL_BATCH_LOG_OVERHEAD_BYTES - RL_BATCH_CRC_START;
     if (rl_crc32c(0, buffer + RL_BATCH_CRC_START, covered) != out->crc) return RL_ERR_BAD_CRC;
     if (out->base_offset < 0) return RL_ERR_NEGATIVE_BASE_OFFSET;
-    return check_fields(out);
+    return check_fields(out, stored);
+}
+
+int rl_batch_validate(const uint8_t *buffer, size_t len, size_t batch_bytes_max,
+                      rl_batch_header *out) {
+    return validate(buffer, len, batch_bytes_max, out, 0);
+}
+
+int rl_batch_validate_stored(const uint8_t *buffer, size_t len, size_t batch_bytes_max,
+                             rl_batch_header *out) {
+    return validate(buffer, len, batch_bytes_max, out, 1);
 }
 
 int rl_batch_stamp(uint8_t *buffer, size_t len, int64_t base_offset,
@@ -188,7 +207,7 @@ static int log_scan(const uint8_t *buffer, size_t len, int64_t expected_base_off
     int32_t epoch_floor = leader_epoch_floor;
     while (position < len) {
         rl_batch_header h;
-        int error = rl_batch_validate(buffer + position, len - position, batch_bytes_max, &h);
+        int error = rl_batch_validate_stored(buffer + position, len - position, batch_bytes_max, &h);
         if (!error && expected >= 0 && h.base_offset != expected)
             error = RL_ERR_OFFSET_NOT_CONTIGUOUS;
         if (!error && h.partition_leader_epoch < 0) error = RL_ERR_NEGATIVE_LEADER_EPOCH;

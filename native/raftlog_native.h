@@ -86,6 +86,11 @@ int rl_batch_header_parse(const uint8_t *buffer, size_t len, rl_batch_header *ou
  * RL_OK, *out holds the header. A buffer longer than the batch is fine. */
 int rl_batch_validate(const uint8_t *buffer, size_t len, size_t batch_bytes_max, rl_batch_header *out);
 
+/* rl_batch_validate for a batch already in a log: the records count may be below
+ * lastOffsetDelta + 1, down to 0, because compaction thins batches but keeps their
+ * offset range. Recovery scans use this rule; produce payloads use the strict one. */
+int rl_batch_validate_stored(const uint8_t *buffer, size_t len, size_t batch_bytes_max, rl_batch_header *out);
+
 /* Write baseOffset and partitionLeaderEpoch in place. Both lie outside the
  * CRC-covered region, so the CRC stays valid. Checks size and magic first. */
 int rl_batch_stamp(uint8_t *buffer, size_t len, int64_t base_offset, int32_t partition_leader_epoch);

@@ -61,6 +61,11 @@ def _add_node_flags(parser: argparse.ArgumentParser) -> None:
         dest="controller_nodes",
         help="how many members (lowest ids) vote in the controller group (3)",
     )
+    parser.add_argument(
+        "--compaction-check-ms",
+        dest="compaction_check_ms",
+        help="how often compacted topics are checked for dirty segments (15000)",
+    )
 
 
 FLAG_SETTINGS = (
@@ -81,6 +86,7 @@ FLAG_SETTINGS = (
     "internal_tls_cert",
     "internal_tls_key",
     "internal_tls_ca",
+    "compaction_check_ms",
 )
 
 

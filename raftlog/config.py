@@ -110,12 +110,15 @@ class NodeConfig:
     )
     """A node unreachable this long has its segment replicas re-created elsewhere."""
     controller_nodes: int = attrs.field(default=3, validator=_positive("controller_nodes"))
+    """How many members (the lowest ids in --peers) vote in the controller group."""
     internal_tls_cert: Path | None = None
     """PEM certificate (chain) this node presents to its peers; TLS needs all three files."""
     internal_tls_key: Path | None = None
     internal_tls_ca: Path | None = None
     """PEM CA bundle peers' certificates must chain to (mutual TLS)."""
-    """How many members (the lowest ids in --peers) vote in the controller group."""
+    compaction_check_ms: int = attrs.field(
+        default=15_000, validator=_positive("compaction_check_ms")
+    )
     log_format: str = attrs.field(default="text")
     log_level: str = "info"
 
@@ -186,6 +189,7 @@ def _convert(key: str, raw: object) -> object:
         "retention_check_ms",
         "node_dead_timeout_ms",
         "controller_nodes",
+        "compaction_check_ms",
     )
     if key in integer_keys:
         try:

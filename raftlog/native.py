@@ -56,6 +56,7 @@ __all__ = [
     "time_index_entry",
     "validate_batch",
     "validate_batches",
+    "validate_stored_batch",
     "write_all",
 ]
 
@@ -248,6 +249,16 @@ def validate_batch(data: Buffer, batch_bytes_max: int) -> BatchHeader | NativeEr
     buffer = _readable(data)
     c_header = ffi.new("rl_batch_header *")
     error = lib.rl_batch_validate(buffer, len(buffer), batch_bytes_max, c_header)
+    return NativeError(error) if error else _header_from_c(c_header)
+
+
+def validate_stored_batch(data: Buffer, batch_bytes_max: int) -> BatchHeader | NativeError:
+    """`validate_batch` for a batch already in a log: compaction may have left fewer
+    records than the offset range spans (down to none), as Kafka's cleaner does."""
+    _check_int("batch_bytes_max", batch_bytes_max, _U64)
+    buffer = _readable(data)
+    c_header = ffi.new("rl_batch_header *")
+    error = lib.rl_batch_validate_stored(buffer, len(buffer), batch_bytes_max, c_header)
     return NativeError(error) if error else _header_from_c(c_header)
 
 

@@ -66,11 +66,26 @@ def _check_frame(header: BatchHeader, length: int, batch_bytes_max: int) -> Nati
     return NativeError.OK
 
 
-def _check_fields(header: BatchHeader) -> NativeError:
+def _check_fields(header: BatchHeader, stored: bool = False) -> NativeError:
+    if stored:
+        count_checks = [
+            (header.records_count < 0, NativeError.RECORDS_COUNT_NOT_POSITIVE),
+            (
+                header.records_count > header.last_offset_delta + 1,
+                NativeError.RECORDS_COUNT_MISMATCH,
+            ),
+        ]
+    else:
+        count_checks = [
+            (header.records_count <= 0, NativeError.RECORDS_COUNT_NOT_POSITIVE),
+            (
+                header.records_count != header.last_offset_delta + 1,
+                NativeError.RECORDS_COUNT_MISMATCH,
+            ),
+        ]
     checks = [
         (header.last_offset_delta < 0, NativeError.NEGATIVE_LAST_OFFSET_DELTA),
-        (header.records_count <= 0, NativeError.RECORDS_COUNT_NOT_POSITIVE),
-        (header.records_count != header.last_offset_delta + 1, NativeError.RECORDS_COUNT_MISMATCH),
+        *count_checks,
         (header.base_offset + header.last_offset_delta > _INT64_MAX, NativeError.OFFSET_OVERFLOW),
         (header.base_timestamp < -1 or header.max_timestamp < -1, NativeError.BAD_TIMESTAMP),
         (
@@ -83,7 +98,7 @@ def _check_fields(header: BatchHeader) -> NativeError:
 
 
 def validate_batch(
-    data: bytes | bytearray | memoryview, batch_bytes_max: int
+    data: bytes | bytearray | memoryview, batch_bytes_max: int, *, stored: bool = False
 ) -> BatchHeader | NativeError:
     if len(data) < BATCH_HEADER_BYTES:
         return NativeError.HEADER_TRUNCATED
@@ -95,8 +110,14 @@ def validate_batch(
         return NativeError.BAD_CRC
     if header.base_offset < 0:
         return NativeError.NEGATIVE_BASE_OFFSET
-    error = _check_fields(header)
+    error = _check_fields(header, stored)
     return error if error else header
+
+
+def validate_stored_batch(
+    data: bytes | bytearray | memoryview, batch_bytes_max: int
+) -> BatchHeader | NativeError:
+    return validate_batch(data, batch_bytes_max, stored=True)
 
 
 def stamp_batch(data: bytearray, base_offset: int, partition_leader_epoch: int) -> NativeError:
@@ -179,7 +200,7 @@ def scan_log(
     expected = expected_base_offset
     epoch_floor = 0
     while position < len(data):
-        result = validate_batch(data[position:], batch_bytes_max)
+        result = validate_stored_batch(data[position:], batch_bytes_max)
         if not isinstance(result, NativeError):
             if expected >= 0 and result.base_offset != expected:
                 result = NativeError.OFFSET_NOT_CONTIGUOUS

@@ -7,13 +7,14 @@ partitions hosted here, leaders, producer ids), so they hold no state of their o
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 
 import attrs
 import trio
 
 from raftlog.config import NodeConfig
 from raftlog.controller.metadata import (
+    INVALID_CONFIG,
     INVALID_PARTITIONS,
     INVALID_REPLICATION_FACTOR,
     PARTITIONS_PER_TOPIC_MAX,
@@ -25,6 +26,7 @@ from raftlog.controller.service import Controller
 from raftlog.groups.coordinator import GroupCoordinator
 from raftlog.kafka.handlers import HANDLERS, SUPPORTED_VERSIONS
 from raftlog.partition.chain import PartitionChain
+from raftlog.partition.cleanup import TopicConfigError, check_topic_configs
 from raftlog.protocol.connection import RequestReceived
 from raftlog.protocol.messages._runtime import Message
 
@@ -177,7 +179,17 @@ class Broker:
         live = len(self.controller.state.nodes)
         return min(3, max(live, 1)) if replication is None else replication
 
-    def check_topic_creation(self, name: str, partitions: int, replication: int | None) -> None:
+    def check_topic_creation(
+        self,
+        name: str,
+        partitions: int,
+        replication: int | None,
+        configs: Mapping[str, str] | None = None,
+    ) -> None:
+        try:
+            check_topic_configs(configs or {})
+        except TopicConfigError as error:
+            raise MetadataError(INVALID_CONFIG, str(error)) from None
         if not 1 <= partitions <= PARTITIONS_PER_TOPIC_MAX:
             raise MetadataError(INVALID_PARTITIONS, f"{partitions} partitions is out of range")
         wanted = self._replication(replication)
@@ -191,7 +203,7 @@ class Broker:
     async def create_topic(
         self, name: str, partitions: int, replication: int | None, configs: dict[str, str]
     ) -> TopicInfo:
-        self.check_topic_creation(name, partitions, replication)
+        self.check_topic_creation(name, partitions, replication, configs)
         wanted = self._replication(replication)
         node_ids = [node.node_id for node in self.nodes()]
         assignments = [

@@ -50,6 +50,8 @@ from raftlog.node.membership import (
 from raftlog.node.raft_router import CONTROLLER_EXECUTE, GROUP_LEADERS, NODE_PING, RaftRouter
 from raftlog.node.tls import internal_tls_contexts
 from raftlog.partition.chain import PartitionChain, retention_cut
+from raftlog.partition.cleanup import CLEANUP_POLICY, cleanup_policy
+from raftlog.partition.compaction import CompactionState, compact_partition, needs_pass
 from raftlog.partition.replica import PartitionReplica
 from raftlog.raft.entry import EntryKind
 from raftlog.raft.errors import ProposalDropped
@@ -57,7 +59,9 @@ from raftlog.raft.membership import ConfigChange, encode_config_change
 from raftlog.replica.factory import open_replica_group
 from raftlog.replica.group import ReplicaGroup
 from raftlog.replica.raft_storage import SegmentGroupLog
+from raftlog.storage.compaction import CompactionError
 from raftlog.storage.config import LogConfig
+from raftlog.storage.errors import StorageError
 from raftlog.transport import Transport, TransportError
 
 TICK_INTERVAL_S = 0.1
@@ -68,6 +72,8 @@ LIVENESS_INTERVAL_S = 1.0
 PING_TIMEOUT_S = 2.0
 RECONCILE_INTERVAL_S = 0.5
 REPLACEMENTS_PER_PASS_MAX = 256
+LINK_RETRY_FIRST_S = 0.2
+LINK_RETRY_MAX_S = 5.0
 """Bounds the controller commands one liveness pass issues for a dead node's replicas."""
 
 
@@ -99,6 +105,7 @@ class Node:
     _hosted: dict[int, _Hosted] = attrs.field(factory=dict)
     _awake: set[int] = attrs.field(factory=set)
     _opening: set[int] = attrs.field(factory=set)
+    _linking: set[int] = attrs.field(factory=set)
     _open_limiter: trio.CapacityLimiter = attrs.field(factory=lambda: trio.CapacityLimiter(4))
     """Groups that had input since they were last seen quiescent: the ones the tick visits."""
     _membership_pending: set[int] = attrs.field(factory=set)
@@ -147,6 +154,7 @@ class Node:
             if self.config.peers:
                 nursery.start_soon(self._liveness_forever)
                 nursery.start_soon(self._reconcile_forever)
+            nursery.start_soon(self._compaction_forever)
             self.broker.ready.set()
             logs.event(
                 "listening",
@@ -224,6 +232,7 @@ class Node:
                 storage,
                 self.broker.notify_data_changed,
                 seal_bytes=self.config.segment_bytes,
+                keys_required=functools.partial(self._compacted, partition[0]),
             )
             replica.on_sealed = lambda last_offset, term: self._nursery_start(
                 self._link_successor, group_id, list(voters), last_offset, term
@@ -288,24 +297,48 @@ class Node:
     async def _link_successor(
         self, group_id: int, replicas: list[int], last_offset: int, term: int
     ) -> None:
-        """Ask the controller to record the seal and create the next segment's group."""
-        located = self.controller.state.segment_by_group(group_id)
-        if located is not None:
-            replicas = list(located[1].replicas)  # as re-replication may have changed them
-        rotated = replicas[1:] + replicas[:1]  # spread leadership: the first replica stands
-        command = {
-            "type": "seal_and_link",
-            "group_id": group_id,
-            "last_offset": last_offset,
-            "next_replicas": rotated,
-            "base_term": term,
-        }
+        """Ask the controller to record the seal and create the next segment's group.
+
+        Until it is done: a sealed head with no successor takes no more writes, so a
+        failure (the controller leader just died) is retried for as long as this node
+        leads the sealed group; a new leader of it starts its own attempts.
+        """
+        if group_id in self._linking:
+            return
+        self._linking.add(group_id)
+        delay_s = LINK_RETRY_FIRST_S
         try:
-            await self.controller.execute(command, FORWARD_TIMEOUT_S)
-        except MetadataError as error:
-            # Already linked (another leader of this segment did it first), or the
-            # controller is unavailable: the next leader of the segment asks again.
-            logs.event("segment_link_skipped", logging.INFO, group=group_id, reason=str(error))
+            while True:
+                located = self.controller.state.segment_by_group(group_id)
+                hosted = self._hosted.get(group_id)
+                if located is None or located[1].sealed:
+                    return  # linked already, or dropped with its topic
+                if hosted is None or not hosted.group.is_leader:
+                    return
+                replicas = list(located[1].replicas)  # re-replication may have changed them
+                rotated = replicas[1:] + replicas[:1]  # spread leadership: the first stands
+                command = {
+                    "type": "seal_and_link",
+                    "group_id": group_id,
+                    "last_offset": last_offset,
+                    "next_replicas": rotated,
+                    "base_term": term,
+                }
+                try:
+                    await self.controller.execute(command, FORWARD_TIMEOUT_S)
+                    return
+                except MetadataError as error:
+                    logs.event(
+                        "segment_link_retry",
+                        logging.INFO,
+                        group=group_id,
+                        reason=str(error),
+                        retry_in_s=delay_s,
+                    )
+                await trio.sleep(delay_s)
+                delay_s = min(2 * delay_s, LINK_RETRY_MAX_S)
+        finally:
+            self._linking.discard(group_id)
 
     async def _ensure_offsets_topic(self) -> None:
         """Create `__consumer_offsets` once every listed member has registered."""
@@ -337,6 +370,8 @@ class Node:
                 topic = self.controller.state.topics.get(topic_name)
                 if topic is None or not chain.group.is_leader or len(chain.segments) < 2:
                     continue
+                if not cleanup_policy(dict(topic.configs)).delete:
+                    continue  # cleanup.policy=compact alone: nothing is deleted by age or size
                 below = retention_cut(
                     chain,
                     int(topic.config("retention.ms") or self.config.retention_ms),
@@ -356,6 +391,62 @@ class Node:
                 except MetadataError as error:
                     logs.event(
                         "retention_skipped", logging.INFO, topic=topic_name, reason=str(error)
+                    )
+
+    def _compacted(self, topic_name: str) -> bool:
+        """Whether a topic is compacted (its records must carry keys)."""
+        topic = self.controller.state.topics.get(topic_name)
+        return topic is not None and "compact" in (topic.config(CLEANUP_POLICY) or "")
+
+    async def _compaction_forever(self) -> None:
+        """Compact the sealed segments of compacted topics hosted here, once dirty enough.
+
+        Every replica compacts its own copy (sealed segments are identical on every
+        replica), so this runs for every hosted partition, led here or not, and sends
+        nothing to anyone (`raftlog.partition.compaction`).
+        """
+        assert self.broker is not None
+        states: dict[tuple[str, int], CompactionState] = {}
+        while True:
+            await trio.sleep(self.config.compaction_check_ms / 1000)
+            for key, chain in list(self.broker.partitions.items()):
+                topic = self.controller.state.topics.get(key[0])
+                if topic is None or key[1] >= len(topic.partitions):
+                    states.pop(key, None)
+                    continue
+                policy = cleanup_policy(dict(topic.configs))
+                state = states.setdefault(key, CompactionState())
+                now_ms = int(time.time() * 1000)
+                if not needs_pass(chain, policy, state, now_ms):
+                    continue
+                try:
+                    rewritten = await compact_partition(
+                        chain,
+                        policy,
+                        state,
+                        partition_start_offset=topic.partitions[key[1]].segments[0].base_offset,
+                        now_ms=now_ms,
+                    )
+                except (CompactionError, StorageError) as error:
+                    logs.event(
+                        "compaction_failed",
+                        logging.WARNING,
+                        topic=key[0],
+                        partition=key[1],
+                        reason=str(error),
+                    )
+                    continue
+                for done in rewritten:
+                    logs.event(
+                        "compacted",
+                        topic=key[0],
+                        partition=key[1],
+                        segment=done.group_id,
+                        file=done.file_base_offset,
+                        bytes_before=done.bytes_before,
+                        bytes_after=done.bytes_after,
+                        records_before=done.records_before,
+                        records_after=done.records_after,
                     )
 
     def _router(self) -> RaftRouter:

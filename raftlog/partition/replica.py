@@ -29,6 +29,7 @@ from raftlog.raft.ready import Role
 from raftlog.replica.entry_batches import CONTROL_ATTRIBUTE
 from raftlog.replica.group import ProposalLost, ReplicaGroup
 from raftlog.replica.raft_storage import SegmentGroupLog
+from raftlog.storage.compaction import CompactionError, keyless_records
 from raftlog.storage.errors import StorageError
 from raftlog.storage.values import AppendResult
 
@@ -64,6 +65,8 @@ class PartitionReplica:
     """The leader seals the segment once its log holds this many bytes (None: never)."""
     on_sealed: Callable[[int, int], None] | None = None
     """Called on the leader with (last offset, term) once the SEAL entry is committed."""
+    keys_required: Callable[[], bool] = lambda: False
+    """True for a compacted topic: every record must have a key (Kafka's rule)."""
     inherited: ProducerStateTable | None = None
     """Idempotence memory of the segments before this one, as they ended."""
     producers: ProducerStateTable = attrs.field(factory=ProducerStateTable)
@@ -230,6 +233,10 @@ class PartitionReplica:
             return ProduceOutcome(
                 int(ErrorCode.INVALID_RECORD), error_message="clients may not write control batches"
             )
+        if self.keys_required():
+            refusal = self._check_keys(records)
+            if refusal is not None:
+                return refusal
         identity = _identity(header, 0)
         if identity is not None:
             verdict = self.producers.check(identity)
@@ -252,6 +259,21 @@ class PartitionReplica:
         if acks == 0:
             return ProduceOutcome(0)
         return await self._answer(entry_index, acks, timeout_s)
+
+    def _check_keys(self, records: bytes | bytearray | memoryview) -> ProduceOutcome | None:
+        try:
+            keyless = keyless_records(records)
+        except CompactionError as error:
+            return ProduceOutcome(int(ErrorCode.CORRUPT_MESSAGE), error_message=str(error))
+        if keyless:
+            return ProduceOutcome(
+                int(ErrorCode.INVALID_RECORD),
+                error_message=(
+                    f"Compacted topic cannot accept message without key in topic partition "
+                    f"{self.topic}-{self.index}."
+                ),
+            )
+        return None
 
     async def _answer(self, entry_index: int, acks: int, timeout_s: float) -> ProduceOutcome:
         term = self._proposed_terms.get(entry_index, self.group.raw.term)
@@ -325,10 +347,12 @@ class PartitionReplica:
 def _identity(header: native.BatchHeader, entry_index: int) -> BatchIdentity | None:
     if header.producer_id < 0:
         return None
+    # The sequence span is the offset span (Kafka's rule): compaction may thin a batch's
+    # records but keeps lastOffsetDelta, so idempotence rebuilt from the log is unchanged.
     return BatchIdentity(
         header.producer_id,
         header.producer_epoch,
         header.base_sequence,
-        header.records_count,
+        header.last_offset_delta + 1,
         entry_index,
     )

@@ -13,6 +13,7 @@ from raftlog.storage.errors import (
     LogFailed,
     LogLayoutError,
     OffsetOutOfRange,
+    SliceOutdated,
     StorageError,
 )
 from raftlog.storage.group_commit import GroupCommitStatistics, GroupCommitter
@@ -23,6 +24,7 @@ from raftlog.storage.values import (
     FileSlice,
     LogStatistics,
     RecoveryReport,
+    SegmentData,
     SegmentInfo,
     TimestampLookup,
 )
@@ -43,8 +45,10 @@ __all__ = [
     "LogStatistics",
     "OffsetOutOfRange",
     "RecoveryReport",
+    "SegmentData",
     "SegmentInfo",
     "SegmentedLog",
+    "SliceOutdated",
     "StorageError",
     "SyncTicket",
     "TimestampLookup",

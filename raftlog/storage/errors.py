@@ -54,3 +54,7 @@ class LogLayoutError(StorageError):
 
 class LogFailed(StorageError):
     """An fsync or write failed: what is on disk is unknown, so the log stops."""
+
+
+class SliceOutdated(StorageError):
+    """A file slice names data that compaction has replaced since: read by offset again."""

@@ -23,6 +23,7 @@ from raftlog import native
 from raftlog.invariant import invariant
 from raftlog.native import KeyKind, NativeError
 from raftlog.storage import files
+from raftlog.storage.compaction import CompactionResult, OffsetMap, compact_data
 from raftlog.storage.config import LogConfig
 from raftlog.storage.errors import (
     AppendRejected,
@@ -33,13 +34,14 @@ from raftlog.storage.errors import (
     OffsetOutOfRange,
     StorageError,
 )
-from raftlog.storage.segment import Segment
+from raftlog.storage.segment import Segment, write_replacement
 from raftlog.storage.values import (
     AppendResult,
     DurablePoint,
     FileSlice,
     LogStatistics,
     RecoveryReport,
+    SegmentData,
     SegmentInfo,
     TimestampLookup,
 )
@@ -194,7 +196,9 @@ class SegmentedLog:
         """Append one stamped batch whose baseOffset is `next_offset` and whose
         partitionLeaderEpoch is at least the last one's. Validated before any write."""
         self._check_usable()
-        header = native.validate_batch(batch, self.config.limits.batch_bytes_max)
+        # The stored rule: a follower appends the batches its leader replicates, and those
+        # may be batches the leader's compaction already thinned.
+        header = native.validate_stored_batch(batch, self.config.limits.batch_bytes_max)
         if isinstance(header, NativeError):
             raise CorruptBatchError(header, 0, "append")
         if header.size_bytes != len(batch):
@@ -396,16 +400,75 @@ class SegmentedLog:
             last_offset = location.last_offset
             location = segment.next_batch(location)
         return FileSlice(
-            segment.data_path, first.position, size_bytes, first.base_offset, last_offset, count
+            segment.data_path,
+            first.position,
+            size_bytes,
+            first.base_offset,
+            last_offset,
+            count,
+            segment.generation,
         )
 
     def read_slice(self, file_slice: FileSlice) -> bytes:
-        """The bytes of a slice (the copy path; fetch may `sendfile` the file instead)."""
+        """The bytes of a slice (the copy path; fetch may `sendfile` the file instead).
+        A slice of data that compaction replaced since still reads the old bytes (the
+        previous file stays open); one replaced twice raises `SliceOutdated`."""
         self._check_open()
         for segment in self._segments:
             if segment.data_path == file_slice.path:
-                return segment.read(file_slice.position, file_slice.size_bytes)
+                return segment.read_generation(
+                    file_slice.generation, file_slice.position, file_slice.size_bytes
+                )
         raise OffsetOutOfRange(file_slice.first_offset, self.start_offset, self.next_offset)
+
+    # ---- compaction ---------------------------------------------------------------
+
+    def read_segment_data(self, base_offset: int) -> SegmentData:
+        """One segment file's bytes, whole (a file is at most `segment_bytes_max`)."""
+        self._check_usable()
+        segment = self._segment_at(base_offset)
+        return SegmentData(
+            base_offset,
+            segment.read(0, segment.size_bytes),
+            segment.changes,
+            segment.max_timestamp,
+        )
+
+    def replacement_path(self, base_offset: int) -> pathlib.Path:
+        """Where the compacted data of a segment is written before `replace_segment_data`."""
+        return self._segment_at(base_offset).replacement_path()
+
+    def replace_segment_data(self, base_offset: int, fd: int, expected_changes: int) -> None:
+        """Swap in a segment's compacted data, written and fdatasynced to
+        `replacement_path(base_offset)` and open as `fd` (ownership passes here). Refused,
+        leaving the segment as it was, if the segment changed since it was read or the
+        new data does not hold the same batches."""
+        try:
+            self._check_usable()
+            segment = self._segment_at(base_offset)
+        except BaseException:
+            os.close(fd)
+            raise
+        segment.replace_data(fd, expected_changes)
+
+    def compact_segment(
+        self, base_offset: int, offsets: OffsetMap, drop_tombstones: bool
+    ) -> CompactionResult:
+        """Compact one segment file here, in this thread: read, rewrite, swap (if
+        anything changed). Callers on an event loop run the pure part elsewhere and use
+        `read_segment_data` / `replace_segment_data` themselves."""
+        source = self.read_segment_data(base_offset)
+        result = compact_data(source.data, offsets, drop_tombstones)
+        if result.changed:
+            fd = write_replacement(self.replacement_path(base_offset), result.data)
+            self.replace_segment_data(base_offset, fd, source.changes)
+        return result
+
+    def _segment_at(self, base_offset: int) -> Segment:
+        for segment in self._segments:
+            if segment.base_offset == base_offset:
+                return segment
+        raise StorageError(f"{self.directory}: no segment starts at offset {base_offset}")
 
     def offset_for_timestamp(self, timestamp_ms: int) -> TimestampLookup | None:
         """The first batch whose max timestamp is >= `timestamp_ms`, or None."""

@@ -17,10 +17,30 @@ from raftlog.invariant import InvariantViolation, invariant
 from raftlog.limits import StorageLimits
 from raftlog.native import BatchHeader, BatchLocation, KeyKind, NativeError
 from raftlog.storage import files
-from raftlog.storage.errors import CorruptBatchError, LogFailed, LogLayoutError, StorageError
+from raftlog.storage.errors import (
+    CorruptBatchError,
+    LogFailed,
+    LogLayoutError,
+    SliceOutdated,
+    StorageError,
+)
 from raftlog.storage.index import SegmentIndex, SegmentSummary, decode_index
 
 META_FORMAT = 1
+
+
+def write_replacement(path: pathlib.Path, data: bytes) -> int:
+    """Write compacted data to `path` and fdatasync it; returns the open descriptor.
+    Touches no segment state, so it may run in a worker thread."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    try:
+        native.write_all(fd, data, 0)
+        os.fdatasync(fd)
+    except BaseException:
+        os.close(fd)
+        files.unlink_if_present(path)
+        raise
+    return fd
 
 
 def write_meta(directory: pathlib.Path, base_offset: int, base_entry_index: int) -> None:
@@ -63,6 +83,14 @@ class Segment:
     created_ms: int
     sealed: bool
     last_batch: BatchLocation | None = None
+    generation: int = 0
+    """Bumped each time compaction swaps in a new data file (file slices carry it)."""
+    changes: int = 0
+    """Bumped by every append, truncation and swap: a compaction computed from the data
+    at one count is installed only if the count has not moved."""
+    retired_fd: int = -1
+    """The previous generation's descriptor, kept open so that a slice made before the
+    swap still reads the bytes it described (the file itself is already unlinked)."""
 
     # ---- opening ------------------------------------------------------------------
 
@@ -272,6 +300,7 @@ class Segment:
             header.size_bytes,
         )
         self.size_bytes = position + header.size_bytes
+        self.changes += 1
         self.next_offset = header.last_offset + 1
         self.batch_count += 1
         self.last_leader_epoch = header.partition_leader_epoch
@@ -316,6 +345,7 @@ class Segment:
         )
         files.unlink_if_present(files.index_path(self.directory, self.base_offset))
         self.sealed = False
+        self.changes += 1
         if entry_index == self.next_entry_index:
             return
         location = self.locate(KeyKind.ENTRY, entry_index)
@@ -422,12 +452,96 @@ class Segment:
             raise StorageError(f"{self.data_path}: short read at {position}")
         return data
 
+    def read_generation(self, generation: int, position: int, size_bytes: int) -> bytes:
+        """Bytes of a file slice made at `generation`: the current file, or the one
+        compaction replaced last (still open here)."""
+        if generation == self.generation:
+            return self.read(position, size_bytes)
+        if generation == self.generation - 1 and self.retired_fd >= 0:
+            data = os.pread(self.retired_fd, size_bytes, position)
+            if len(data) == size_bytes:
+                return data
+        raise SliceOutdated(
+            f"{self.data_path}: the slice was made from data generation {generation}, "
+            f"compaction has since replaced it twice; read by offset again"
+        )
+
+    # ---- compaction ---------------------------------------------------------------
+
+    def replacement_path(self) -> pathlib.Path:
+        """Where compacted data is written before the swap (a `.tmp`: recovery removes
+        it, so a crash before the rename leaves the old file as it was)."""
+        path = self.data_path
+        return path.with_name(path.name + ".compact" + files.TEMPORARY_SUFFIX)
+
+    def replace_data(self, fd: int, expected_changes: int) -> None:
+        """Swap in the compacted data already written (and fdatasynced) to
+        `replacement_path()`, open as `fd`; this takes ownership of `fd`.
+
+        The new data must hold the same batches (same count, same offsets and epochs):
+        it is checked here, in full, before anything is renamed. Order on disk: unlink
+        the index and fsync the directory (a crash leaves the old data, whose index is
+        rebuilt), rename the new file over the old and fsync the directory (a crash
+        leaves the new data, index rebuilt), write the new index if sealed.
+        """
+        try:
+            if expected_changes != self.changes:
+                raise StorageError(f"{self.data_path}: changed while it was being compacted")
+            size_bytes = os.fstat(fd).st_size
+            result, state = native.scan_file_indexing(
+                fd,
+                0,
+                size_bytes,
+                self.base_offset,
+                self.limits.batch_bytes_max,
+                self.limits.scan_chunk_bytes,
+                native.IndexState.empty(self.base_offset, self.limits.index_interval_bytes),
+            )
+            same = (
+                result.error is NativeError.OK
+                and result.valid_bytes == size_bytes
+                and result.batch_count == self.batch_count
+                and (result.next_offset if result.batch_count else self.base_offset)
+                == self.next_offset
+                and result.last_leader_epoch == self.last_leader_epoch
+            )
+            if not same:
+                raise StorageError(
+                    f"{self.data_path}: the compacted data does not hold the same batches "
+                    f"({result.error.name}, {result.batch_count} batches, next offset "
+                    f"{result.next_offset}); the segment is left as it was"
+                )
+        except BaseException:
+            os.close(fd)
+            files.unlink_if_present(self.replacement_path())
+            raise
+        files.unlink_if_present(files.index_path(self.directory, self.base_offset))
+        files.fsync_directory(self.directory)
+        os.replace(self.replacement_path(), self.data_path)
+        files.fsync_directory(self.directory)
+        if self.retired_fd >= 0:
+            os.close(self.retired_fd)
+        self.retired_fd = self.fd
+        self.fd = fd
+        self.generation += 1
+        self.changes += 1
+        self.size_bytes = size_bytes
+        self.index = SegmentIndex.from_state(state)
+        self.last_batch = None
+        if self.batch_count:
+            self.last_batch = self.locate(KeyKind.ENTRY, self.last_entry_index)
+        if self.sealed:
+            self._write_index()
+
     # ---- lifecycle ----------------------------------------------------------------
 
     def close(self) -> None:
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
+        if self.retired_fd >= 0:
+            os.close(self.retired_fd)
+            self.retired_fd = -1
 
     def delete(self) -> None:
         """Close and remove the files: data first, so a crash leaves at worst orphan

@@ -34,6 +34,19 @@ class FileSlice:
     last_offset: int
     """Last offset of the last batch; first_offset - 1 when the slice is empty."""
     batch_count: int
+    generation: int = 0
+    """The data file's generation (compaction swaps in a new file and bumps it)."""
+
+
+@attrs.frozen
+class SegmentData:
+    """A whole segment file's bytes, read for compaction, and the change count they
+    were read at (`SegmentedLog.replace_segment_data` refuses if it has moved)."""
+
+    base_offset: int
+    data: bytes
+    changes: int
+    max_timestamp: int
 
 
 @attrs.frozen

@@ -146,7 +146,11 @@ def test_a_node_without_a_replica_names_the_leader(tmp_path: pathlib.Path) -> No
 
             # A new partition has no leader for a moment (LEADER_NOT_AVAILABLE, clients retry).
             _wait_for(lambda: leaders()[TOPIC][0] in (1, 2, 3), 15, "a leader")
-            assert all(leader > 0 for leader in leaders()["__consumer_offsets"])
+            _wait_for(
+                lambda: all(leader > 0 for leader in leaders()["__consumer_offsets"]),
+                15,
+                "leaders of every __consumer_offsets partition",
+            )
             found = connection.request(
                 FindCoordinatorRequest(key_type=0, coordinator_keys=["any-group"]), 4
             )

@@ -45,7 +45,7 @@ async def handle(broker: Broker, request: RequestReceived) -> CreateTopicsRespon
                 )
             validate_topic_name(topic.name)
             if body.validate_only:
-                broker.check_topic_creation(topic.name, partitions, replication)
+                broker.check_topic_creation(topic.name, partitions, replication, configs)
             else:
                 info = await broker.create_topic(topic.name, partitions, replication, configs)
                 result.topic_id = uuid.UUID(hex=info.topic_id)
