@@ -29,6 +29,11 @@ def _add_node_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--advertised-kafka-addr", dest="advertised_kafka_addr", help="HOST:PORT told to clients"
     )
+    parser.add_argument(
+        "--admin-addr",
+        dest="admin_addr",
+        help="admin HTTP API, metrics and console HOST:PORT (127.0.0.1:9644; '' turns it off)",
+    )
     parser.add_argument("--node-id", dest="node_id", help="this node's id (1)")
     parser.add_argument("--peers", help="cluster members as ID@HOST:PORT,...")
     parser.add_argument("--fsync", help="always (default) or relaxed")
@@ -50,6 +55,7 @@ FLAG_SETTINGS = (
     "data_dir",
     "kafka_addr",
     "advertised_kafka_addr",
+    "admin_addr",
     "node_id",
     "peers",
     "fsync",
@@ -88,7 +94,10 @@ def build_parser() -> argparse.ArgumentParser:
     cluster.add_argument("--nodes", type=int, default=3, help="how many nodes (3)")
     cluster.add_argument("--data-dir", type=Path, default=Path("raftlog-dev-cluster"))
     cluster.add_argument(
-        "--base-port", type=int, default=9092, help="Kafka ports from here, internal +100"
+        "--base-port",
+        type=int,
+        default=9092,
+        help="Kafka ports from here, internal +100, admin HTTP +200",
     )
     config = commands.add_parser("config", help="configuration commands")
     config_commands = config.add_subparsers(dest="config_command", metavar="SUBCOMMAND")
@@ -139,6 +148,8 @@ def _dev_cluster(nodes: int, data_dir: Path, base_port: int) -> int:
         print(f"raftlog: {error}", file=sys.stderr)
         return EXIT_FAILED
     print(f"bootstrap: {cluster.bootstrap}", flush=True)
+    admins = ", ".join(f"{member.admin_url}/" for member in cluster.members)
+    print(f"console: {admins}", flush=True)
     print(f"logs: {data_dir}/node*.log; Ctrl-C stops every node", flush=True)
     # Block the stop signals only now: the node processes must not inherit the mask.
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})

@@ -28,6 +28,8 @@ import attrs
 import trio
 
 from raftlog import logs
+from raftlog.admin.metrics import NodeMetrics
+from raftlog.admin.server import start_admin
 from raftlog.config import NodeConfig
 from raftlog.controller.metadata import (
     CONTROLLER_GROUP_ID,
@@ -81,6 +83,9 @@ class Node:
     kafka_port: int | None = None
     router: RaftRouter | None = None
     transport: Transport | None = None
+    metrics: NodeMetrics = attrs.field(factory=NodeMetrics)
+    admin_port: int | None = None
+    """The admin HTTP API's bound port (None when `admin_addr` is empty)."""
     _hosted: dict[int, _Hosted] = attrs.field(factory=dict)
     _nursery: trio.Nursery | None = None
 
@@ -98,9 +103,13 @@ class Node:
                 self.controller.forward = self._forward
             # Bind first, so that the advertised port is known even for port 0; the broker
             # holds every request until recovery is done.
-            listener = KafkaListener(self.broker.handle, self.broker.supported_versions)
+            listener = KafkaListener(
+                self.broker.handle, self.broker.supported_versions, observer=self.metrics
+            )
             address = self.config.kafka_addr
             self.kafka_port = await nursery.start(listener.serve, address.host, address.port)
+            # Up before recovery, so /healthz answers and /readyz says 503 until it is done.
+            self.admin_port = await start_admin(self, nursery)
             group = await self._host(
                 CONTROLLER_GROUP_ID, data_dir / "controller", None, self._controller_voters()
             )
@@ -119,12 +128,14 @@ class Node:
             nursery.start_soon(self._ensure_offsets_topic)
             nursery.start_soon(self._retention_forever)
             self.broker.ready.set()
+            admin_host = self.config.admin_addr.host if self.config.admin_addr else ""
             logs.event(
                 "listening",
                 kafka=f"{address.host}:{self.kafka_port}",
                 node_id=self.config.node_id,
                 data_dir=str(data_dir),
                 fsync=self.config.fsync.value,
+                admin="" if self.admin_port is None else f"{admin_host}:{self.admin_port}",
             )
             task_status.started(self.kafka_port)
 
@@ -176,6 +187,7 @@ class Node:
             )
             chain = self.broker.partitions.setdefault(partition, PartitionChain(*partition))
             chain.add(replica)
+        group.observer = self.metrics
         scope = trio.CancelScope()
         self._hosted[group_id] = _Hosted(group, storage, scope, directory)
         await self._nursery.start(self._run_group, group_id)
@@ -349,6 +361,13 @@ class Node:
 
     def hosted_groups(self) -> int:
         return len(self._hosted)
+
+    def replica_groups(self) -> list[ReplicaGroup]:
+        """Every Raft group hosted here (for the admin view and metrics)."""
+        return [hosted.group for hosted in self._hosted.values()]
+
+    def hosted_group(self, group_id: int) -> ReplicaGroup | None:
+        return self._lookup(group_id)
 
     def quiescent_groups(self) -> int:
         """How many hosted groups are quiescent now (for statistics and tests)."""
