@@ -9,6 +9,7 @@
 | `GET /v1/topics` | every topic with its partition count, replication factor and configs |
 | `GET /v1/topics/{topic}/partitions` | each partition's segment chain |
 | `GET /v1/groups` | consumer groups this node coordinates, with lag |
+| `GET /` | the console (static HTML + JS polling the JSON routes) |
 
 Only GET and HEAD are served; a JSON error document says what went wrong otherwise.
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import json
 import urllib.parse
+from importlib import resources
 from typing import Any
 
 import attrs
@@ -25,6 +27,12 @@ from raftlog.admin.http_server import HttpRequest, HttpResponse
 from raftlog.admin.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from raftlog.admin.metrics import NodeMetrics
 from raftlog.admin.view import NodeView
+
+CONSOLE_FILES = {
+    "/": ("index.html", "text/html; charset=utf-8"),
+    "/console.js": ("console.js", "text/javascript; charset=utf-8"),
+    "/console.css": ("console.css", "text/css; charset=utf-8"),
+}
 
 
 def _json(status: int, document: Any) -> HttpResponse:
@@ -35,10 +43,15 @@ def _error(status: int, message: str) -> HttpResponse:
     return _json(status, {"error": message})
 
 
+def _console_file(name: str) -> bytes:
+    return resources.files("raftlog.admin").joinpath("console", name).read_bytes()
+
+
 @attrs.define(eq=False)
 class AdminApi:
     view: NodeView
     metrics: NodeMetrics
+    _console: dict[str, bytes] = attrs.field(factory=dict)
 
     async def __call__(self, request: HttpRequest) -> HttpResponse:
         if request.method not in ("GET", "HEAD"):
@@ -57,6 +70,11 @@ class AdminApi:
             return _json(200 if ready else 503, {"ready": ready})
         if path == "/metrics":
             return HttpResponse(200, self.metrics.exposition(), METRICS_CONTENT_TYPE)
+        if path in CONSOLE_FILES:
+            name, content_type = CONSOLE_FILES[path]
+            if name not in self._console:
+                self._console[name] = _console_file(name)
+            return HttpResponse(200, self._console[name], content_type)
         parts = [urllib.parse.unquote(part) for part in path.strip("/").split("/")]
         if parts[:1] != ["v1"]:
             return _error(404, f"no route {path}")
