@@ -73,6 +73,10 @@ def get(admin: str, path: str) -> Any:
     return document
 
 
+def _link(connected: bool | None) -> str:
+    return "up" if connected else "down"
+
+
 def _lag(segment: dict[str, Any]) -> str | None:
     lag = segment.get("replica_lag")
     if not lag:
@@ -141,7 +145,7 @@ def render_text(command: str, document: dict[str, Any], table: Any) -> str:
                         "node": node["node_id"],
                         "kafka": node["kafka"],
                         "internal": node["internal"],
-                        "connected": "self" if node["this_node"] else node["connected"],
+                        "link": "self" if node["this_node"] else _link(node["connected"]),
                     }
                     for node in cluster["nodes"]
                 ]

@@ -396,14 +396,17 @@ class Node:
         advertised = config.advertised
         if advertised.port == 0:
             advertised = attrs.evolve(advertised, port=self.kafka_port or 0)
+        # In a cluster this node's internal address is its own entry in --peers.
+        own = [peer.address for peer in config.peers if peer.node_id == config.node_id]
+        internal = own[0] if own else config.internal_addr
         known = self.controller.state.nodes.get(config.node_id)
         wanted = {
             "type": "register_node",
             "node_id": config.node_id,
             "kafka_host": advertised.host,
             "kafka_port": advertised.port,
-            "internal_host": config.internal_addr.host,
-            "internal_port": config.internal_addr.port,
+            "internal_host": internal.host,
+            "internal_port": internal.port,
         }
         current = None if known is None else attrs.asdict(known)
         if current != {key: value for key, value in wanted.items() if key != "type"}:

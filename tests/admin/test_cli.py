@@ -227,6 +227,11 @@ def test_cluster_status_and_segment_list_on_three_nodes(tmp_path: pathlib.Path) 
             time.sleep(0.2)
         cluster_document = status["cluster"]
         assert [n["node_id"] for n in cluster_document["nodes"]] == [1, 2, 3]
+        # Each node registers its own --peers entry as its internal address.
+        assert [n["internal"] for n in cluster_document["nodes"]] == [
+            f"127.0.0.1:{member.internal_port}" for member in cluster.members
+        ]
+        assert [n["connected"] for n in cluster_document["nodes"]] == [True, None, True]
         assert cluster_document["controller_leader"] in (1, 2, 3)
         assert cluster_document["node_id"] == 2
         for partition in partitions.values():
@@ -240,6 +245,8 @@ def test_cluster_status_and_segment_list_on_three_nodes(tmp_path: pathlib.Path) 
         assert f"controller leader {cluster_document['controller_leader']}" in text
         for member in cluster.members:
             assert member.address in text
+        links = [line.split()[-1] for line in text.splitlines()[3:6]]
+        assert links == ["up", "self", "up"], text
         assert "replicated/0" in text and "replicated/1" in text
 
         listed = json.loads(_ok("segment", "list", "replicated/1", "--format", "json", *admin))
