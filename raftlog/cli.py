@@ -12,7 +12,7 @@ from pathlib import Path
 import trio
 
 from raftlog import __version__, cli_cluster, cli_groups, cli_records, cli_topics, logs
-from raftlog.cli_client import CommandError, NotSupported, client
+from raftlog.cli_client import CommandError, client
 from raftlog.config import ConfigError, NodeConfig, resolve
 from raftlog.node.node import Node
 from raftlog.testing import LocalCluster, NodeFailedToStart
@@ -21,7 +21,6 @@ EXIT_OK = 0
 EXIT_USAGE = 2
 EXIT_CONFIG = 3
 EXIT_FAILED = 1
-EXIT_UNSUPPORTED = 4
 DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
 
 
@@ -161,9 +160,6 @@ def _kafka_command(arguments: argparse.Namespace) -> int:
             else:
                 cli_records.consume(connected, arguments, sys.stdout.buffer)
                 return EXIT_OK
-    except NotSupported as error:
-        print(f"raftlog: {error}", file=sys.stderr)
-        return EXIT_UNSUPPORTED
     except (ConnectionError, CommandError) as error:
         print(f"raftlog: {error}", file=sys.stderr)
         return EXIT_FAILED

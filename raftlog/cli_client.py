@@ -29,10 +29,6 @@ class CommandError(RuntimeError):
     """The command cannot do what was asked; the message says why (exit code 1)."""
 
 
-class NotSupported(CommandError):
-    """raftlog does not do this yet (exit code 4)."""
-
-
 def error_name(code: int) -> str:
     try:
         return ErrorCode(code).name

@@ -10,13 +10,22 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from raftlog.cli_client import Client, CommandError, NotSupported, check, error_name
+from raftlog.cli_client import Client, CommandError, check, error_name
 from raftlog.protocol.messages.generated.create_topics_request import (
     CreatableTopic,
     CreatableTopicConfig,
     CreateTopicsRequest,
 )
 from raftlog.protocol.messages.generated.delete_topics_request import DeleteTopicsRequest
+from raftlog.protocol.messages.generated.describe_configs_request import (
+    DescribeConfigsRequest,
+    DescribeConfigsResource,
+)
+from raftlog.protocol.messages.generated.incremental_alter_configs_request import (
+    AlterableConfig,
+    AlterConfigsResource,
+    IncrementalAlterConfigsRequest,
+)
 from raftlog.protocol.messages.generated.list_offsets_request import (
     ListOffsetsPartition,
     ListOffsetsRequest,
@@ -25,6 +34,12 @@ from raftlog.protocol.messages.generated.list_offsets_request import (
 
 CREATE_VERSION = 5
 DELETE_VERSION = 4
+DESCRIBE_CONFIGS_VERSION = 3
+ALTER_CONFIGS_VERSION = 0
+TOPIC_RESOURCE = 2
+CONFIG_SET = 0
+CONFIG_DELETE = 1
+DYNAMIC_TOPIC_CONFIG = 1
 LIST_OFFSETS_VERSION = 4
 EARLIEST = -2
 LATEST = -1
@@ -50,12 +65,12 @@ def add_parsers(commands: argparse._SubParsersAction, common: argparse.ArgumentP
     describe.add_argument("topic", metavar="TOPIC")
     delete = sub.add_parser("delete", parents=[common], help="delete a topic and its data")
     delete.add_argument("topic", metavar="TOPIC")
-    alter = sub.add_parser(
-        "alter-config", parents=[common], help="change topic settings (not supported yet)"
-    )
+    alter = sub.add_parser("alter-config", parents=[common], help="set or delete topic settings")
     alter.add_argument("topic", metavar="TOPIC")
-    alter.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    alter.add_argument("--delete", action="append", default=[], metavar="KEY")
+    alter.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="repeatable")
+    alter.add_argument(
+        "--delete", action="append", default=[], metavar="KEY", help="back to the default"
+    )
 
 
 def key_values(items: list[str], flag: str) -> dict[str, str]:
@@ -78,11 +93,7 @@ def run(client: Client, arguments: argparse.Namespace) -> Any:
         return describe(client, arguments.topic)
     if command == "delete":
         return delete(client, arguments.topic)
-    raise NotSupported(
-        "topic alter-config is not supported yet: raftlog does not serve DescribeConfigs or "
-        "(Incremental)AlterConfigs. Set topic settings at creation "
-        "(`raftlog topic create TOPIC --config KEY=VALUE`)."
-    )
+    return alter_config(client, arguments.topic, arguments.set, arguments.delete)
 
 
 def create(client: Client, arguments: argparse.Namespace) -> dict[str, Any]:
@@ -152,6 +163,7 @@ def describe(client: Client, name: str) -> dict[str, Any]:
     return {
         "topic": name,
         "internal": topic.internal,
+        "configs": describe_configs(client, name),
         "partitions": [
             {
                 "partition": p.index,
@@ -166,6 +178,59 @@ def describe(client: Client, name: str) -> dict[str, Any]:
             for p in topic.partitions
         ],
     }
+
+
+def describe_configs(client: Client, name: str) -> list[dict[str, Any]]:
+    request = DescribeConfigsRequest(
+        resources=[
+            DescribeConfigsResource(
+                resource_type=TOPIC_RESOURCE, resource_name=name, configuration_keys=None
+            )
+        ]
+    )
+    [result] = client.request(request, DESCRIBE_CONFIGS_VERSION).results  # type: ignore[attr-defined]
+    check(result.error_code, f"settings of topic {name!r}", result.error_message)
+    return [
+        {
+            "name": entry.name,
+            "value": entry.value,
+            "set_on_topic": entry.config_source == DYNAMIC_TOPIC_CONFIG,
+            "read_only": entry.read_only,
+        }
+        for entry in result.configs
+    ]
+
+
+def alter_config(
+    client: Client, name: str, settings: list[str], deletions: list[str]
+) -> dict[str, Any]:
+    changes = key_values(settings, "--set")
+    if not changes and not deletions:
+        raise CommandError("nothing to change: give --set KEY=VALUE or --delete KEY")
+    both = sorted(set(changes) & set(deletions))
+    if both:
+        raise CommandError(f"{both[0]!r} is both set and deleted")
+    request = IncrementalAlterConfigsRequest(
+        resources=[
+            AlterConfigsResource(
+                resource_type=TOPIC_RESOURCE,
+                resource_name=name,
+                configs=[
+                    *(
+                        AlterableConfig(name=k, config_operation=CONFIG_SET, value=v)
+                        for k, v in changes.items()
+                    ),
+                    *(
+                        AlterableConfig(name=k, config_operation=CONFIG_DELETE, value=None)
+                        for k in deletions
+                    ),
+                ],
+            )
+        ]
+    )
+    [result] = client.request(request, ALTER_CONFIGS_VERSION).responses  # type: ignore[attr-defined]
+    check(result.error_code, f"cannot alter topic {name!r}", result.error_message)
+    return {"topic": name, "set": changes, "deleted": deletions}
 
 
 def delete(client: Client, name: str) -> dict[str, Any]:
@@ -185,5 +250,16 @@ def render_text(command: str, document: Any, table: Any) -> str:
         )
     if command == "delete":
         return f"deleted topic {document['topic']}"
+    if command == "alter-config":
+        changed = [f"{k}={v}" for k, v in document["set"].items()] + [
+            f"{k} (default)" for k in document["deleted"]
+        ]
+        return f"altered topic {document['topic']}: " + ", ".join(changed)
     internal = " (internal)" if document["internal"] else ""
-    return f"topic {document['topic']}{internal}\n\n" + str(table(document["partitions"]))
+    settings = ", ".join(
+        f"{entry['name']}={entry['value']}" + ("" if entry["set_on_topic"] else " (default)")
+        for entry in document["configs"]
+    )
+    return f"topic {document['topic']}{internal}\nsettings: {settings or '-'}\n\n" + str(
+        table(document["partitions"])
+    )

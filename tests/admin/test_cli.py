@@ -163,14 +163,6 @@ def test_records_cross_over_with_kcat(node: LocalCluster) -> None:
     assert read_by_cli == read_by_kcat
 
 
-def test_alter_config_says_not_supported_yet(node: LocalCluster) -> None:
-    b = ("--bootstrap", node.bootstrap)
-    _ok("topic", "create", "settings", *b)
-    result = _raftlog("topic", "alter-config", "settings", "--set", "retention.ms=1000", *b)
-    assert result.returncode == 4
-    assert "not supported yet" in result.stderr
-
-
 @pytest.mark.parametrize(
     "command",
     [
