@@ -49,4 +49,6 @@ setup(
     package_dir=package_dir,
     cffi_modules=["native/build_native.py:ffibuilder"],
     include_package_data=False,
+    # The admin console's static files, served by the node itself (no build step).
+    package_data={"raftlog.admin": ["console/*.html", "console/*.js", "console/*.css"]},
 )

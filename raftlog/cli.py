@@ -11,7 +11,8 @@ from pathlib import Path
 
 import trio
 
-from raftlog import __version__, cli_groups, logs
+from raftlog import __version__, cli_cluster, cli_groups, cli_records, cli_topics, logs
+from raftlog.cli_client import CommandError, client
 from raftlog.config import ConfigError, NodeConfig, resolve
 from raftlog.node.node import Node
 from raftlog.testing import LocalCluster, NodeFailedToStart
@@ -20,6 +21,7 @@ EXIT_OK = 0
 EXIT_USAGE = 2
 EXIT_CONFIG = 3
 EXIT_FAILED = 1
+DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
 
 
 def _add_node_flags(parser: argparse.ArgumentParser) -> None:
@@ -28,6 +30,11 @@ def _add_node_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--kafka-addr", dest="kafka_addr", help="Kafka listener HOST:PORT")
     parser.add_argument(
         "--advertised-kafka-addr", dest="advertised_kafka_addr", help="HOST:PORT told to clients"
+    )
+    parser.add_argument(
+        "--admin-addr",
+        dest="admin_addr",
+        help="admin HTTP API, metrics and console HOST:PORT (127.0.0.1:9644; '' turns it off)",
     )
     parser.add_argument("--node-id", dest="node_id", help="this node's id (1)")
     parser.add_argument("--peers", help="cluster members as ID@HOST:PORT,...")
@@ -72,6 +79,7 @@ FLAG_SETTINGS = (
     "data_dir",
     "kafka_addr",
     "advertised_kafka_addr",
+    "admin_addr",
     "node_id",
     "peers",
     "fsync",
@@ -108,6 +116,16 @@ def build_parser() -> argparse.ArgumentParser:
     for sub in (group_list, group_describe):
         sub.add_argument("--bootstrap", default="127.0.0.1:9092", help="a node's Kafka address")
         sub.add_argument("--format", choices=("text", "json"), default="text")
+    output = argparse.ArgumentParser(add_help=False)
+    output.add_argument("--format", choices=("text", "json"), default="text")
+    bootstrap = argparse.ArgumentParser(add_help=False)
+    bootstrap.add_argument(
+        "--bootstrap", default=DEFAULT_BOOTSTRAP, help=f"node Kafka addresses ({DEFAULT_BOOTSTRAP})"
+    )
+    kafka_common = argparse.ArgumentParser(add_help=False, parents=[bootstrap, output])
+    cli_topics.add_parsers(commands, kafka_common)
+    cli_records.add_parsers(commands, kafka_common, bootstrap)
+    cli_cluster.add_parsers(commands, output)
     dev = commands.add_parser("dev", help="local development helpers")
     dev_commands = dev.add_subparsers(dest="dev_command", metavar="SUBCOMMAND")
     cluster = dev_commands.add_parser(
@@ -116,7 +134,10 @@ def build_parser() -> argparse.ArgumentParser:
     cluster.add_argument("--nodes", type=int, default=3, help="how many nodes (3)")
     cluster.add_argument("--data-dir", type=Path, default=Path("raftlog-dev-cluster"))
     cluster.add_argument(
-        "--base-port", type=int, default=9092, help="Kafka ports from here, internal +100"
+        "--base-port",
+        type=int,
+        default=9092,
+        help="Kafka ports from here, internal +100, admin HTTP +200",
     )
     config = commands.add_parser("config", help="configuration commands")
     config_commands = config.add_subparsers(dest="config_command", metavar="SUBCOMMAND")
@@ -156,6 +177,43 @@ def _group(arguments: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _kafka_command(arguments: argparse.Namespace) -> int:
+    """topic, produce and consume: talk Kafka to the nodes, print a table or JSON."""
+    try:
+        with client(arguments.bootstrap) as connected:
+            if arguments.command == "topic":
+                document = cli_topics.run(connected, arguments)
+            elif arguments.command == "produce":
+                document = cli_records.produce(connected, arguments, sys.stdin.buffer)
+            else:
+                cli_records.consume(connected, arguments, sys.stdout.buffer)
+                return EXIT_OK
+    except (ConnectionError, CommandError) as error:
+        print(f"raftlog: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    if arguments.format == "json":
+        print(json.dumps(document, indent=2))
+    elif arguments.command == "topic":
+        print(cli_topics.render_text(arguments.topic_command, document, cli_groups.table))
+    else:
+        print(cli_records.render_text(document))
+    return EXIT_OK
+
+
+def _admin_command(arguments: argparse.Namespace) -> int:
+    """cluster status and segment list: read a node's admin HTTP API."""
+    try:
+        document = cli_cluster.run(arguments)
+    except (ConnectionError, CommandError) as error:
+        print(f"raftlog: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    if arguments.format == "json":
+        print(json.dumps(document, indent=2))
+    else:
+        print(cli_cluster.render_text(arguments.command, document, cli_groups.table))
+    return EXIT_OK
+
+
 def _dev_cluster(nodes: int, data_dir: Path, base_port: int) -> int:
     if not 1 <= nodes <= 9:
         print("raftlog: --nodes must be 1-9", file=sys.stderr)
@@ -167,6 +225,8 @@ def _dev_cluster(nodes: int, data_dir: Path, base_port: int) -> int:
         print(f"raftlog: {error}", file=sys.stderr)
         return EXIT_FAILED
     print(f"bootstrap: {cluster.bootstrap}", flush=True)
+    admins = ", ".join(f"{member.admin_url}/" for member in cluster.members)
+    print(f"console: {admins}", flush=True)
     print(f"logs: {data_dir}/node*.log; Ctrl-C stops every node", flush=True)
     # Block the stop signals only now: the node processes must not inherit the mask.
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
@@ -196,11 +256,18 @@ def main(argv: list[str] | None = None) -> int:
         or (arguments.command == "config" and arguments.config_command is None)
         or (arguments.command == "dev" and arguments.dev_command is None)
         or (arguments.command == "group" and arguments.group_command is None)
+        or (arguments.command == "topic" and arguments.topic_command is None)
+        or (arguments.command == "cluster" and arguments.cluster_command is None)
+        or (arguments.command == "segment" and arguments.segment_command is None)
     ):
         parser.print_help()
         return EXIT_USAGE
     if arguments.command == "group":
         return _group(arguments)
+    if arguments.command in ("topic", "produce", "consume"):
+        return _kafka_command(arguments)
+    if arguments.command in ("cluster", "segment"):
+        return _admin_command(arguments)
     if arguments.command == "dev":
         return _dev_cluster(arguments.nodes, arguments.data_dir, arguments.base_port)
     try:

@@ -95,6 +95,8 @@ class NodeConfig:
     kafka_addr: HostPort = HostPort("127.0.0.1", 9092)
     advertised_kafka_addr: HostPort | None = None
     internal_addr: HostPort = HostPort("127.0.0.1", 9093)
+    admin_addr: HostPort | None = HostPort("127.0.0.1", 9644)
+    """The admin HTTP API, metrics and console; None (an empty value) turns it off."""
     node_id: int = attrs.field(default=1, validator=_positive("node_id"))
     peers: tuple[Peer, ...] = ()
     fsync: FsyncPolicy = FsyncPolicy.ALWAYS
@@ -154,9 +156,9 @@ ENVIRONMENT_PREFIX = "RAFTLOG_"
 
 def _convert(key: str, raw: object) -> object:
     """Turn a value from TOML, the environment or a flag into the setting's type."""
-    if key in ("kafka_addr", "advertised_kafka_addr", "internal_addr"):
+    if key in ("kafka_addr", "advertised_kafka_addr", "internal_addr", "admin_addr"):
         if raw in (None, ""):
-            if key == "advertised_kafka_addr":
+            if key in ("advertised_kafka_addr", "admin_addr"):
                 return None
             raise ConfigError(f"{key}: must not be empty")
         return HostPort.parse(str(raw), key=key)

@@ -43,11 +43,23 @@ class LocalNode:
     data_dir: pathlib.Path
     log_path: pathlib.Path
     arguments: list[str]
+    admin_port: int | None = None
     process: subprocess.Popen[bytes] | None = None
 
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.kafka_port}"
+
+    @property
+    def admin_address(self) -> str:
+        """HOST:PORT of the node's admin HTTP API."""
+        if self.admin_port is None:
+            raise ValueError(f"node {self.node_id} runs without an admin endpoint")
+        return f"127.0.0.1:{self.admin_port}"
+
+    @property
+    def admin_url(self) -> str:
+        return f"http://{self.admin_address}"
 
     @property
     def running(self) -> bool:
@@ -108,24 +120,29 @@ class LocalCluster:
     nodes: int = 3
     extra_arguments: Sequence[str] = ()
     base_port: int | None = None
-    """Kafka ports base_port.., internal ports base_port+100..; None picks free ports."""
+    """Kafka ports base_port.., internal ports base_port+100.., admin ports base_port+200..;
+    None picks free ports."""
     members: list[LocalNode] = attrs.field(factory=list)
 
     def __attrs_post_init__(self) -> None:
         self.directory = pathlib.Path(self.directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         if self.base_port is None:
-            ports = [(free_port(), free_port()) for _ in range(self.nodes)]
+            ports = [(free_port(), free_port(), free_port()) for _ in range(self.nodes)]
         else:
-            ports = [(self.base_port + i, self.base_port + 100 + i) for i in range(self.nodes)]
-        peers = ",".join(f"{i + 1}@127.0.0.1:{internal}" for i, (_k, internal) in enumerate(ports))
-        for index, (kafka_port, internal_port) in enumerate(ports):
+            base = self.base_port
+            ports = [(base + i, base + 100 + i, base + 200 + i) for i in range(self.nodes)]
+        peers = ",".join(
+            f"{i + 1}@127.0.0.1:{internal}" for i, (_k, internal, _a) in enumerate(ports)
+        )
+        for index, (kafka_port, internal_port, admin_port) in enumerate(ports):
             node_id = index + 1
             data_dir = self.directory / f"node{node_id}"
             arguments = [
                 "--node-id", str(node_id),
                 "--data-dir", str(data_dir),
                 "--kafka-addr", f"127.0.0.1:{kafka_port}",
+                "--admin-addr", f"127.0.0.1:{admin_port}",
                 *(("--peers", peers) if self.nodes > 1 else ()),
                 *self.extra_arguments,
             ]  # fmt: skip
@@ -137,6 +154,7 @@ class LocalCluster:
                     data_dir,
                     self.directory / f"node{node_id}.log",
                     arguments,
+                    admin_port,
                 )
             )
 

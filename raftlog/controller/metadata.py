@@ -296,6 +296,49 @@ def _replace_replica(state: MetadataState, command: dict[str, Any]) -> SegmentIn
     return replaced
 
 
+TOPIC_CONFIGS_MAX = 100
+CONFIG_NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,248}$")
+CONFIG_VALUE_CHARS_MAX = 4096
+INTEGER_CONFIGS = frozenset({"retention.ms", "retention.bytes", "segment.bytes", "segment.ms"})
+
+
+def validate_topic_config(name: str, value: str) -> None:
+    """Reject a topic setting no topic could hold; raftlog keeps unknown names, as Kafka
+    keeps them for plugins, but bounds their size and checks the numeric ones it reads."""
+    if not CONFIG_NAME_PATTERN.match(name):
+        raise MetadataError(INVALID_CONFIG, f"invalid config name {name!r}")
+    if len(value) > CONFIG_VALUE_CHARS_MAX:
+        raise MetadataError(INVALID_CONFIG, f"{name}: value over {CONFIG_VALUE_CHARS_MAX} chars")
+    if name in INTEGER_CONFIGS:
+        try:
+            number = int(value)
+        except ValueError:
+            raise MetadataError(
+                INVALID_CONFIG, f"{name}: expected an integer, got {value!r}"
+            ) from None
+        if number < -1:
+            raise MetadataError(INVALID_CONFIG, f"{name}: must be -1 or more, got {number}")
+
+
+def _alter_topic_configs(state: MetadataState, command: dict[str, Any]) -> TopicInfo:
+    """Set and delete settings of a topic (IncrementalAlterConfigs), all or nothing."""
+    name = command.get("name")
+    topic = state.topics.get(name) if isinstance(name, str) else None
+    if topic is None:
+        raise MetadataError(UNKNOWN_TOPIC_OR_PARTITION, f"topic {name!r} does not exist")
+    configs = dict(topic.configs)
+    for key in command.get("delete", []):
+        configs.pop(str(key), None)
+    for key, value in dict(command.get("set", {})).items():
+        validate_topic_config(str(key), str(value))
+        configs[str(key)] = str(value)
+    if len(configs) > TOPIC_CONFIGS_MAX:
+        raise MetadataError(INVALID_CONFIG, f"a topic holds at most {TOPIC_CONFIGS_MAX} settings")
+    altered = attrs.evolve(topic, configs=tuple(sorted(configs.items())))
+    state.topics[topic.name] = altered
+    return altered
+
+
 PRODUCER_ID_BLOCK_SIZE_MAX = 1_000_000
 
 
@@ -318,6 +361,7 @@ def _allocate_producer_ids(state: MetadataState, command: dict[str, Any]) -> int
 
 _HANDLERS = {
     "allocate_producer_ids": _allocate_producer_ids,
+    "alter_topic_configs": _alter_topic_configs,
     "init_cluster": _init_cluster,
     "register_node": _register_node,
     "create_topic": _create_topic,

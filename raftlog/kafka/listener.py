@@ -15,7 +15,9 @@ we cannot build correctly is worse than none.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 import attrs
 import trio
@@ -35,6 +37,16 @@ Handler = Callable[[RequestReceived], Awaitable[Message | None]]
 """Answers one request; None means the request gets no response (acks=0 produce)."""
 
 RECEIVE_CHUNK_BYTES = 256 * 1024
+
+
+class ListenerObserver(Protocol):
+    """Told about traffic, once per read, write or request (never per record): metrics."""
+
+    def kafka_bytes_received(self, count: int) -> None: ...
+
+    def kafka_bytes_sent(self, count: int) -> None: ...
+
+    def kafka_request_done(self, api_key: int, seconds: float, failed: bool) -> None: ...
 
 
 @attrs.frozen
@@ -72,6 +84,7 @@ class KafkaListener:
     handler: Handler
     supported_versions: dict[int, tuple[int, int]]
     limits: ListenerLimits = ListenerLimits()
+    observer: ListenerObserver | None = None
     _connections_open: int = 0
     _connections_total: int = 0
     _requests_total: int = 0
@@ -137,7 +150,10 @@ class KafkaListener:
         while True:
             event = connection.next_request()
             if event is NEED_DATA:
-                connection.receive_data(await stream.receive_some(RECEIVE_CHUNK_BYTES))
+                data = await stream.receive_some(RECEIVE_CHUNK_BYTES)
+                if self.observer is not None:
+                    self.observer.kafka_bytes_received(len(data))
+                connection.receive_data(data)
                 continue
             if event is CONNECTION_CLOSED:
                 return
@@ -167,6 +183,7 @@ class KafkaListener:
     async def _handle(self, slot: _Slot) -> None:
         event = slot.event
         assert isinstance(event, RequestReceived)
+        started = time.perf_counter()
         try:
             slot.body = await self.handler(event)
         except Exception as error:
@@ -183,6 +200,9 @@ class KafkaListener:
             logging.getLogger(logs.LOGGER_NAME).debug("handler traceback", exc_info=True)
         finally:
             slot.done.set()
+            if self.observer is not None:
+                seconds = time.perf_counter() - started
+                self.observer.kafka_request_done(event.api_key, seconds, slot.failed)
 
     async def _write_responses(
         self,
@@ -195,15 +215,20 @@ class KafkaListener:
             async for slot in slots:
                 await slot.done.wait()
                 if isinstance(slot.event, ProtocolError):
-                    await stream.send_all(connection.send_error_response(slot.event))
+                    await self._send(stream, connection.send_error_response(slot.event))
                     continue
                 if slot.failed or slot.body is None:
                     nursery.cancel_scope.cancel()
                     return
                 for chunk in connection.send_response_chunks(slot.event, slot.body):
-                    await stream.send_all(chunk)
+                    await self._send(stream, chunk)
         # The reader finished (EOF or a fatal framing error) and every response is written;
         # handlers of acks=0 requests may still be running and are left to finish.
+
+    async def _send(self, stream: trio.SocketStream, data: bytes | memoryview) -> None:
+        await stream.send_all(data)
+        if self.observer is not None:
+            self.observer.kafka_bytes_sent(len(data))
 
 
 def _only_disconnects(error: BaseException) -> bool:

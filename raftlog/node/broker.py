@@ -18,9 +18,11 @@ from raftlog.controller.metadata import (
     INVALID_PARTITIONS,
     INVALID_REPLICATION_FACTOR,
     PARTITIONS_PER_TOPIC_MAX,
+    UNKNOWN_TOPIC_OR_PARTITION,
     MetadataError,
     NodeInfo,
     TopicInfo,
+    validate_topic_config,
 )
 from raftlog.controller.service import Controller
 from raftlog.groups.coordinator import GroupCoordinator
@@ -213,6 +215,19 @@ class Broker:
         return await self.controller.create_topic(
             name, assignments, wanted, configs, self.request_timeout_s
         )
+
+    async def alter_topic_configs(
+        self, name: str, changes: dict[str, str], deletions: list[str], *, validate_only: bool
+    ) -> None:
+        """Set and delete topic settings through the controller (or only check them)."""
+        if name not in self.controller.state.topics:
+            raise MetadataError(UNKNOWN_TOPIC_OR_PARTITION, f"topic {name!r} does not exist")
+        for key, value in changes.items():
+            validate_topic_config(key, value)
+        if validate_only:
+            return
+        command = {"type": "alter_topic_configs", "name": name, "set": changes, "delete": deletions}
+        await self.controller.execute(command, self.request_timeout_s)
 
     async def next_producer_id(self) -> int:
         producer_id = next(self._producer_ids, None)

@@ -28,6 +28,8 @@ import attrs
 import trio
 
 from raftlog import logs
+from raftlog.admin.metrics import NodeMetrics
+from raftlog.admin.server import start_admin
 from raftlog.config import NodeConfig
 from raftlog.controller.metadata import (
     CONTROLLER_GROUP_ID,
@@ -102,6 +104,9 @@ class Node:
     kafka_port: int | None = None
     router: RaftRouter | None = None
     transport: Transport | None = None
+    metrics: NodeMetrics = attrs.field(factory=NodeMetrics)
+    admin_port: int | None = None
+    """The admin HTTP API's bound port (None when `admin_addr` is empty)."""
     _hosted: dict[int, _Hosted] = attrs.field(factory=dict)
     _awake: set[int] = attrs.field(factory=set)
     _opening: set[int] = attrs.field(factory=set)
@@ -129,9 +134,13 @@ class Node:
                 self.broker.ask_leaders = self._ask_leaders
             # Bind first, so that the advertised port is known even for port 0; the broker
             # holds every request until recovery is done.
-            listener = KafkaListener(self.broker.handle, self.broker.supported_versions)
+            listener = KafkaListener(
+                self.broker.handle, self.broker.supported_versions, observer=self.metrics
+            )
             address = self.config.kafka_addr
             self.kafka_port = await nursery.start(listener.serve, address.host, address.port)
+            # Up before recovery, so /healthz answers and /readyz says 503 until it is done.
+            self.admin_port = await start_admin(self, nursery)
             voters, learners = self._controller_members()
             group = await self._host(
                 CONTROLLER_GROUP_ID, data_dir / "controller", None, voters, learners=learners
@@ -156,12 +165,14 @@ class Node:
                 nursery.start_soon(self._reconcile_forever)
             nursery.start_soon(self._compaction_forever)
             self.broker.ready.set()
+            admin_host = self.config.admin_addr.host if self.config.admin_addr else ""
             logs.event(
                 "listening",
                 kafka=f"{address.host}:{self.kafka_port}",
                 node_id=self.config.node_id,
                 data_dir=str(data_dir),
                 fsync=self.config.fsync.value,
+                admin="" if self.admin_port is None else f"{admin_host}:{self.admin_port}",
             )
             task_status.started(self.kafka_port)
 
@@ -243,6 +254,7 @@ class Node:
                 chain.cluster_start = functools.partial(self._partition_start, *partition)
                 self.broker.partitions[partition] = chain
             chain.add(replica)
+        group.observer = self.metrics
         scope = trio.CancelScope()
         self._hosted[group_id] = _Hosted(group, storage, scope, directory)
         group.on_input = self._awake.add
@@ -552,6 +564,13 @@ class Node:
     def hosted_groups(self) -> int:
         return len(self._hosted)
 
+    def replica_groups(self) -> list[ReplicaGroup]:
+        """Every Raft group hosted here (for the admin view and metrics)."""
+        return [hosted.group for hosted in self._hosted.values()]
+
+    def hosted_group(self, group_id: int) -> ReplicaGroup | None:
+        return self._lookup(group_id)
+
     def quiescent_groups(self) -> int:
         """How many hosted groups are quiescent now (for statistics and tests)."""
         return sum(1 for hosted in self._hosted.values() if hosted.group.raw.quiescent())
@@ -579,14 +598,17 @@ class Node:
         advertised = config.advertised
         if advertised.port == 0:
             advertised = attrs.evolve(advertised, port=self.kafka_port or 0)
+        # In a cluster this node's internal address is its own entry in --peers.
+        own = [peer.address for peer in config.peers if peer.node_id == config.node_id]
+        internal = own[0] if own else config.internal_addr
         known = self.controller.state.nodes.get(config.node_id)
         wanted = {
             "type": "register_node",
             "node_id": config.node_id,
             "kafka_host": advertised.host,
             "kafka_port": advertised.port,
-            "internal_host": config.internal_addr.host,
-            "internal_port": config.internal_addr.port,
+            "internal_host": internal.host,
+            "internal_port": internal.port,
         }
         current = None if known is None else attrs.asdict(known)
         if current != {key: value for key, value in wanted.items() if key != "type"}:

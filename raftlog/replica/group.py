@@ -15,6 +15,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import logging
+import time
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
@@ -41,6 +42,14 @@ class GroupLog(Protocol):
 
     def sync(self) -> None:
         """Make every appended byte durable (fdatasync); runs in a worker thread."""
+
+
+class GroupObserver(Protocol):
+    """Told of each fsync and role change (metrics); must not block."""
+
+    def fsync_done(self, seconds: float) -> None: ...
+
+    def role_changed(self, role: Role, leader_changed: bool) -> None: ...
 
 
 class ProposalLost(Exception):
@@ -97,6 +106,7 @@ class ReplicaGroup:
     ticks only groups that had input since they were last quiescent."""
     on_leadership: Callable[[int], None] | None = None
     """Called with the group id when this replica becomes leader."""
+    observer: GroupObserver | None = None
 
     @property
     def is_leader(self) -> bool:
@@ -210,8 +220,11 @@ class ReplicaGroup:
             for message in ready.messages:
                 self.send(message)
         if ready.must_sync and self.fsync is FsyncPolicy.ALWAYS and ready.entries:
+            started = time.perf_counter()
             await trio.to_thread.run_sync(self.log.sync)
             self._fsyncs += 1
+            if self.observer is not None:
+                self.observer.fsync_done(time.perf_counter() - started)
         if ready.entries:
             self._persisted_index = ready.entries[-1].index
             terms = {entry.index: entry.term for entry in ready.entries}
@@ -229,6 +242,8 @@ class ReplicaGroup:
     def _note_role(self, role: Role, leader_id: int) -> None:
         if (role, leader_id) == (self._role, self._leader_id):
             return
+        if self.observer is not None:
+            self.observer.role_changed(role, leader_id != self._leader_id)
         self._role, self._leader_id = role, leader_id
         logs.event(
             "leader_changed",

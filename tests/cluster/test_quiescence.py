@@ -47,6 +47,7 @@ def test_idle_groups_go_quiet(tmp_path: pathlib.Path) -> None:
                 node_id=i,
                 data_dir=tmp_path / f"node{i}",
                 kafka_addr=HostPort("127.0.0.1", 0),
+                admin_addr=HostPort("127.0.0.1", 0),
                 peers=peers,
             )
         )

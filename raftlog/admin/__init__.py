@@ -1,0 +1,1 @@
+"""The admin HTTP API, Prometheus metrics and the console of a node."""

@@ -1,0 +1,95 @@
+"""The admin HTTP API's routes: JSON documents, health, metrics and the console.
+
+| route | answer |
+|---|---|
+| `GET /healthz` | 200 while the process runs |
+| `GET /readyz` | 200 once joined, caught up with the controller log and serving Kafka; else 503 |
+| `GET /metrics` | Prometheus text exposition (this node's registry) |
+| `GET /v1/cluster` | cluster id, controller leader, nodes |
+| `GET /v1/topics` | every topic with its partition count, replication factor and configs |
+| `GET /v1/topics/{topic}/partitions` | each partition's segment chain |
+| `GET /v1/groups` | consumer groups this node coordinates, with lag |
+| `GET /` | the console (static HTML + JS polling the JSON routes) |
+
+Only GET and HEAD are served; a JSON error document says what went wrong otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.parse
+from importlib import resources
+from typing import Any
+
+import attrs
+
+from raftlog.admin.http_server import HttpRequest, HttpResponse
+from raftlog.admin.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from raftlog.admin.metrics import NodeMetrics
+from raftlog.admin.view import NodeView
+
+CONSOLE_FILES = {
+    "/": ("index.html", "text/html; charset=utf-8"),
+    "/console.js": ("console.js", "text/javascript; charset=utf-8"),
+    "/console.css": ("console.css", "text/css; charset=utf-8"),
+}
+
+
+def _json(status: int, document: Any) -> HttpResponse:
+    return HttpResponse(status, json.dumps(document, indent=1).encode() + b"\n")
+
+
+def _error(status: int, message: str) -> HttpResponse:
+    return _json(status, {"error": message})
+
+
+def _console_file(name: str) -> bytes:
+    return resources.files("raftlog.admin").joinpath("console", name).read_bytes()
+
+
+@attrs.define(eq=False)
+class AdminApi:
+    view: NodeView
+    metrics: NodeMetrics
+    _console: dict[str, bytes] = attrs.field(factory=dict)
+
+    async def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.method not in ("GET", "HEAD"):
+            return attrs.evolve(
+                _error(405, f"{request.method} is not served; the admin API is read-only"),
+                headers=(("allow", "GET, HEAD"),),
+            )
+        path = urllib.parse.urlsplit(request.target).path
+        return self.route(path)
+
+    def route(self, path: str) -> HttpResponse:
+        if path == "/healthz":
+            return _json(200, {"status": "ok"})
+        if path == "/readyz":
+            ready = self.view.ready
+            return _json(200 if ready else 503, {"ready": ready})
+        if path == "/metrics":
+            return HttpResponse(200, self.metrics.exposition(), METRICS_CONTENT_TYPE)
+        if path in CONSOLE_FILES:
+            name, content_type = CONSOLE_FILES[path]
+            if name not in self._console:
+                self._console[name] = _console_file(name)
+            return HttpResponse(200, self._console[name], content_type)
+        parts = [urllib.parse.unquote(part) for part in path.strip("/").split("/")]
+        if parts[:1] != ["v1"]:
+            return _error(404, f"no route {path}")
+        return self._v1(parts[1:], path)
+
+    def _v1(self, parts: list[str], path: str) -> HttpResponse:
+        if parts == ["cluster"]:
+            return _json(200, self.view.cluster())
+        if parts == ["topics"]:
+            return _json(200, {"topics": self.view.topics()})
+        if len(parts) == 3 and parts[0] == "topics" and parts[2] == "partitions":
+            partitions = self.view.partitions(parts[1])
+            if partitions is None:
+                return _error(404, f"no topic {parts[1]!r}")
+            return _json(200, {"topic": parts[1], "partitions": partitions})
+        if parts == ["groups"]:
+            return _json(200, {"groups": self.view.groups()})
+        return _error(404, f"no route {path}")

@@ -1,0 +1,163 @@
+"""`raftlog cluster status` and `raftlog segment list TOPIC/PARTITION`: the admin API's view.
+
+Both read one node's admin HTTP API (`--admin`, default 127.0.0.1:9644). Every node
+knows the whole cluster's metadata; leaders, terms, high watermarks and replica lag are
+known for the segments that node hosts (with replication factor = cluster size, all of
+them). A segment hosted elsewhere shows `-` for those columns.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+from typing import Any
+from urllib.parse import quote
+
+from raftlog.cli_client import CommandError
+
+DEFAULT_ADMIN = "127.0.0.1:9644"
+TIMEOUT_S = 10.0
+RESPONSE_BYTES_MAX = 64 << 20
+
+
+class AdminUnreachable(ConnectionError):
+    """No admin endpoint answers at the address."""
+
+
+def add_parsers(commands: argparse._SubParsersAction, output: argparse.ArgumentParser) -> None:  # type: ignore[type-arg]
+    admin = argparse.ArgumentParser(add_help=False)
+    admin.add_argument(
+        "--admin", default=DEFAULT_ADMIN, help=f"a node's admin HTTP address ({DEFAULT_ADMIN})"
+    )
+    cluster = commands.add_parser("cluster", help="the cluster as one node sees it")
+    cluster_sub = cluster.add_subparsers(dest="cluster_command", metavar="SUBCOMMAND")
+    cluster_sub.add_parser(
+        "status",
+        parents=[admin, output],
+        help="nodes, controller leader, every partition's segments, leaders, terms and lag",
+    )
+    segment = commands.add_parser("segment", help="the segments of a partition")
+    segment_sub = segment.add_subparsers(dest="segment_command", metavar="SUBCOMMAND")
+    listing = segment_sub.add_parser(
+        "list", parents=[admin, output], help="one partition's segment chain"
+    )
+    listing.add_argument("target", metavar="TOPIC/PARTITION")
+
+
+def get(admin: str, path: str) -> Any:
+    """GET a JSON document from the admin API."""
+    host, _, port = admin.rpartition(":")
+    if not host or not port.isdigit():
+        raise CommandError(f"--admin: expected HOST:PORT, got {admin!r}")
+    connection = http.client.HTTPConnection(host, int(port), timeout=TIMEOUT_S)
+    try:
+        connection.request("GET", path)
+        response = connection.getresponse()
+        body = response.read(RESPONSE_BYTES_MAX + 1)
+    except OSError as error:
+        raise AdminUnreachable(
+            f"no node at {admin} ({getattr(error, 'strerror', None) or error}) — is "
+            "`raftlog serve` running? (cluster and segment commands use the admin API, --admin)"
+        ) from error
+    finally:
+        connection.close()
+    if len(body) > RESPONSE_BYTES_MAX:
+        raise CommandError(f"{admin}{path}: answer over {RESPONSE_BYTES_MAX} bytes")
+    try:
+        document = json.loads(body)
+    except ValueError as error:
+        raise CommandError(f"{admin}{path} did not answer JSON (HTTP {response.status})") from error
+    if response.status != 200:
+        raise CommandError(f"{admin}{path}: {document.get('error', response.status)}")
+    return document
+
+
+def _link(connected: bool | None) -> str:
+    return "up" if connected else "down"
+
+
+def _lag(segment: dict[str, Any]) -> str | None:
+    lag = segment.get("replica_lag")
+    if not lag:
+        return None
+    return ",".join(f"{node}:{behind}" for node, behind in sorted(lag.items()))
+
+
+def _segment_row(segment: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "group": segment["group_id"],
+        "base_offset": segment["base_offset"],
+        "last_offset": segment["last_offset"],
+        "state": segment["state"],
+        "leader": segment["leader"],
+        "term": segment["term"],
+        "high_watermark": segment["high_watermark"],
+        "replicas": ",".join(str(r) for r in segment["replicas"]),
+        "lag": _lag(segment),
+        "bytes": segment["size_bytes"],
+    }
+
+
+def status(admin: str) -> dict[str, Any]:
+    cluster = get(admin, "/v1/cluster")
+    partitions = []
+    for topic in get(admin, "/v1/topics")["topics"]:
+        document = get(admin, f"/v1/topics/{quote(topic['name'], safe='')}/partitions")
+        partitions.extend(document["partitions"])
+    return {"cluster": cluster, "partitions": partitions}
+
+
+def segment_list(admin: str, target: str) -> dict[str, Any]:
+    topic, separator, index_text = target.rpartition("/")
+    if not separator or not topic or not index_text.isdigit():
+        raise CommandError(f"expected TOPIC/PARTITION, got {target!r}")
+    document = get(admin, f"/v1/topics/{quote(topic, safe='')}/partitions")
+    for partition in document["partitions"]:
+        if partition["partition"] == int(index_text):
+            return partition  # type: ignore[no-any-return]
+    raise CommandError(f"topic {topic!r} has no partition {index_text}")
+
+
+def run(arguments: argparse.Namespace) -> Any:
+    if arguments.command == "cluster":
+        return status(arguments.admin)
+    return segment_list(arguments.admin, arguments.target)
+
+
+def render_text(command: str, document: dict[str, Any], table: Any) -> str:
+    if command == "segment":
+        header = (
+            f"{document['topic']}/{document['partition']}  leader {document['leader'] or '-'}  "
+            f"term {document['term'] or '-'}  high watermark {document['high_watermark']}  "
+            f"log start {document['log_start_offset']}"
+        )
+        return header + "\n\n" + str(table([_segment_row(s) for s in document["segments"]]))
+    cluster = document["cluster"]
+    lines = [
+        f"cluster {cluster['cluster_id']}  controller leader {cluster['controller_leader'] or '-'}"
+        f"  seen from node {cluster['node_id']}  ready {str(cluster['ready']).lower()}",
+        "",
+        str(
+            table(
+                [
+                    {
+                        "node": node["node_id"],
+                        "kafka": node["kafka"],
+                        "internal": node["internal"],
+                        "link": "self" if node["this_node"] else _link(node["connected"]),
+                    }
+                    for node in cluster["nodes"]
+                ]
+            )
+        ),
+        "",
+    ]
+    rows = []
+    for partition in document["partitions"]:
+        for segment in partition["segments"]:
+            row = {"partition": f"{partition['topic']}/{partition['partition']}"}
+            row.update(_segment_row(segment))
+            rows.append(row)
+    lines.append(str(table(rows)))
+    return "\n".join(lines)
