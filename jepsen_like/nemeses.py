@@ -163,6 +163,8 @@ class Nemesis:
             self._paused.update(victims)
             targets = tuple(f"n{n}" for n in victims)
         elif fault.kind == "partition":
+            if fault.variant == "bridge" and len(self._nodes()) < 5:
+                fault = attrs.evolve(fault, variant="halves")  # no bridge in 3 nodes
             links = self._partition_links(fault, rng)
             self.network.cut(links)
             targets = tuple(f"n{a}-n{b}" for a, b in links)

@@ -84,6 +84,7 @@ class NamespaceNetwork:
     _bridge_created: bool = False
     _closed: bool = False
     _netem_nodes: set[int] = attrs.field(factory=set)
+    _netem_refusal: str | None = None
 
     # -- names -------------------------------------------------------------------------
 
@@ -127,6 +128,21 @@ class NamespaceNetwork:
             _run([*inside, "ip", "addr", "add", f"{self.address(node_id)}/24", "dev", "eth0"])
             _run([*inside, "ip", "link", "set", "eth0", "up"])
             _run([*inside, "ip", "link", "set", "lo", "up"])
+        self._netem_refusal = self._probe_netem()
+
+    def _probe_netem(self) -> str | None:
+        """Why ``tc netem`` cannot run here (None: it can): containers often lack sch_netem."""
+        inside = ["ip", "netns", "exec", self.namespace(self.node_ids[0]), "tc", "qdisc"]
+        added = _run([*inside, "add", "dev", "eth0", "root", "netem", "delay", "1ms"], check=False)
+        if added.returncode != 0:
+            return f"tc netem refused ({added.stderr.strip()}); is sch_netem loaded?"
+        _run([*inside, "del", "dev", "eth0", "root"], check=False)
+        return None
+
+    def unsupported(self, kind: str) -> str | None:
+        if kind == "delay" and self._netem_refusal is not None:
+            return f"the delay nemesis needs tc netem: {self._netem_refusal}"
+        return None
 
     def close(self) -> list[str]:
         """Remove everything; returns the errors met (cleanup never stops half-way)."""
@@ -134,6 +150,13 @@ class NamespaceNetwork:
             return []
         self._closed = True
         errors = []
+        for node_id in self.node_ids:
+            # Deleting our end removes the pair at once; a namespace may outlive its
+            # deletion (the kernel frees it when its last reference goes), its veth with it.
+            if _run(["ip", "link", "show", self._veth(node_id)], check=False).returncode == 0:
+                result = _run(["ip", "link", "del", self._veth(node_id)], check=False)
+                if result.returncode != 0:
+                    errors.append(f"ip link del {self._veth(node_id)}: {result.stderr.strip()}")
         for namespace in reversed(self._created_namespaces):
             # Deleting a namespace also deletes its end of the veth pair, and so the pair.
             result = _run(["ip", "netns", "del", namespace], check=False)

@@ -176,11 +176,16 @@ class ProxyNetwork:
         assert self._token is not None
         trio.from_thread.run_sync(self._close_links, both, trio_token=self._token)
 
+    def unsupported(self, kind: str) -> str | None:
+        if kind == "loss":
+            return (
+                "packet loss needs network namespaces (root with ip and iptables); the TCP "
+                "proxy carries a byte stream, where losing bytes means nothing"
+            )
+        return None
+
     def lose(self, node_ids: Iterable[int], probability: float) -> None:
-        raise NetworkError(
-            "packet loss needs network namespaces (root with ip and iptables); the TCP "
-            "proxy carries a byte stream, where losing bytes means nothing"
-        )
+        raise NetworkError(self.unsupported("loss") or "")
 
     def delay(self, node_ids: Iterable[int], delay_ms: int, jitter_ms: int) -> None:
         with self._lock:

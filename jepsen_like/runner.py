@@ -269,6 +269,10 @@ def run(options: RunOptions) -> int:
         network = choose_network(node_ids, options.network)
         resources.network = network
         network.open()
+        for kind in kinds:
+            reason = network.unsupported(kind.partition(":")[0])
+            if reason is not None:
+                raise HarnessError(reason)
         environment = {"RAFTLOG_INJECT_BUG": options.inject_bug} if options.inject_bug else {}
         cluster = ChaosCluster(run_dir, network, node_ids, environment)
         resources.cluster = cluster
