@@ -77,6 +77,7 @@ def _run(arguments: argparse.Namespace) -> int:
             nemesis=nemesis,
             partitions=arguments.partitions,
             rate_per_s=arguments.rate,
+            inflight=arguments.inflight,
             network=arguments.network,
             inject_bug=arguments.inject_bug,
         )
@@ -103,6 +104,7 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, help="run directory (default jepsen-runs/run-SEED)")
     parser.add_argument("--partitions", type=int, default=3)
     parser.add_argument("--rate", type=float, default=50.0, help="sends/s per producer (2)")
+    parser.add_argument("--inflight", type=int, default=4, help="pipelined sends per producer")
     parser.add_argument(
         "--network",
         choices=("auto", "netns", "proxy"),

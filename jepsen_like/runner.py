@@ -61,7 +61,9 @@ class RunOptions:
     assign_consumers: int = 1
     group_consumers: int = 2
     rate_per_s: float = 50.0
-    """Per producer; sends are synchronous, so latency caps it too."""
+    """Per producer."""
+    inflight: int = 4
+    """Sends each producer keeps outstanding (pipelined, as real producers do)."""
     network: str = "auto"
     inject_bug: str | None = None
     """Sets ``RAFTLOG_INJECT_BUG`` on every node: proves the checkers can fail."""
@@ -74,6 +76,8 @@ class RunOptions:
             raise HarnessError(f"--nodes must be 1, 3 or 5, got {self.nodes}")
         if self.time_s <= 0 or self.partitions <= 0 or self.rate_per_s <= 0:
             raise HarnessError("--time, --partitions and --rate must be positive")
+        if not 1 <= self.inflight <= 16:
+            raise HarnessError(f"--inflight must be 1-16, got {self.inflight}")
 
     def to_json(self) -> dict[str, Any]:
         raw = attrs.asdict(self)
@@ -88,6 +92,8 @@ class RunOptions:
             f"--time {self.time_s:g}",
             f"--nemesis {','.join(self.nemesis) or 'none'}",
             f"--seed {self.seed}",
+            f"--rate {self.rate_per_s:g}",
+            f"--inflight {self.inflight}",
             f"--network {self.network}",
             f"--out {shlex.quote(str(self.out))}-replay",
         ]
@@ -192,20 +198,26 @@ def _worker_specs(
         + ["assign"] * options.assign_consumers
         + ["group"] * options.group_consumers
     )
-    return [
-        WorkerSpec(
-            role=role,
-            process=process,
-            bootstrap=bootstrap,
-            topic=TOPIC,
-            partitions=options.partitions,
-            seed=rng.randrange(1 << 32),
-            output=str(run_dir / "workers" / f"p{process}-{role}.jsonl"),
-            end_monotonic_ns=end_ns,
-            rate_per_s=options.rate_per_s,
+    specs = []
+    process = 0
+    for role in roles:
+        inflight = options.inflight if role == "producer" else 1
+        specs.append(
+            WorkerSpec(
+                role=role,
+                process=process,
+                bootstrap=bootstrap,
+                topic=TOPIC,
+                partitions=options.partitions,
+                seed=rng.randrange(1 << 32),
+                output=str(run_dir / "workers" / f"p{process}-{role}.jsonl"),
+                end_monotonic_ns=end_ns,
+                rate_per_s=options.rate_per_s,
+                inflight=inflight,
+            )
         )
-        for process, role in enumerate(roles)
-    ]
+        process += inflight
+    return specs
 
 
 def _stop_workers(workers: list[subprocess.Popen[bytes]]) -> None:
@@ -320,14 +332,15 @@ def _drive(
     _stop_workers(resources.workers)
     recovered = _wait_leaders(cluster.bootstrap, options.partitions, options.recovery_timeout_s)
     print(f"healed; every partition has a leader again: {recovered}", flush=True)
+    final_process = specs[-1].process + specs[-1].inflight if specs else 0
     final = WorkerSpec(
         role="final",
-        process=len(specs),
+        process=final_process,
         bootstrap=cluster.bootstrap,
         topic=TOPIC,
         partitions=options.partitions,
         seed=options.seed,
-        output=str(run_dir / "workers" / f"p{len(specs)}-final.jsonl"),
+        output=str(run_dir / "workers" / f"p{final_process}-final.jsonl"),
         end_monotonic_ns=time.monotonic_ns() + int(options.final_timeout_s * 1e9),
     )
     final_worker = _spawn_worker(run_dir, final)

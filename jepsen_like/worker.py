@@ -79,6 +79,8 @@ class WorkerSpec:
     """No new operation is invoked after this (the final role uses it as its deadline)."""
     rate_per_s: float = 50.0
     group: str = "jepsen"
+    inflight: int = 1
+    """Producer only: sends outstanding at once, as processes ``process..process+inflight-1``."""
 
     def to_json(self) -> dict[str, Any]:
         return attrs.asdict(self)
@@ -168,46 +170,78 @@ def _producer(spec: WorkerSpec, fatal: list[bool]) -> Producer:
     )
 
 
+@attrs.define(eq=False)
+class _Slot:
+    """One in-flight send of a pipelining producer: its own history process."""
+
+    log: HistoryWriter
+    send: Send | None = None
+    deadline: float = 0.0
+    outcome: dict[str, Any] = attrs.field(factory=dict)
+
+
 def run_producer(spec: WorkerSpec, log: HistoryWriter, stop: Stopper) -> None:
+    """``spec.inflight`` sends may be outstanding at once, each slot being one process
+    (``spec.process`` onwards), so the history keeps one open operation per process
+    while the client pipelines (max.in.flight), as real producers do."""
     rng = random.Random(spec.seed)
     fatal: list[bool] = []
     producer = _producer(spec, fatal)
     interval_s = 1.0 / spec.rate_per_s
+    slots = [_Slot(HistoryWriter(log.out, spec.process + i)) for i in range(spec.inflight)]
     sent = 0
-    while not stop():
-        started = time.monotonic()
-        partition = rng.randrange(spec.partitions)
-        tp = tp_key(spec.topic, partition)
-        value = spec.process * VALUE_STRIDE + sent
-        sent += 1
-        outcome: dict[str, Any] = {}
-
-        def delivered(error: KafkaError | None, message: Message, box: dict = outcome) -> None:
-            box["error"] = error
-            box["offset"] = message.offset()
-
-        log.invoke(F.SEND, Send(tp, value))
-        try:
-            producer.produce(
-                spec.topic, value=str(value).encode(), partition=partition, on_delivery=delivered
-            )
-        except (BufferError, KafkaException) as error:
-            _client_log("produce refused")(error)
-            log.complete(Type.FAIL)
-            continue
-        deadline = time.monotonic() + SEND_TIMEOUT_S
-        while "error" not in outcome and time.monotonic() < deadline:
-            producer.poll(0.05)
-        if "error" in outcome and outcome["error"] is None:
-            log.complete(Type.OK, Send(tp, value, outcome["offset"]))
-        else:
-            _client_log("send unknown")(outcome.get("error", "no delivery report"))
-            log.complete(Type.INFO)
+    next_send = time.monotonic()
+    while not stop() or any(slot.send is not None for slot in slots):
+        now = time.monotonic()
+        for slot in slots:
+            if slot.send is None and now >= next_send and not stop():
+                _start_send(spec, producer, slot, rng.randrange(spec.partitions), sent)
+                sent += 1
+                next_send = max(next_send + interval_s, now - 1.0)
+        producer.poll(0.005)
+        for slot in slots:
+            _finish_send(slot)
         if fatal:
             fatal.clear()
             producer = _producer(spec, fatal)
-        time.sleep(max(0.0, interval_s - (time.monotonic() - started)))
     producer.flush(CLIENT_TIMEOUT_S)
+
+
+def _start_send(
+    spec: WorkerSpec, producer: Producer, slot: _Slot, partition: int, sent: int
+) -> None:
+    tp = tp_key(spec.topic, partition)
+    value = slot.log.process * VALUE_STRIDE + sent
+    box: dict[str, Any] = {}
+
+    def delivered(error: KafkaError | None, message: Message) -> None:
+        box["error"] = error
+        box["offset"] = message.offset()
+
+    slot.send, slot.outcome = Send(tp, value), box
+    slot.deadline = time.monotonic() + SEND_TIMEOUT_S
+    slot.log.invoke(F.SEND, slot.send)
+    try:
+        producer.produce(
+            spec.topic, value=str(value).encode(), partition=partition, on_delivery=delivered
+        )
+    except (BufferError, KafkaException) as error:
+        _client_log("produce refused")(error)
+        slot.log.complete(Type.FAIL)
+        slot.send = None
+
+
+def _finish_send(slot: _Slot) -> None:
+    if slot.send is None:
+        return
+    if "error" in slot.outcome and slot.outcome["error"] is None:
+        slot.log.complete(Type.OK, attrs.evolve(slot.send, offset=slot.outcome["offset"]))
+    elif "error" in slot.outcome or time.monotonic() > slot.deadline:
+        _client_log("send unknown")(slot.outcome.get("error", "no delivery report"))
+        slot.log.complete(Type.INFO)
+    else:
+        return
+    slot.send = None
 
 
 # -- consumers ---------------------------------------------------------------------------

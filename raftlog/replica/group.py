@@ -21,7 +21,7 @@ from typing import Protocol
 import attrs
 import trio
 
-from raftlog import logs
+from raftlog import bugs, logs
 from raftlog.config import FsyncPolicy
 from raftlog.invariant import invariant
 from raftlog.raft.entry import Entry, EntryKind, HardState
@@ -191,7 +191,9 @@ class ReplicaGroup:
             self.log.append_entries(ready.entries)
         if ready.hard_state is not None:
             self.log.save_hard_state(ready.hard_state)
-        if ready.must_sync and self.fsync is FsyncPolicy.ALWAYS and ready.entries:
+        # DELIBERATE BUG ack-before-fsync: persisted (acknowledged, voted on) without fdatasync.
+        skip_sync = bugs.active(bugs.Bug.ACK_BEFORE_FSYNC)
+        if ready.must_sync and self.fsync is FsyncPolicy.ALWAYS and ready.entries and not skip_sync:
             await trio.to_thread.run_sync(self.log.sync)
             self._fsyncs += 1
         if ready.entries:

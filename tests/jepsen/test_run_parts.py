@@ -38,7 +38,7 @@ def test_merge_orders_by_time_and_drops_a_torn_last_line(tmp_path: Path) -> None
 def test_merge_refuses_a_corrupt_line_in_the_middle(tmp_path: Path) -> None:
     path = tmp_path / "a.jsonl"
     path.write_text("not json\n" + _line(10, 0, "invoke", {"tp": "t/0", "value": 1}))
-    with pytest.raises(ValueError, match="a.jsonl:1"):
+    with pytest.raises(ValueError, match=r"a\.jsonl:1"):
         merge_histories([path])
 
 
