@@ -62,6 +62,7 @@ def _check_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _run(arguments: argparse.Namespace) -> int:
+    from jepsen_like.cluster import ClusterError
     from jepsen_like.nemeses import NemesisError, parse_kinds
     from jepsen_like.network import NetworkError
     from jepsen_like.runner import HarnessError, RunOptions, run
@@ -83,7 +84,14 @@ def _run(arguments: argparse.Namespace) -> int:
         )
         print(f"seed: {seed}", flush=True)
         return run(options)
-    except (HarnessError, NemesisError, NetworkError, HistoryError, OSError) as error:
+    except (
+        HarnessError,
+        ClusterError,
+        NemesisError,
+        NetworkError,
+        HistoryError,
+        OSError,
+    ) as error:
         print(f"HARNESS ERROR: {error} (seed {seed})", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:

@@ -37,6 +37,7 @@ from jepsen_like.nemeses import Nemesis, parse_kinds, schedule
 from jepsen_like.network import Network, choose_network
 from jepsen_like.report import SPARSE_OFFSETS_OPTION, Run, RunInfo, write_report
 from jepsen_like.worker import WorkerSpec
+from raftlog import bugs
 
 REPOSITORY = pathlib.Path(__file__).resolve().parents[1]
 TOPIC = "jepsen"
@@ -76,6 +77,10 @@ class RunOptions:
             raise HarnessError(f"--nodes must be 1, 3 or 5, got {self.nodes}")
         if self.time_s <= 0 or self.partitions <= 0 or self.rate_per_s <= 0:
             raise HarnessError("--time, --partitions and --rate must be positive")
+        try:
+            bugs.parse(self.inject_bug)
+        except bugs.UnknownBug as error:
+            raise HarnessError(str(error)) from None
         if not 1 <= self.inflight <= 16:
             raise HarnessError(f"--inflight must be 1-16, got {self.inflight}")
 
