@@ -2,6 +2,7 @@
 
 * ``check RUN_DIR``: re-run every checker over a recorded run directory (no cluster).
 * ``run``: one chaos run against a real cluster (see ``runner.py``).
+* ``campaign``: many runs, rotating nemeses and seeds (see ``campaign.py``).
 
 Exit codes: 0 valid, 1 anomalies found, 2 unknown (a checker ran out of budget) or error.
 """
@@ -124,6 +125,45 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _campaign(arguments: argparse.Namespace) -> int:
+    from jepsen_like.campaign import DEFAULT_COMBOS, CampaignOptions, run_campaign
+
+    base = arguments.seed if arguments.seed is not None else random.randrange(1 << 30)
+    combos = tuple(c for c in arguments.nemeses.split(";") if c) if arguments.nemeses else None
+    if arguments.runs <= 0 or arguments.time <= 0:
+        print("--runs and --time must be positive", file=sys.stderr)
+        return EXIT_ERROR
+    options = CampaignOptions(
+        runs=arguments.runs,
+        time_s=arguments.time,
+        out=arguments.out or Path(f"jepsen-runs/campaign-{base}"),
+        base_seed=base,
+        nodes=arguments.nodes,
+        combos=combos or DEFAULT_COMBOS,
+        network=arguments.network,
+        extra=tuple(arguments.extra or ()),
+    )
+    print(f"campaign: {options.runs} runs, seeds {base}..{base + options.runs - 1}")
+    return run_campaign(options)
+
+
+def _campaign_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--time", type=float, default=300.0, help="seconds of faults per run")
+    parser.add_argument("--nodes", type=int, default=3)
+    parser.add_argument("--seed", type=int, help="seed of the first run; run i uses seed+i")
+    parser.add_argument("--out", type=Path, help="directory of the runs and the summary")
+    parser.add_argument(
+        "--nemeses",
+        help="';'-separated nemesis combinations to rotate through "
+        "(default: kill; partition; pause; kill,partition; ... ; kill,partition,pause,loss)",
+    )
+    parser.add_argument("--network", choices=("auto", "netns", "proxy"), default="auto")
+    parser.add_argument(
+        "extra", nargs="*", metavar="-- RUN_FLAG", help="further flags for every run"
+    )
+
+
 @attrs.frozen
 class Command:
     name: str
@@ -140,6 +180,12 @@ COMMANDS: tuple[Command, ...] = (
         _check,
     ),
     Command("run", "one chaos run against a real raftlog cluster", _run_arguments, _run),
+    Command(
+        "campaign",
+        "many runs of rotating nemeses and seeds, with a summary table",
+        _campaign_arguments,
+        _campaign,
+    ),
 )
 
 
