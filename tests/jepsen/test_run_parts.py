@@ -1,14 +1,18 @@
 """The run harness's pure parts: merging worker files, the seeded schedule, sparse offsets."""
 
 import json
+import socket
+import threading
 from pathlib import Path
 
 import pytest
 
+from jepsen_like.campaign import RunSummary, render
 from jepsen_like.history import Poll, Recorder, Send, Type
 from jepsen_like.linearizability import check_history
 from jepsen_like.models import LogModel, densify
 from jepsen_like.nemeses import KINDS, NemesisError, parse_kinds, schedule
+from jepsen_like.proxy import ProxyNetwork
 from jepsen_like.runner import merge_histories
 
 
@@ -87,3 +91,76 @@ def test_forced_variant_and_unknown_names() -> None:
     with pytest.raises(NemesisError, match="unknown kill variant"):
         parse_kinds("kill:everyone")
     assert set(KINDS) >= {"kill", "pause", "partition", "delay", "loss"}
+
+
+def _echo_server(port: int) -> socket.socket:
+    server = socket.create_server(("127.0.0.1", port))
+
+    def serve() -> None:
+        while True:
+            try:
+                connection, _ = server.accept()
+            except OSError:
+                return
+            threading.Thread(target=_echo, args=(connection,), daemon=True).start()
+
+    threading.Thread(target=serve, daemon=True).start()
+    return server
+
+
+def _echo(connection: socket.socket) -> None:
+    with connection:
+        while data := connection.recv(1024):
+            connection.sendall(data)
+
+
+def _peer_port(peers: str, node_id: int) -> int:
+    entry = next(p for p in peers.split(",") if p.startswith(f"{node_id}@"))
+    return int(entry.rsplit(":", 1)[1])
+
+
+def _round_trip(port: int) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=2) as client:
+        client.sendall(b"ping")
+        return client.recv(16)
+
+
+def _round_trip_or_closed(port: int) -> bytes:
+    try:
+        return _round_trip(port)
+    except OSError:
+        return b""
+
+
+def test_proxy_forwards_cuts_and_heals() -> None:
+    network = ProxyNetwork((1, 2))
+    network.open()
+    try:
+        real_port = _peer_port(network.endpoints(2).peers, 2)
+        via_proxy = _peer_port(network.endpoints(1).peers, 2)
+        assert via_proxy != real_port
+        server = _echo_server(real_port)
+        assert _round_trip(via_proxy) == b"ping"
+        live = socket.create_connection(("127.0.0.1", via_proxy), timeout=2)
+        live.sendall(b"a")
+        assert live.recv(1) == b"a"
+        network.cut([(1, 2)])
+        assert live.recv(1) == b"", "a cut closes the live connection"
+        live.close()
+        assert _round_trip_or_closed(via_proxy) == b"", "a new connection is closed at once"
+        network.heal()
+        assert _round_trip(via_proxy) == b"ping"
+        assert network.unsupported("loss") is not None
+        assert network.unsupported("partition") is None
+        server.close()
+    finally:
+        assert network.close() == []
+
+
+def test_campaign_table_counts_verdicts() -> None:
+    rows = [
+        RunSummary(0, 5, "kill", 0, "valid", "VALID: ...", "tcp-proxy", 100, 30.0),
+        RunSummary(1, 6, "kill,partition", 1, "INVALID", "INVALID: x", "netns", 90, 31.0),
+    ]
+    table = render(rows)
+    assert "kill,partition" in table and "totals: INVALID 1, valid 1" in table
