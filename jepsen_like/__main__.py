@@ -1,7 +1,8 @@
-"""``python -m jepsen_like``: sub-commands over run directories.
+"""``python -m jepsen_like``: sub-commands.
 
-Only ``check`` lives here for now: it needs no cluster. Commands that drive a cluster
-(``run``, ``campaign``) are added the same way: one more ``Command`` in ``COMMANDS``.
+* ``check RUN_DIR``: re-run every checker over a recorded run directory (no cluster).
+* ``run``: one chaos run against a real cluster (see ``runner.py``).
+* ``campaign``: many runs, rotating nemeses and seeds (see ``campaign.py``).
 
 Exit codes: 0 valid, 1 anomalies found, 2 unknown (a checker ran out of budget) or error.
 """
@@ -9,6 +10,7 @@ Exit codes: 0 valid, 1 anomalies found, 2 unknown (a checker ran out of budget) 
 from __future__ import annotations
 
 import argparse
+import random
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -60,6 +62,108 @@ def _check_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _run(arguments: argparse.Namespace) -> int:
+    from jepsen_like.cluster import ClusterError
+    from jepsen_like.nemeses import NemesisError, parse_kinds
+    from jepsen_like.network import NetworkError
+    from jepsen_like.runner import HarnessError, RunOptions, run
+
+    seed = arguments.seed if arguments.seed is not None else random.randrange(1 << 31)
+    try:
+        nemesis = () if arguments.nemesis == "none" else parse_kinds(arguments.nemesis)
+        options = RunOptions(
+            seed=seed,
+            out=arguments.out or Path(f"jepsen-runs/run-{seed}"),
+            nodes=arguments.nodes,
+            time_s=arguments.time,
+            nemesis=nemesis,
+            partitions=arguments.partitions,
+            rate_per_s=arguments.rate,
+            inflight=arguments.inflight,
+            network=arguments.network,
+            inject_bug=arguments.inject_bug,
+        )
+        print(f"seed: {seed}", flush=True)
+        return run(options)
+    except (
+        HarnessError,
+        ClusterError,
+        NemesisError,
+        NetworkError,
+        HistoryError,
+        OSError,
+    ) as error:
+        print(f"HARNESS ERROR: {error} (seed {seed})", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print(f"interrupted (seed {seed})", file=sys.stderr)
+        return EXIT_ERROR
+
+
+def _run_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--nodes", type=int, default=3, help="3 or 5 (1 works, faults are moot)")
+    parser.add_argument("--time", type=float, default=60.0, help="seconds of workload and faults")
+    parser.add_argument(
+        "--nemesis",
+        default="kill,partition",
+        help="comma list of kill, pause, partition, delay, loss (or 'none'); "
+        "KIND:VARIANT forces a variant, e.g. kill:all",
+    )
+    parser.add_argument("--seed", type=int, help="replays a run (default: random, printed)")
+    parser.add_argument("--out", type=Path, help="run directory (default jepsen-runs/run-SEED)")
+    parser.add_argument("--partitions", type=int, default=3)
+    parser.add_argument("--rate", type=float, default=50.0, help="sends/s per producer (2)")
+    parser.add_argument("--inflight", type=int, default=4, help="pipelined sends per producer")
+    parser.add_argument(
+        "--network",
+        choices=("auto", "netns", "proxy"),
+        default="auto",
+        help="netns (root + ip + iptables), the TCP proxy, or auto (netns when possible)",
+    )
+    parser.add_argument(
+        "--inject-bug", dest="inject_bug", help="a raftlog bug switch (RAFTLOG_INJECT_BUG)"
+    )
+
+
+def _campaign(arguments: argparse.Namespace) -> int:
+    from jepsen_like.campaign import DEFAULT_COMBOS, CampaignOptions, run_campaign
+
+    base = arguments.seed if arguments.seed is not None else random.randrange(1 << 30)
+    combos = tuple(c for c in arguments.nemeses.split(";") if c) if arguments.nemeses else None
+    if arguments.runs <= 0 or arguments.time <= 0:
+        print("--runs and --time must be positive", file=sys.stderr)
+        return EXIT_ERROR
+    options = CampaignOptions(
+        runs=arguments.runs,
+        time_s=arguments.time,
+        out=arguments.out or Path(f"jepsen-runs/campaign-{base}"),
+        base_seed=base,
+        nodes=arguments.nodes,
+        combos=combos or DEFAULT_COMBOS,
+        network=arguments.network,
+        extra=tuple(arguments.extra or ()),
+    )
+    print(f"campaign: {options.runs} runs, seeds {base}..{base + options.runs - 1}")
+    return run_campaign(options)
+
+
+def _campaign_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--time", type=float, default=300.0, help="seconds of faults per run")
+    parser.add_argument("--nodes", type=int, default=3)
+    parser.add_argument("--seed", type=int, help="seed of the first run; run i uses seed+i")
+    parser.add_argument("--out", type=Path, help="directory of the runs and the summary")
+    parser.add_argument(
+        "--nemeses",
+        help="';'-separated nemesis combinations to rotate through "
+        "(default: kill; partition; pause; kill,partition; ... ; kill,partition,pause,loss)",
+    )
+    parser.add_argument("--network", choices=("auto", "netns", "proxy"), default="auto")
+    parser.add_argument(
+        "extra", nargs="*", metavar="-- RUN_FLAG", help="further flags for every run"
+    )
+
+
 @attrs.frozen
 class Command:
     name: str
@@ -74,6 +178,13 @@ COMMANDS: tuple[Command, ...] = (
         "re-run every checker over a recorded run directory and print the verdict",
         _check_arguments,
         _check,
+    ),
+    Command("run", "one chaos run against a real raftlog cluster", _run_arguments, _run),
+    Command(
+        "campaign",
+        "many runs of rotating nemeses and seeds, with a summary table",
+        _campaign_arguments,
+        _campaign,
     ),
 )
 

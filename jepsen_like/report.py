@@ -88,11 +88,16 @@ class Outcome:
         return {Verdict.VALID: 0, Verdict.INVALID: 1, Verdict.UNKNOWN: 2}[self.verdict]
 
 
-def check_run(history: History, budget: Budget | None = None) -> tuple[CheckResult, ...]:
-    """Every checker: the queue checks, then linearizability of logs and committed offsets."""
+def check_run(
+    history: History, budget: Budget | None = None, *, sparse_offsets: bool = False
+) -> tuple[CheckResult, ...]:
+    """Every checker: the queue checks, then linearizability of logs and committed offsets.
+
+    ``sparse_offsets``: the system gives offsets to records no consumer sees (raftlog's
+    control batches), so the log model judges positions in the observed offsets."""
     return (
         *check_queue(history),
-        check_history(history, LogModel(), budget).to_check_result(),
+        check_history(history, LogModel(sparse_offsets=sparse_offsets), budget).to_check_result(),
         check_history(history, RegisterModel(), budget).to_check_result(),
     )
 
@@ -123,8 +128,13 @@ def verdict_line(results: Sequence[CheckResult], info: RunInfo, history: History
     )
 
 
+SPARSE_OFFSETS_OPTION = "sparse_offsets"
+"""run.json option a runner sets when its system's offsets have unfillable gaps."""
+
+
 def judge(run: Run, budget: Budget | None = None) -> Outcome:
-    results = check_run(run.history, budget)
+    sparse = bool(run.info.options.get(SPARSE_OFFSETS_OPTION, False))
+    results = check_run(run.history, budget, sparse_offsets=sparse)
     return Outcome(overall(results), results, verdict_line(results, run.info, run.history))
 
 

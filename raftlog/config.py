@@ -18,6 +18,8 @@ from typing import Any
 
 import attrs
 
+from raftlog import bugs
+
 
 class ConfigError(ValueError):
     """A setting is unknown or its value is not acceptable; the message names the key."""
@@ -123,6 +125,15 @@ class NodeConfig:
     )
     log_format: str = attrs.field(default="text")
     log_level: str = "info"
+    inject_bug: str | None = attrs.field(default=None)
+    """Test-only: a deliberate bug from ``raftlog.bugs`` (``RAFTLOG_INJECT_BUG``)."""
+
+    @inject_bug.validator
+    def _check_inject_bug(self, _attribute: object, value: str | None) -> None:
+        try:
+            bugs.parse(value)
+        except bugs.UnknownBug as error:
+            raise ConfigError(f"inject_bug: {error}") from None
 
     @log_format.validator
     def _check_log_format(self, _attribute: object, value: str) -> None:
@@ -156,6 +167,8 @@ ENVIRONMENT_PREFIX = "RAFTLOG_"
 
 def _convert(key: str, raw: object) -> object:
     """Turn a value from TOML, the environment or a flag into the setting's type."""
+    if key == "inject_bug":
+        return None if raw in (None, "") else str(raw)
     if key in ("kafka_addr", "advertised_kafka_addr", "internal_addr", "admin_addr"):
         if raw in (None, ""):
             if key in ("advertised_kafka_addr", "admin_addr"):

@@ -27,7 +27,7 @@ from typing import Any
 import attrs
 import trio
 
-from raftlog import logs
+from raftlog import bugs, logs
 from raftlog.admin.metrics import NodeMetrics
 from raftlog.admin.server import start_admin
 from raftlog.config import NodeConfig
@@ -122,6 +122,9 @@ class Node:
         """Run until cancelled; reports the bound Kafka port once clients may connect."""
         data_dir = self.config.data_dir
         data_dir.mkdir(parents=True, exist_ok=True)
+        injected = bugs.activate(self.config.inject_bug)
+        if injected is not None:
+            logs.event("deliberate_bug_on", logging.WARNING, bug=injected.value)
         self.broker = Broker(self.config, self.controller)
         self.controller.listeners.append(self._on_metadata)
         self.router = RaftRouter(self._lookup, self._execute_for_peer)

@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 import attrs
 import trio
 
-from raftlog import logs, native
+from raftlog import bugs, logs, native
 from raftlog.producer_state import Accept, BatchIdentity, Duplicate, ProducerStateTable, Reject
 from raftlog.protocol.errors import ErrorCode
 from raftlog.raft.entry import Entry, EntryKind
@@ -238,7 +238,8 @@ class PartitionReplica:
             if refusal is not None:
                 return refusal
         identity = _identity(header, 0)
-        if identity is not None:
+        # DELIBERATE BUG skip-idempotence: a retried batch is appended again.
+        if identity is not None and not bugs.active(bugs.Bug.SKIP_IDEMPOTENCE):
             verdict = self.producers.check(identity)
             if isinstance(verdict, Reject):
                 return ProduceOutcome(int(verdict.error), error_message=verdict.reason)
@@ -310,6 +311,9 @@ class PartitionReplica:
 
     def read_committed(self, offset: int, max_bytes: int, *, at_least_one: bool) -> ReadResult:
         high_watermark = self.high_watermark
+        if bugs.active(bugs.Bug.FETCH_ABOVE_COMMIT):
+            # DELIBERATE BUG fetch-above-commit: serve (and report) the uncommitted tail.
+            high_watermark = self.storage.log.next_offset
         start = self.log_start_offset
         if offset < start or offset > high_watermark:
             return ReadResult(int(ErrorCode.OFFSET_OUT_OF_RANGE), b"", high_watermark, start)

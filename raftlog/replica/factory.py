@@ -6,6 +6,7 @@ import pathlib
 import random
 from collections.abc import Callable, Sequence
 
+from raftlog import bugs
 from raftlog.config import FsyncPolicy
 from raftlog.raft.config import RaftConfig
 from raftlog.raft.entry import Entry, HardState
@@ -52,6 +53,11 @@ def open_replica_group(
         on_truncate=on_truncate,
     )
     # The election timeout is randomized per node so that replicas do not campaign in step.
-    raw = RawNode(RaftConfig(node_id=node_id, random_source=random.Random()), storage)
+    config = RaftConfig(
+        node_id=node_id,
+        random_source=random.Random(),
+        test_bug=bugs.raft_test_bug(),  # DELIBERATE BUG when the chaos suite asks for one
+    )
+    raw = RawNode(config, storage)
     group = ReplicaGroup(group_id, raw, storage, apply, send, fsync)
     return group, storage

@@ -22,7 +22,7 @@ from typing import Protocol
 import attrs
 import trio
 
-from raftlog import logs
+from raftlog import bugs, logs
 from raftlog.config import FsyncPolicy
 from raftlog.invariant import invariant
 from raftlog.raft.entry import Entry, EntryKind, HardState
@@ -219,7 +219,9 @@ class ReplicaGroup:
         if early:
             for message in ready.messages:
                 self.send(message)
-        if ready.must_sync and self.fsync is FsyncPolicy.ALWAYS and ready.entries:
+        # DELIBERATE BUG ack-before-fsync: persisted (acknowledged, voted on) without fdatasync.
+        skip_sync = bugs.active(bugs.Bug.ACK_BEFORE_FSYNC)
+        if ready.must_sync and self.fsync is FsyncPolicy.ALWAYS and ready.entries and not skip_sync:
             started = time.perf_counter()
             await trio.to_thread.run_sync(self.log.sync)
             self._fsyncs += 1

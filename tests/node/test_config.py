@@ -69,3 +69,20 @@ def test_peers_parse_sorted() -> None:
 def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         resolve(config_file=tmp_path / "absent.toml", environment={})
+
+
+def test_inject_bug_comes_from_the_environment_and_refuses_unknown_names() -> None:
+    from raftlog import bugs
+
+    config = resolve(config_file=None, environment={"RAFTLOG_INJECT_BUG": "fetch-above-commit"})
+    assert config.inject_bug == "fetch-above-commit"
+    assert resolve(config_file=None, environment={}).inject_bug is None
+    with pytest.raises(ConfigError, match="unknown bug 'lose-everything'"):
+        resolve(config_file=None, environment={"RAFTLOG_INJECT_BUG": "lose-everything"})
+    try:
+        assert bugs.activate("stale-vote") is bugs.Bug.STALE_VOTE
+        assert bugs.active(bugs.Bug.STALE_VOTE)
+        assert bugs.raft_test_bug() == "count_stale_votes"
+    finally:
+        bugs.activate(None)
+    assert not any(bugs.active(bug) for bug in bugs.Bug)

@@ -1,0 +1,234 @@
+"""The faults a run injects, on a schedule drawn from the run's seed.
+
+A schedule is a list of *rounds*: at ``start_s`` one or two faults of different kinds
+begin together, and ``duration_s`` later all of them heal together. Kinds and their
+variants:
+
+* ``kill``: SIGKILL, restart on the same data at the heal. Targets: one random node,
+  the leader of a random partition, a minority... or ``all`` (every node at once:
+  what exposes acknowledgements that were never durable).
+* ``pause``: SIGSTOP, SIGCONT at the heal (a process that stops answering but keeps
+  its sockets: a GC pause, a stuck disk). Targets: one node or a partition's leader.
+* ``partition``: ``leader`` isolates a partition's leader from the other nodes;
+  ``halves`` splits the nodes into a random majority and minority; ``bridge`` (5
+  nodes) leaves one node connected to both halves.
+* ``delay`` / ``loss``: every packet a node sends to the other nodes is delayed (tc
+  netem) or dropped at random (iptables); one node or all.
+
+The seed fixes the kinds, variants, timing and every random pick; which node *is* a
+partition's leader at that moment comes from the cluster, so a replay with the same
+seed injects the same faults against whoever leads then. Every start and stop is
+appended to ``nemesis.jsonl`` as it happens.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import attrs
+
+from jepsen_like.cluster import ChaosCluster
+from jepsen_like.history import write_jsonl
+from jepsen_like.nemesis import Edge, NemesisEvent
+from jepsen_like.network import Network
+
+KINDS: tuple[str, ...] = ("kill", "pause", "partition", "delay", "loss")
+VARIANTS: dict[str, tuple[str, ...]] = {
+    "kill": ("one", "leader", "leader", "all"),
+    "pause": ("one", "leader"),
+    "partition": ("leader", "leader", "halves", "bridge"),
+    "delay": ("one", "all"),
+    "loss": ("one", "all"),
+}
+WARMUP_S = 3.0
+GAP_S = (2.0, 5.0)
+DURATION_S = (4.0, 10.0)
+COMBINE_PROBABILITY = 0.3
+DELAY_MS = (50, 20)
+LOSS_PROBABILITY = 0.2
+
+
+class NemesisError(ValueError):
+    """A nemesis name or target is not known."""
+
+
+def parse_kinds(text: str) -> tuple[str, ...]:
+    """``kill,partition`` -> kinds; ``kill:all`` forces a variant (tests use it)."""
+    kinds = tuple(part.strip() for part in text.split(",") if part.strip())
+    for kind in kinds:
+        name, _, variant = kind.partition(":")
+        if name not in KINDS:
+            raise NemesisError(f"unknown nemesis {name!r}; known: {', '.join(KINDS)}")
+        if variant and variant not in VARIANTS[name]:
+            raise NemesisError(f"unknown {name} variant {variant!r}: {sorted(set(VARIANTS[name]))}")
+    return kinds
+
+
+@attrs.frozen
+class Fault:
+    kind: str
+    variant: str
+    pick_seed: int
+    """Seeds every random choice of targets for this fault."""
+
+
+@attrs.frozen
+class Round:
+    start_s: float
+    duration_s: float
+    faults: tuple[Fault, ...]
+
+
+def schedule(seed: int, kinds: Sequence[str], time_s: float) -> list[Round]:
+    """Rounds filling ``time_s`` after a warm-up; the same seed gives the same rounds."""
+    rng = random.Random(seed)
+    rounds: list[Round] = []
+    if not kinds:
+        return rounds
+    clock = WARMUP_S
+    while True:
+        duration = rng.uniform(*DURATION_S)
+        if clock + duration > time_s:
+            return rounds
+        names = {kind.partition(":")[0]: kind for kind in kinds}
+        count = 2 if len(names) > 1 and rng.random() < COMBINE_PROBABILITY else 1
+        chosen = rng.sample(sorted(names), count)
+        faults = []
+        for name in chosen:
+            _, _, forced = names[name].partition(":")
+            variant = forced or rng.choice(VARIANTS[name])
+            faults.append(Fault(name, variant, rng.randrange(1 << 32)))
+        rounds.append(Round(clock, duration, tuple(faults)))
+        clock += duration + rng.uniform(*GAP_S)
+
+
+LeaderOf = Callable[[int], int | None]
+"""The current leader of a partition (None: unknown)."""
+
+
+@attrs.define(eq=False)
+class Nemesis:
+    cluster: ChaosCluster
+    network: Network
+    leader_of: LeaderOf
+    partitions: int
+    timeline_path: Path
+    events: list[NemesisEvent] = attrs.field(factory=list)
+    _next_id: int = 1
+    _killed: set[int] = attrs.field(factory=set)
+    _paused: set[int] = attrs.field(factory=set)
+    _open: list[tuple[int, str, tuple[str, ...]]] = attrs.field(factory=list)
+    restart_failures: list[str] = attrs.field(factory=list)
+
+    def _record(self, edge: Edge, kind: str, targets: tuple[str, ...], fault_id: int) -> None:
+        event = NemesisEvent(time.monotonic_ns(), edge, kind, targets, fault_id)
+        self.events.append(event)
+        write_jsonl(self.timeline_path, (e.to_json() for e in self.events))
+
+    def _nodes(self) -> list[int]:
+        return sorted(self.cluster.nodes)
+
+    def _leader(self, rng: random.Random) -> int:
+        leader = self.leader_of(rng.randrange(self.partitions))
+        live = [n for n in self._nodes() if n not in self._killed]
+        if leader is None or leader not in live:
+            return rng.choice(live or self._nodes())
+        return leader
+
+    def _pick_one(self, fault: Fault, rng: random.Random) -> list[int]:
+        if fault.variant == "leader":
+            return [self._leader(rng)]
+        if fault.variant == "all":
+            return self._nodes()
+        return [rng.choice(self._nodes())]
+
+    def start(self, fault: Fault) -> None:
+        rng = random.Random(fault.pick_seed)
+        fault_id = self._next_id
+        self._next_id += 1
+        targets: tuple[str, ...]
+        if fault.kind == "kill":
+            victims = self._pick_one(fault, rng)
+            for node_id in victims:
+                self.cluster.nodes[node_id].kill()
+            self._killed.update(victims)
+            targets = tuple(f"n{n}" for n in victims)
+        elif fault.kind == "pause":
+            victims = self._pick_one(fault, rng)
+            for node_id in victims:
+                self.cluster.nodes[node_id].pause()
+            self._paused.update(victims)
+            targets = tuple(f"n{n}" for n in victims)
+        elif fault.kind == "partition":
+            if fault.variant == "bridge" and len(self._nodes()) < 5:
+                fault = attrs.evolve(fault, variant="halves")  # no bridge in 3 nodes
+            links = self._partition_links(fault, rng)
+            self.network.cut(links)
+            targets = tuple(f"n{a}-n{b}" for a, b in links)
+        elif fault.kind == "delay":
+            victims = self._pick_one(fault, rng)
+            self.network.delay(victims, *DELAY_MS)
+            targets = tuple(f"n{n}" for n in victims)
+        elif fault.kind == "loss":
+            victims = self._pick_one(fault, rng)
+            self.network.lose(victims, LOSS_PROBABILITY)
+            targets = tuple(f"n{n}" for n in victims)
+        else:
+            raise NemesisError(f"unknown nemesis {fault.kind!r}")
+        kind = f"{fault.kind}:{fault.variant}"
+        self._record(Edge.START, kind, targets, fault_id)
+        self._open.append((fault_id, kind, targets))
+
+    def _partition_links(self, fault: Fault, rng: random.Random) -> list[tuple[int, int]]:
+        nodes = self._nodes()
+        if fault.variant == "leader":
+            alone = self._leader(rng)
+            return [(alone, other) for other in nodes if other != alone]
+        shuffled = nodes[:]
+        rng.shuffle(shuffled)
+        if fault.variant == "bridge" and len(nodes) >= 5:
+            rest = shuffled[1:]  # shuffled[0] is the bridge: it keeps both sides
+            left, right = rest[: len(rest) // 2], rest[len(rest) // 2 :]
+            return [(a, b) for a in left for b in right]
+        minority = shuffled[: (len(nodes) - 1) // 2]
+        majority = shuffled[len(minority) :]
+        return [(a, b) for a in minority for b in majority]
+
+    def heal(self) -> None:
+        """Stop every open fault: the network first, then resume, then restart."""
+        self.network.heal()
+        for node_id in sorted(self._paused):
+            self.cluster.nodes[node_id].resume()
+        self._paused.clear()
+        if self._killed:
+            try:
+                self.cluster.restart(tuple(sorted(self._killed)))
+            except Exception as error:
+                self.restart_failures.append(str(error))
+        self._killed.clear()
+        for fault_id, kind, targets in self._open:
+            self._record(Edge.STOP, kind, targets, fault_id)
+        self._open.clear()
+
+    def run(self, rounds: Sequence[Round], started: float, keep_going: Callable[[], bool]) -> None:
+        """Apply the schedule in real time (``started`` is the workload's monotonic start)."""
+        for round_ in rounds:
+            if not _sleep_until(started + round_.start_s, keep_going):
+                return
+            for fault in round_.faults:
+                self.start(fault)
+            ends = started + round_.start_s + round_.duration_s
+            if not _sleep_until(ends, keep_going):
+                return
+            self.heal()
+
+
+def _sleep_until(when: float, keep_going: Callable[[], bool]) -> bool:
+    while time.monotonic() < when:
+        if not keep_going():
+            return False
+        time.sleep(min(0.2, max(0.0, when - time.monotonic())))
+    return keep_going()
