@@ -256,7 +256,15 @@ class Node:
                 chain = PartitionChain(*partition)
                 chain.cluster_start = functools.partial(self._partition_start, *partition)
                 self.broker.partitions[partition] = chain
-            chain.add(replica)
+            if chain.segments and storage.log.next_offset == storage.log.start_offset:
+                # A new, empty head joins the chain once its group has a leader: until then
+                # the sealed segment before it answers for the partition (its end is the
+                # partition's end), rather than a head that refuses everything.
+                replica.on_leader_known = functools.partial(
+                    self._join_chain, group_id, chain, replica
+                )
+            else:
+                chain.add(replica)
         group.observer = self.metrics
         scope = trio.CancelScope()
         self._hosted[group_id] = _Hosted(group, storage, scope, directory)
@@ -280,6 +288,10 @@ class Node:
         finally:
             hosted.storage.log.sync()
             hosted.storage.log.close()
+
+    def _join_chain(self, group_id: int, chain: PartitionChain, replica: PartitionReplica) -> None:
+        if group_id in self._hosted and self._assigned_here(group_id):
+            chain.add(replica)
 
     def _partition_start(self, topic: str, index: int) -> int | None:
         info = self.controller.state.topics.get(topic)

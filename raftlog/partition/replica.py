@@ -64,6 +64,8 @@ class PartitionReplica:
     seal_bytes: int | None = None
     """The leader seals the segment once its log holds this many bytes (None: never)."""
     on_sealed: Callable[[int, int], None] | None = None
+    on_leader_known: Callable[[], None] | None = None
+    """Called once, when the group first knows a leader (a new head joins its chain then)."""
     """Called on the leader with (last offset, term) once the SEAL entry is committed."""
     keys_required: Callable[[], bool] = lambda: False
     """True for a compacted topic: every record must have a key (Kafka's rule)."""
@@ -170,6 +172,9 @@ class PartitionReplica:
             self.on_sealed(self.sealed_last_offset, self.group.raw.term)
 
     def _on_role_change(self, role: Role, leader_id: int, term: int) -> None:
+        if leader_id and self.on_leader_known is not None:
+            hook, self.on_leader_known = self.on_leader_known, None
+            hook()
         if role is Role.LEADER:
             self.rebuild()
             self._report_sealed()  # a new leader of a sealed segment finishes the hand-over
