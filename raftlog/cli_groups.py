@@ -12,7 +12,7 @@ import json
 from collections.abc import Iterable
 
 from raftlog.groups.records import assigned_partitions
-from raftlog.kafka.admin_client import KafkaAdminConnection
+from raftlog.kafka.admin_client import KafkaAdminConnection, connect_any
 from raftlog.protocol.messages.generated.describe_groups_request import DescribeGroupsRequest
 from raftlog.protocol.messages.generated.find_coordinator_request import FindCoordinatorRequest
 from raftlog.protocol.messages.generated.list_groups_request import ListGroupsRequest
@@ -35,7 +35,7 @@ class GroupCommandError(RuntimeError):
 
 
 def _brokers(bootstrap: str) -> dict[int, str]:
-    with KafkaAdminConnection(bootstrap) as connection:
+    with connect_any(bootstrap) as connection:
         metadata = connection.request(MetadataRequest(topics=[]), 1)
     return {broker.node_id: f"{broker.host}:{broker.port}" for broker in metadata.brokers}  # type: ignore[attr-defined]
 
@@ -62,7 +62,7 @@ def _end_offsets(bootstrap: str, topics: Iterable[str]) -> dict[tuple[str, int],
     if not wanted:
         return {}
     brokers = _brokers(bootstrap)
-    with KafkaAdminConnection(bootstrap) as connection:
+    with connect_any(bootstrap) as connection:
         metadata = connection.request(
             MetadataRequest(topics=[MetadataRequestTopic(name=name) for name in wanted]), 1
         )
@@ -99,12 +99,34 @@ def _end_offsets(bootstrap: str, topics: Iterable[str]) -> dict[tuple[str, int],
     return ends
 
 
-def describe_group(bootstrap: str, group_id: str) -> dict[str, object]:
-    with KafkaAdminConnection(bootstrap) as connection:
+def find_coordinator(bootstrap: str, group_id: str) -> tuple[int, str]:
+    """(node id, host:port) of the group's coordinator, as FindCoordinator answers."""
+    with connect_any(bootstrap) as connection:
         found = connection.request(FindCoordinatorRequest(key=group_id, key_type=0), 1)
     if found.error_code:  # type: ignore[attr-defined]
         raise GroupCommandError(f"no coordinator for group {group_id!r} (error {found.error_code})")  # type: ignore[attr-defined]
-    coordinator = f"{found.host}:{found.port}"  # type: ignore[attr-defined]
+    return found.node_id, f"{found.host}:{found.port}"  # type: ignore[attr-defined]
+
+
+def committed_offsets(bootstrap: str, group_id: str) -> dict[tuple[str, int], int]:
+    """Every committed offset of the group, from its coordinator."""
+    _node, coordinator = find_coordinator(bootstrap, group_id)
+    with KafkaAdminConnection(coordinator) as connection:
+        committed = connection.request(OffsetFetchRequest(group_id=group_id, topics=None), 3)
+    if committed.error_code:  # type: ignore[attr-defined]
+        raise GroupCommandError(
+            f"offsets of group {group_id!r} cannot be read (error {committed.error_code})"  # type: ignore[attr-defined]
+        )
+    return {
+        (topic.name, partition.partition_index): partition.committed_offset
+        for topic in committed.topics  # type: ignore[attr-defined]
+        for partition in topic.partitions
+        if partition.committed_offset >= 0
+    }
+
+
+def describe_group(bootstrap: str, group_id: str) -> dict[str, object]:
+    _node, coordinator = find_coordinator(bootstrap, group_id)
     with KafkaAdminConnection(coordinator) as connection:
         described = connection.request(DescribeGroupsRequest(groups=[group_id]), 1).groups[0]  # type: ignore[attr-defined]
         committed = connection.request(OffsetFetchRequest(group_id=group_id, topics=None), 3)
