@@ -28,6 +28,7 @@ import trio
 
 from raftlog import logs
 from raftlog.groups.records import (
+    OFFSETS_PARTITIONS,
     OFFSETS_TOPIC,
     assigned_partitions,
     commit_batch,
@@ -150,12 +151,15 @@ class GroupCoordinator:
             raise GroupError(ErrorCode.NOT_COORDINATOR)
         if not chain.group.leader_caught_up:
             raise GroupError(ErrorCode.COORDINATOR_LOAD_IN_PROGRESS)
-        index = coordinator_partition(group_id)
+        self._ensure_loaded(coordinator_partition(group_id), chain)
+        return chain
+
+    def _ensure_loaded(self, index: int, chain: PartitionChain) -> None:
+        """Load the partition once per leadership term (a new term may follow others')."""
         stamp = (chain.group.group_id, chain.group.raw.term)
         if self._loaded.get(index) != stamp:
             self._load(index, chain)
             self._loaded[index] = stamp
-        return chain
 
     def _load(self, index: int, chain: PartitionChain) -> None:
         """Rebuild offsets and group metadata of every group of this partition from its records.
@@ -507,6 +511,38 @@ class GroupCoordinator:
             )
         for key in doomed:
             stored.pop(key, None)
+
+    async def forget_topic(self, topic: str) -> None:
+        """A deleted topic's committed offsets go too (Kafka's rule): tombstones for them in
+        every offsets partition this node leads, committed by Raft, and gone from memory.
+
+        Every node runs this when it applies the deletion; each handles the partitions it
+        leads. A partition whose leader is still catching up is waited for (bounded).
+        """
+        deadline = trio.current_time() + COMMIT_TIMEOUT_S
+        for index in range(OFFSETS_PARTITIONS):
+            chain = self.partition_of(OFFSETS_TOPIC, index)  # type: ignore[operator]
+            if chain is None:
+                continue
+            while chain.group.is_leader and not chain.group.leader_caught_up:
+                if trio.current_time() > deadline:
+                    break
+                await trio.sleep(EXPIRY_CHECK_INTERVAL_S)
+            if not chain.group.leader_caught_up:
+                continue
+            self._ensure_loaded(index, chain)
+            for group_id, stored in list(self.offsets.items()):
+                doomed = [key for key in stored if key[0] == topic]
+                if not doomed or coordinator_partition(group_id) != index:
+                    continue
+                try:
+                    await self.delete_offsets(group_id, doomed)
+                except GroupError as error:
+                    logs.event("group_offsets_not_forgotten", group=group_id, topic=topic,
+                               error=error.code.name)  # fmt: skip
+                else:
+                    logs.event("group_offsets_forgotten", group=group_id, topic=topic,
+                               partitions=len(doomed))  # fmt: skip
 
     def active_topics(self, group_id: str) -> set[str]:
         """Topics the group's current members are assigned (their offsets stay)."""
