@@ -44,7 +44,7 @@ from raftlog.partition.chain import PartitionChain
 from raftlog.protocol.errors import ErrorCode
 
 INITIAL_REBALANCE_DELAY_S = 0.3
-"""Lets the members of a starting group arrive before the first round completes."""
+"""Lets the members of a group starting from empty arrive before its first round completes."""
 EXPIRY_CHECK_INTERVAL_S = 0.25
 GROUPS_MAX = 100_000
 MEMBERS_PER_GROUP_MAX = 1000
@@ -242,6 +242,7 @@ class GroupCoordinator:
             protocol_type,
             protocols,
         )
+        starting = group.state is GroupState.EMPTY
         previous = group.members.get(member_id)
         if previous is not None:
             member.assignment = previous.assignment
@@ -249,7 +250,8 @@ class GroupCoordinator:
         member.joined = True
         member.deadline = math.inf  # the session clock stops while a join is pending
         if group.state is not GroupState.PREPARING_REBALANCE:
-            self._start_round(group, delay_s=INITIAL_REBALANCE_DELAY_S if not previous else 0)
+            # Kafka's group.initial.rebalance.delay.ms: only a group starting from empty waits.
+            self._start_round(group, delay_s=INITIAL_REBALANCE_DELAY_S if starting else 0)
         self._complete_round_if_ready(group)
         round_done = group.join_done
         with trio.fail_after(member.rebalance_timeout_s + 5):
