@@ -448,12 +448,21 @@ class GroupCoordinator:
             except GroupError as error:
                 logs.event("group_metadata_not_saved", group=group_id, error=error.code.name)
 
-    async def expire_forever(self) -> None:
-        """Remove members whose session lapsed, finish rounds whose timeout passed, and
-        write the metadata of groups that emptied meanwhile."""
+    async def _save_unsaved_forever(self) -> None:
         while True:
             await trio.sleep(EXPIRY_CHECK_INTERVAL_S)
             await self._save_unsaved()
+
+    async def expire_forever(self) -> None:
+        """Remove members whose session lapsed and finish rounds whose timeout passed; beside
+        it (so a slow write never holds up expiry), write the metadata of emptied groups."""
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._save_unsaved_forever)
+            await self._expire_forever()
+
+    async def _expire_forever(self) -> None:
+        while True:
+            await trio.sleep(EXPIRY_CHECK_INTERVAL_S)
             now = trio.current_time()
             for group in list(self.groups.values()):
                 expired = [m.member_id for m in group.members.values() if m.deadline < now]
