@@ -106,14 +106,41 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     serve = commands.add_parser("serve", help="run a node (no configuration needed)")
     _add_node_flags(serve)
-    group = commands.add_parser("group", help="consumer groups: list, describe")
+    group = commands.add_parser(
+        "group", help="consumer groups: list, describe, reset-offsets, delete"
+    )
     group_commands = group.add_subparsers(dest="group_command", metavar="SUBCOMMAND")
     group_list = group_commands.add_parser("list", help="every group and its state")
     group_describe = group_commands.add_parser(
         "describe", help="members, assignments, committed offsets and lag of a group"
     )
     group_describe.add_argument("group_id", metavar="GROUP")
-    for sub in (group_list, group_describe):
+    group_reset = group_commands.add_parser(
+        "reset-offsets",
+        help="move an inactive group's committed offsets of a topic (dry run unless --execute)",
+    )
+    group_reset.add_argument("group_id", metavar="GROUP")
+    group_reset.add_argument("--topic", required=True, help="the topic whose offsets move")
+    target = group_reset.add_mutually_exclusive_group(required=True)
+    target.add_argument(
+        "--to-earliest", action="store_const", dest="target", const="earliest",
+        help="each partition's log start offset",
+    )  # fmt: skip
+    target.add_argument(
+        "--to-latest", action="store_const", dest="target", const="latest",
+        help="each partition's end offset (skip everything there now)",
+    )  # fmt: skip
+    target.add_argument(
+        "--to-offset", type=int, metavar="N", help="this offset, clamped to each partition's log"
+    )
+    group_reset.add_argument(
+        "--execute", action="store_true", help="commit the new offsets (default: show them)"
+    )
+    group_delete = group_commands.add_parser(
+        "delete", help="delete an empty group and its committed offsets"
+    )
+    group_delete.add_argument("group_id", metavar="GROUP")
+    for sub in (group_list, group_describe, group_reset, group_delete):
         sub.add_argument("--bootstrap", default="127.0.0.1:9092", help="a node's Kafka address")
         sub.add_argument("--format", choices=("text", "json"), default="text")
     output = argparse.ArgumentParser(add_help=False)
@@ -168,8 +195,19 @@ def _group(arguments: argparse.Namespace) -> int:
     try:
         if arguments.group_command == "list":
             document: object = cli_groups.list_groups(arguments.bootstrap)
-        else:
+        elif arguments.group_command == "describe":
             document = cli_groups.describe_group(arguments.bootstrap, arguments.group_id)
+        elif arguments.group_command == "reset-offsets":
+            document = cli_groups.reset_offsets(
+                arguments.bootstrap,
+                arguments.group_id,
+                arguments.topic,
+                "offset" if arguments.to_offset is not None else arguments.target,
+                arguments.to_offset,
+                arguments.execute,
+            )
+        else:
+            document = cli_groups.delete_group(arguments.bootstrap, arguments.group_id)
     except (ConnectionError, cli_groups.GroupCommandError) as error:
         print(f"raftlog: {error}", file=sys.stderr)
         return EXIT_FAILED

@@ -9,7 +9,10 @@ session lapses are removed and trigger a new round.
 
 Offsets are written to the group's `__consumer_offsets` partition through the ordinary
 produce path (acks=all, so committed by Raft before the commit is acknowledged), and
-rebuilt by reading that partition whenever this node starts coordinating it.
+rebuilt by reading that partition whenever this node starts coordinating it. So is each
+group's metadata (generation, protocol type and protocol), written when the leader's
+SyncGroup settles a generation and when a group empties: a new coordinator knows the group
+(as Empty: members rejoin) and continues its generations instead of starting over.
 """
 
 from __future__ import annotations
@@ -25,11 +28,15 @@ import trio
 
 from raftlog import logs
 from raftlog.groups.records import (
+    OFFSETS_PARTITIONS,
     OFFSETS_TOPIC,
     assigned_partitions,
     commit_batch,
     coordinator_partition,
+    decode_group_records,
     decode_offset_records,
+    group_key,
+    group_value,
     offset_key,
     offset_value,
 )
@@ -37,7 +44,7 @@ from raftlog.partition.chain import PartitionChain
 from raftlog.protocol.errors import ErrorCode
 
 INITIAL_REBALANCE_DELAY_S = 0.3
-"""Lets the members of a starting group arrive before the first round completes."""
+"""Lets the members of a group starting from empty arrive before its first round completes."""
 EXPIRY_CHECK_INTERVAL_S = 0.25
 GROUPS_MAX = 100_000
 MEMBERS_PER_GROUP_MAX = 1000
@@ -129,6 +136,8 @@ class GroupCoordinator:
     _loaded: dict[int, tuple[int, int]] = attrs.field(factory=dict)
     """Offsets partition -> (head group id, term) it was loaded at."""
     _ids: itertools.count[int] = attrs.field(factory=itertools.count)
+    _unsaved: set[str] = attrs.field(factory=set)
+    """Groups whose metadata changed outside a request (emptied) and is not yet written."""
 
     # -- placement -----------------------------------------------------------------------
 
@@ -140,17 +149,32 @@ class GroupCoordinator:
         chain = self.offsets_partition(group_id)
         if chain is None or not chain.group.is_leader:
             raise GroupError(ErrorCode.NOT_COORDINATOR)
-        index = coordinator_partition(group_id)
+        if not chain.group.leader_caught_up:
+            raise GroupError(ErrorCode.COORDINATOR_LOAD_IN_PROGRESS)
+        self._ensure_loaded(coordinator_partition(group_id), chain)
+        return chain
+
+    def _ensure_loaded(self, index: int, chain: PartitionChain) -> None:
+        """Load the partition once per leadership term (a new term may follow others')."""
         stamp = (chain.group.group_id, chain.group.raw.term)
         if self._loaded.get(index) != stamp:
             self._load(index, chain)
             self._loaded[index] = stamp
-        return chain
 
     def _load(self, index: int, chain: PartitionChain) -> None:
-        """Rebuild committed offsets of every group of this partition from its records."""
+        """Rebuild offsets and group metadata of every group of this partition from its records.
+
+        Membership held from an earlier term may be stale (another node coordinated since):
+        it is dropped, waiters are woken (they answer UNKNOWN_MEMBER_ID) and members rejoin.
+        """
         for group_id in [g for g in self.offsets if coordinator_partition(g) == index]:
             del self.offsets[group_id]
+        for group_id in [g for g in self.groups if coordinator_partition(g) == index]:
+            stale = self.groups.pop(group_id)
+            stale.members.clear()
+            stale.join_done.set()
+            stale.sync_done.set()
+            self._unsaved.discard(group_id)
         offset = chain.log_start_offset
         while offset < chain.high_watermark:
             result = chain.read_committed(offset, READ_BYTES, at_least_one=True)
@@ -162,8 +186,20 @@ class GroupCoordinator:
                     stored.pop((topic, partition), None)
                 else:
                     stored[(topic, partition)] = value
+            for group_id, metadata in decode_group_records(result.records):
+                if metadata is None:
+                    self.groups.pop(group_id, None)
+                else:
+                    generation, protocol_type, protocol_name = metadata
+                    self.groups[group_id] = Group(
+                        group_id,
+                        generation=generation,
+                        protocol_type=protocol_type,
+                        protocol_name=protocol_name,
+                    )
             offset = _next_offset(result.records)
-        logs.event("group_offsets_loaded", partition=index, groups=len(self.offsets))
+        here = [g for g in {*self.groups, *self.offsets} if coordinator_partition(g) == index]
+        logs.event("group_offsets_loaded", partition=index, groups=len(here))
 
     # -- membership ----------------------------------------------------------------------
 
@@ -206,6 +242,7 @@ class GroupCoordinator:
             protocol_type,
             protocols,
         )
+        starting = group.state is GroupState.EMPTY
         previous = group.members.get(member_id)
         if previous is not None:
             member.assignment = previous.assignment
@@ -213,7 +250,8 @@ class GroupCoordinator:
         member.joined = True
         member.deadline = math.inf  # the session clock stops while a join is pending
         if group.state is not GroupState.PREPARING_REBALANCE:
-            self._start_round(group, delay_s=INITIAL_REBALANCE_DELAY_S if not previous else 0)
+            # Kafka's group.initial.rebalance.delay.ms: only a group starting from empty waits.
+            self._start_round(group, delay_s=INITIAL_REBALANCE_DELAY_S if starting else 0)
         self._complete_round_if_ready(group)
         round_done = group.join_done
         with trio.fail_after(member.rebalance_timeout_s + 5):
@@ -271,6 +309,7 @@ class GroupCoordinator:
             group.state = GroupState.EMPTY
             group.generation += 1
             group.leader_id = ""
+            self._unsaved.add(group.group_id)
             done.set()
             return
         group.generation += 1
@@ -310,6 +349,14 @@ class GroupCoordinator:
             raise GroupError(ErrorCode.REBALANCE_IN_PROGRESS)
         if group.state is GroupState.COMPLETING_REBALANCE:
             if member_id == group.leader_id:
+                # The generation is durable before anyone acts on it (Kafka does the same).
+                await self._save_metadata(group)
+                if (
+                    self.groups.get(group_id) is not group
+                    or group.state is not GroupState.COMPLETING_REBALANCE
+                    or generation != group.generation
+                ):
+                    raise GroupError(ErrorCode.REBALANCE_IN_PROGRESS)
                 for other in group.members.values():
                     other.assignment = assignments.get(other.member_id, b"")
                 group.state = GroupState.STABLE
@@ -373,8 +420,47 @@ class GroupCoordinator:
             group.sync_done.set()
             self._start_round(group, delay_s=0)
 
+    async def _save_metadata(self, group: Group) -> None:
+        """Write the group's metadata record; answered only once Raft committed it."""
+        record = group_value(group.generation, group.protocol_type, group.protocol_name)
+        await self._write(group.group_id, [(group_key(group.group_id), record)])
+
+    async def _write(self, group_id: str, entries: list[tuple[bytes, bytes | None]]) -> None:
+        """Append records to the group's partition with acks=all; GroupError if refused."""
+        chain = self._coordinating(group_id)
+        outcome = await chain.produce(commit_batch(entries), -1, COMMIT_TIMEOUT_S)
+        if outcome.error_code:
+            raise GroupError(
+                ErrorCode.NOT_COORDINATOR
+                if outcome.error_code == ErrorCode.NOT_LEADER_OR_FOLLOWER
+                else ErrorCode(outcome.error_code)
+            )
+
+    async def _save_unsaved(self) -> None:
+        """Write the metadata of groups that emptied (outside any request that could wait)."""
+        for group_id in list(self._unsaved):
+            self._unsaved.discard(group_id)
+            group = self.groups.get(group_id)
+            if group is None or not self._leads(group_id):
+                continue
+            try:
+                await self._save_metadata(group)
+            except GroupError as error:
+                logs.event("group_metadata_not_saved", group=group_id, error=error.code.name)
+
+    async def _save_unsaved_forever(self) -> None:
+        while True:
+            await trio.sleep(EXPIRY_CHECK_INTERVAL_S)
+            await self._save_unsaved()
+
     async def expire_forever(self) -> None:
-        """Remove members whose session lapsed and finish rounds whose timeout passed."""
+        """Remove members whose session lapsed and finish rounds whose timeout passed; beside
+        it (so a slow write never holds up expiry), write the metadata of emptied groups."""
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._save_unsaved_forever)
+            await self._expire_forever()
+
+    async def _expire_forever(self) -> None:
         while True:
             await trio.sleep(EXPIRY_CHECK_INTERVAL_S)
             now = trio.current_time()
@@ -426,22 +512,48 @@ class GroupCoordinator:
 
     async def delete_offsets(self, group_id: str, partitions: list[tuple[str, int]]) -> None:
         """Tombstone committed offsets (OffsetDelete, DeleteGroups); committed by Raft first."""
-        chain = self._coordinating(group_id)
+        self._coordinating(group_id)
         stored = self.offsets.get(group_id, {})
         doomed = [key for key in partitions if key in stored]
         if doomed:
-            batch = commit_batch(
-                [(offset_key(group_id, topic, partition), None) for topic, partition in doomed]
+            await self._write(
+                group_id,
+                [(offset_key(group_id, topic, partition), None) for topic, partition in doomed],
             )
-            outcome = await chain.produce(batch, -1, COMMIT_TIMEOUT_S)
-            if outcome.error_code:
-                raise GroupError(
-                    ErrorCode.NOT_COORDINATOR
-                    if outcome.error_code == ErrorCode.NOT_LEADER_OR_FOLLOWER
-                    else ErrorCode(outcome.error_code)
-                )
         for key in doomed:
             stored.pop(key, None)
+
+    async def forget_topic(self, topic: str) -> None:
+        """A deleted topic's committed offsets go too (Kafka's rule): tombstones for them in
+        every offsets partition this node leads, committed by Raft, and gone from memory.
+
+        Every node runs this when it applies the deletion; each handles the partitions it
+        leads. A partition whose leader is still catching up is waited for (bounded).
+        """
+        deadline = trio.current_time() + COMMIT_TIMEOUT_S
+        for index in range(OFFSETS_PARTITIONS):
+            chain = self.partition_of(OFFSETS_TOPIC, index)  # type: ignore[operator]
+            if chain is None:
+                continue
+            while chain.group.is_leader and not chain.group.leader_caught_up:
+                if trio.current_time() > deadline:
+                    break
+                await trio.sleep(EXPIRY_CHECK_INTERVAL_S)
+            if not chain.group.leader_caught_up:
+                continue
+            self._ensure_loaded(index, chain)
+            for group_id, stored in list(self.offsets.items()):
+                doomed = [key for key in stored if key[0] == topic]
+                if not doomed or coordinator_partition(group_id) != index:
+                    continue
+                try:
+                    await self.delete_offsets(group_id, doomed)
+                except GroupError as error:
+                    logs.event("group_offsets_not_forgotten", group=group_id, topic=topic,
+                               error=error.code.name)  # fmt: skip
+                else:
+                    logs.event("group_offsets_forgotten", group=group_id, topic=topic,
+                               partitions=len(doomed))  # fmt: skip
 
     def active_topics(self, group_id: str) -> set[str]:
         """Topics the group's current members are assigned (their offsets stay)."""
@@ -464,8 +576,11 @@ class GroupCoordinator:
         if group is not None and group.members:
             raise GroupError(ErrorCode.NON_EMPTY_GROUP)
         await self.delete_offsets(group_id, list(stored or {}))
+        if group is not None:
+            await self._write(group_id, [(group_key(group_id), None)])
         self.groups.pop(group_id, None)
         self.offsets.pop(group_id, None)
+        self._unsaved.discard(group_id)
 
     def committed(
         self, group_id: str, wanted: Iterable[tuple[str, int]] | None

@@ -5,6 +5,12 @@ places it (`abs(String.hashCode()) % partitions`), so a group's offsets and the 
 serves them move together. Each commit is one record: the key names (group, topic,
 partition), the value holds the offset and metadata; a null value (tombstone) deletes.
 Both are small versioned JSON objects, readable in a dump of the log.
+
+As in Kafka, the partition also holds one group metadata record per group (key version 2,
+naming only the group): its generation, protocol type and chosen protocol, written when a
+generation is settled, so a new coordinator knows the group and never reuses a generation.
+Every record key is a function of its identity alone (same bytes for the same group, topic
+and partition), which is what compaction keys on.
 """
 
 from __future__ import annotations
@@ -21,6 +27,8 @@ from raftlog.protocol.records import Record, RecordBatchView, build_batch
 OFFSETS_TOPIC = "__consumer_offsets"
 OFFSETS_PARTITIONS = 8
 RECORD_VERSION = 1
+GROUP_KEY_VERSION = 2
+GROUP_VALUE_VERSION = 1
 
 
 def java_string_hash(text: str) -> int:
@@ -47,6 +55,17 @@ def offset_value(offset: int, metadata: str | None, leader_epoch: int) -> bytes:
     return json.dumps({"v": RECORD_VERSION, "o": offset, "m": metadata, "e": leader_epoch}).encode()
 
 
+def group_key(group_id: str) -> bytes:
+    return json.dumps({"v": GROUP_KEY_VERSION, "g": group_id}).encode()
+
+
+def group_value(generation: int, protocol_type: str, protocol_name: str) -> bytes:
+    return json.dumps(
+        {"v": GROUP_VALUE_VERSION, "gen": generation, "type": protocol_type,
+         "protocol": protocol_name}
+    ).encode()  # fmt: skip
+
+
 def commit_batch(entries: list[tuple[bytes, bytes | None]]) -> bytes:
     """One record batch holding a group's commits (key, value or None for a tombstone)."""
     return build_batch(
@@ -71,12 +90,43 @@ def decode_offset_records(
             if record.key is None:
                 continue
             key = json.loads(record.key)
+            if key.get("v") == GROUP_KEY_VERSION:
+                continue
             identity = (str(key["g"]), str(key["t"]), int(key["p"]))
             if record.value is None:
                 decoded.append((identity, None))
             else:
                 value = json.loads(record.value)
                 decoded.append((identity, (int(value["o"]), value.get("m"), int(value["e"]))))
+    return decoded
+
+
+def decode_group_records(
+    batches: bytes | memoryview,
+) -> list[tuple[str, tuple[int, str, str] | None]]:
+    """Group metadata records: group -> (generation, protocol type, protocol), or None."""
+    decoded: list[tuple[str, tuple[int, str, str] | None]] = []
+    view = memoryview(batches)
+    position = 0
+    while position + 12 <= len(view):
+        size = int.from_bytes(view[position + 8 : position + 12], "big") + 12
+        batch = RecordBatchView(view[position : position + size])
+        position += size
+        if batch.is_control:
+            continue
+        for record in batch.records():
+            if record.key is None:
+                continue
+            key = json.loads(record.key)
+            if key.get("v") != GROUP_KEY_VERSION:
+                continue
+            if record.value is None:
+                decoded.append((str(key["g"]), None))
+            else:
+                value = json.loads(record.value)
+                decoded.append(
+                    (str(key["g"]), (int(value["gen"]), str(value["type"]), str(value["protocol"])))
+                )
     return decoded
 
 

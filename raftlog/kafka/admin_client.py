@@ -81,3 +81,16 @@ class KafkaAdminConnection:
             chunks.append(chunk)
             remaining -= len(chunk)
         return b"".join(chunks)
+
+
+def connect_any(bootstrap: str, timeout_s: float = TIMEOUT_S) -> KafkaAdminConnection:
+    """A connection to the first node of a comma-separated bootstrap list that answers."""
+    failures = []
+    for address in (part.strip() for part in bootstrap.split(",")):
+        if not address:
+            continue
+        try:
+            return KafkaAdminConnection(address, timeout_s)
+        except NodeUnreachable as error:
+            failures.append(str(error))
+    raise NodeUnreachable("; ".join(failures) or f"no address in {bootstrap!r}")

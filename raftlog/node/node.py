@@ -271,7 +271,7 @@ class Node:
         group.on_input = self._awake.add
         group.on_leadership = self._membership_pending.add
         self._awake.add(group_id)
-        await self._nursery.start(self._run_group, group_id)
+        await self._nursery.start(self._run_group, self._hosted[group_id])
         if voters[0] == self.config.node_id:
             # The first replica stands at once instead of waiting out an election timeout;
             # pre-vote keeps this from disturbing a group that already has a leader.
@@ -279,9 +279,13 @@ class Node:
         return group
 
     async def _run_group(
-        self, group_id: int, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+        self, hosted: _Hosted, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
     ) -> None:
-        hosted = self._hosted[group_id]
+        """Run one hosted group until its scope is cancelled.
+
+        Given the record itself, not its id: replaying a topic's creation and deletion
+        can drop the group (cancelling its scope) before this task first runs.
+        """
         try:
             with hosted.scope:
                 await hosted.group.run(task_status=task_status)
@@ -697,6 +701,7 @@ class Node:
                 self.broker.partitions.pop((topic.name, partition.index), None)
                 for segment in partition.segments:
                     self._nursery.start_soon(self._drop, segment.group_id)
+            self._nursery.start_soon(self.broker.coordinator.forget_topic, topic.name)
             logs.event("topic_deleted", logging.INFO, topic=topic.name)
 
     def _on_replica_replaced(self, command: dict[str, Any], segment: SegmentInfo) -> None:

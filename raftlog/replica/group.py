@@ -117,6 +117,19 @@ class ReplicaGroup:
         return self._leader_id
 
     @property
+    def leader_caught_up(self) -> bool:
+        """Leader that has applied an entry of its own term, hence every committed entry.
+
+        A new leader knows the commit point only once an entry of its term commits (its
+        NOOP); state rebuilt from the log before then could miss committed entries.
+        """
+        return (
+            self.is_leader
+            and self._applied_index > 0
+            and self.raw.log.maybe_term(self._applied_index) == self.raw.term
+        )
+
+    @property
     def applied_index(self) -> int:
         return self._applied_index
 

@@ -1,13 +1,16 @@
-"""DeleteGroups and OffsetDelete: tombstones committed by Raft, gone after a restart too."""
+"""DeleteGroups, OffsetDelete and DeleteTopics: tombstones committed by Raft, gone after a
+restart too."""
 
 from __future__ import annotations
 
+import pathlib
 import time
 
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin import AdminClient, NewTopic
 
+from raftlog.cli_groups import GroupCommandError, committed_offsets
 from raftlog.groups.records import OFFSETS_TOPIC, coordinator_partition
 from raftlog.kafka.admin_client import KafkaAdminConnection
 from raftlog.protocol.messages.generated.offset_delete_request import (
@@ -75,3 +78,35 @@ def test_delete_group_and_offsets(raftlog_node: LocalCluster) -> None:
     node.start()
     assert _committed(raftlog_node.bootstrap, "doomed", "t1") < 0, "tombstones survive restart"
     assert _committed(raftlog_node.bootstrap, "pruned", "t2") < 0
+
+
+@pytest.mark.parametrize("nodes", [1, 3])
+def test_deleting_a_topic_deletes_its_committed_offsets(nodes: int, tmp_path: pathlib.Path) -> None:
+    with LocalCluster(tmp_path / "cluster", nodes=nodes) as cluster:
+        bootstrap = cluster.bootstrap
+        admin = AdminClient({"bootstrap.servers": bootstrap})
+        for topic in ("gone", "kept"):
+            admin.create_topics([NewTopic(topic, num_partitions=1)])[topic].result(30)
+            _commit_some(bootstrap, "mixed", topic)
+        assert set(committed_offsets(bootstrap, "mixed")) == {("gone", 0), ("kept", 0)}
+
+        admin.delete_topics(["gone"], request_timeout=10)["gone"].result(30)
+        deadline = time.monotonic() + 30
+        while set(committed_offsets(bootstrap, "mixed")) != {("kept", 0)}:
+            assert time.monotonic() < deadline, committed_offsets(bootstrap, "mixed")
+            time.sleep(0.2)
+        admin.create_topics([NewTopic("gone", num_partitions=1)])["gone"].result(30)
+        assert _committed(bootstrap, "mixed", "gone") < 0, "a new topic of the same name"
+        assert _committed(bootstrap, "mixed", "kept") > 0
+
+        cluster.stop()  # the tombstones are in __consumer_offsets, not only in memory
+        cluster.start()
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                offsets = committed_offsets(cluster.bootstrap, "mixed")
+                break
+            except GroupCommandError:  # no coordinator elected yet
+                assert time.monotonic() < deadline
+                time.sleep(0.3)
+        assert set(offsets) == {("kept", 0)}

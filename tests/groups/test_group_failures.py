@@ -7,12 +7,15 @@ import subprocess
 import sys
 import textwrap
 import time
+from typing import Any
 
 import pytest
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from raftlog.groups.records import OFFSETS_TOPIC, coordinator_partition
+from raftlog.cli_groups import GroupCommandError, find_coordinator
+from raftlog.kafka.admin_client import KafkaAdminConnection
+from raftlog.protocol.messages.generated.describe_groups_request import DescribeGroupsRequest
 from raftlog.testing import LocalCluster
 
 pytestmark = pytest.mark.clients
@@ -84,45 +87,112 @@ def test_a_killed_member_is_expired_and_its_partitions_reassigned(
     survivor.close()
 
 
-def test_coordinator_failover_keeps_committed_offsets(tmp_path: pathlib.Path) -> None:
-    with LocalCluster(tmp_path, nodes=3) as cluster:
-        _fill(cluster.bootstrap, "ledger", 900, partitions=3)
-        consumer = _member(cluster.bootstrap, "auditors")
-        consumer.subscribe(["ledger"])
-        consumed = 0
-        deadline = time.monotonic() + 30
-        while consumed < 900 and time.monotonic() < deadline:
-            consumed += len([m for m in consumer.consume(300, 0.2) if m.error() is None])
-        consumer.commit(asynchronous=False)
-        committed = {
-            tp.partition: tp.offset
-            for tp in consumer.committed([TopicPartition("ledger", p) for p in range(3)], 10)
-        }
+def _committed_by_client(bootstrap: str, group: str, topic: str) -> dict[int, int]:
+    """Committed offsets as a real client sees them (retried while a coordinator moves)."""
+    consumer = _member(bootstrap, group)
+    try:
+        deadline = time.monotonic() + 40
+        while True:
+            try:
+                found = consumer.committed([TopicPartition(topic, p) for p in range(3)], 10)
+                return {tp.partition: tp.offset for tp in found}
+            except KafkaException:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+    finally:
         consumer.close()
-        assert sum(committed.values()) >= 900
 
-        admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
-        offsets_partition = coordinator_partition("auditors")
-        coordinator = -1
-        deadline = time.monotonic() + 30
-        while coordinator < 1 and time.monotonic() < deadline:  # -1: no leader yet
-            metadata = admin.list_topics(OFFSETS_TOPIC, timeout=10)
-            coordinator = metadata.topics[OFFSETS_TOPIC].partitions[offsets_partition].leader
-            time.sleep(0.1)
+
+def _describe(bootstrap: str, group: str) -> tuple[int, object]:
+    """(coordinator node id, DescribeGroups answer) once a coordinator answers."""
+    deadline = time.monotonic() + 40
+    while True:
+        try:
+            node_id, address = find_coordinator(bootstrap, group)
+            with KafkaAdminConnection(address) as connection:
+                described = connection.request(DescribeGroupsRequest(groups=[group]), 1)
+            answer = described.groups[0]  # type: ignore[attr-defined]
+            if answer.error_code == 0:
+                return node_id, answer
+        except (GroupCommandError, ConnectionError):
+            pass
+        assert time.monotonic() < deadline, "no coordinator answered for the group"
+        time.sleep(0.3)
+
+
+def test_coordinator_failover_with_a_live_group(tmp_path: pathlib.Path, group_workers: Any) -> None:
+    """Kill the coordinator's node under a consuming group: the group carries on under the
+    new coordinator, consumes everything, and no committed offset goes backwards."""
+    with LocalCluster(tmp_path / "cluster", nodes=3) as cluster:
+        _fill(cluster.bootstrap, "ledger", 300, partitions=3)
+        pool = group_workers
+        members = [
+            pool.start("confluent", cluster.bootstrap, "auditors", "ledger", f"m{i}",
+                       "batch=40", "pause_ms=60")
+            for i in range(2)
+        ]  # fmt: skip
+        pool.wait_until(
+            lambda: sum(e.kind == "R" for e in pool.events(members)) >= 200, 45, "consumption"
+        )
+        coordinator, _answer = _describe(cluster.bootstrap, "auditors")
+        before = _committed_by_client(cluster.bootstrap, "auditors", "ledger")
+        assert sum(before.values()) > 0
         cluster.node(coordinator).kill()
 
-        survivors = ",".join(m.address for m in cluster.members if m.node_id != coordinator)
-        again = _member(survivors, "auditors")
-        deadline = time.monotonic() + 40
-        after: dict[int, int] = {}
-        while time.monotonic() < deadline:
-            try:
-                after = {
-                    tp.partition: tp.offset
-                    for tp in again.committed([TopicPartition("ledger", p) for p in range(3)], 10)
-                }
-                break
-            except Exception:  # the new coordinator is still being elected
-                time.sleep(0.5)
-        again.close()
-        assert after == committed, "no committed offset went backwards or vanished"
+        survivors = cluster.bootstrap  # only running nodes
+        producer = Producer({"bootstrap.servers": survivors, "acks": "all"})
+        for index in range(300):
+            producer.produce("ledger", f"more-{index}".encode(), partition=index % 3)
+        assert producer.flush(40) == 0
+        probe = _member(survivors, "probe")
+        ends = {
+            p: probe.get_watermark_offsets(TopicPartition("ledger", p), 10)[1] for p in range(3)
+        }
+        probe.close()
+
+        def committed_to_the_end() -> bool:
+            committed: dict[int, int] = {}
+            for event in pool.events(members):
+                if event.kind == "C":
+                    committed[event.partition] = max(committed.get(event.partition, 0),
+                                                     event.offset)  # fmt: skip
+            return all(committed.get(p, 0) >= ends[p] for p in range(3))
+
+        pool.wait_until(committed_to_the_end, 60, "the group to commit to the end after failover")
+        moved_to, described = _describe(survivors, "auditors")
+        assert moved_to != coordinator
+        assert described.group_state == "Stable" and len(described.members) == 2  # type: ignore[attr-defined]
+        after = _committed_by_client(survivors, "auditors", "ledger")
+        assert all(after[p] >= before[p] for p in range(3)), (before, after)
+        assert after == ends
+        committed: dict[int, int] = {}
+        for event in pool.events(members):  # no read ever went below a commit
+            if event.kind == "C":
+                committed[event.partition] = max(committed.get(event.partition, 0), event.offset)
+            elif event.kind == "R":
+                assert event.offset >= committed.get(event.partition, 0), event
+
+
+def test_group_metadata_survives_coordinator_failover(tmp_path: pathlib.Path) -> None:
+    """The new coordinator knows an empty group from its metadata record, not only offsets."""
+    with LocalCluster(tmp_path / "cluster", nodes=3) as cluster:
+        _fill(cluster.bootstrap, "archive", 30, partitions=3)
+        consumer = _member(cluster.bootstrap, "librarians")
+        consumer.subscribe(["archive"])
+        got = 0
+        deadline = time.monotonic() + 30
+        while got < 30 and time.monotonic() < deadline:
+            got += len([m for m in consumer.consume(30, 0.2) if m.error() is None])
+        consumer.commit(asynchronous=False)
+        consumer.close()
+        coordinator, described = _describe(cluster.bootstrap, "librarians")
+        assert described.group_state == "Empty"  # type: ignore[attr-defined]
+        time.sleep(1.0)  # the emptied group's metadata is written by the expiry loop
+        cluster.node(coordinator).kill()
+        moved_to, described = _describe(cluster.bootstrap, "librarians")
+        assert moved_to != coordinator
+        assert described.group_state == "Empty"  # type: ignore[attr-defined]
+        assert described.protocol_type == "consumer"  # type: ignore[attr-defined]
+        assert described.protocol_data == "range"  # type: ignore[attr-defined]
+        assert sum(_committed_by_client(cluster.bootstrap, "librarians", "archive").values()) > 0

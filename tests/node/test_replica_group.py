@@ -76,3 +76,35 @@ def test_single_voter_group_commits_and_recovers(tmp_path: Path) -> None:
     trio.run(second_life)
     replayed = [entry for entry in applied if entry.kind is EntryKind.DATA]
     assert len(replayed) == 21  # the 20 from before are applied again from the log, then 1
+
+
+def test_a_new_leader_is_caught_up_only_once_an_entry_of_its_term_applied(
+    tmp_path: Path,
+) -> None:
+    """What the group coordinator waits for before rebuilding state from the log: until
+    then, committed entries of earlier terms may not all be applied yet."""
+
+    async def life(value: bytes) -> None:
+        group, storage = open_replica_group(
+            tmp_path, group_id=1, node_id=1, voters=[1], apply=lambda entries: None,
+            send=_no_messages,
+        )  # fmt: skip
+        async with trio.open_nursery() as nursery:
+            await nursery.start(group.run)
+            assert not group.leader_caught_up, "a follower is never caught up as leader"
+            group.campaign()
+            with trio.fail_after(5):
+                while not group.is_leader:
+                    await trio.sleep(0)
+            assert not group.leader_caught_up, "its NOOP is not applied yet (fsync first)"
+            with trio.fail_after(5):
+                while not group.leader_caught_up:
+                    await trio.sleep(0.001)
+            index, term = group.propose(build_batch([Record(value)]))
+            await group.wait_committed(index, term)
+            assert group.leader_caught_up
+            nursery.cancel_scope.cancel()
+        storage.log.close()
+
+    trio.run(life, b"first")
+    trio.run(life, b"second")  # entries of an earlier term are in the log this time
