@@ -25,6 +25,7 @@ from typing import IO, Any
 import attrs
 
 from raftlog.cli_client import Client, ClusterMetadata, CommandError, check
+from raftlog.cli_progress import Progress
 from raftlog.cli_topics import EARLIEST, LATEST, key_values
 from raftlog.protocol.errors import ErrorCode
 from raftlog.protocol.messages.generated.fetch_request import (
@@ -258,9 +259,14 @@ def produce(client: Client, arguments: argparse.Namespace, stdin: IO[bytes]) -> 
         )
     producer = _Producer(client, arguments.topic, metadata, arguments.partition)
     lines = iter(lambda: stdin.readline(LINE_BYTES_MAX + 1), b"")
-    for record in read_records(lines, arguments.key, arguments.key_separator, headers):
+    progress = Progress("records read")
+    for count, record in enumerate(
+        read_records(lines, arguments.key, arguments.key_separator, headers), 1
+    ):
         producer.add(record)
+        progress.update(count)
     producer.flush()
+    progress.done()
     return {
         "topic": arguments.topic,
         "records": sum(entry[2] for entry in producer.produced.values()),

@@ -254,8 +254,14 @@ class GroupCoordinator:
             self._start_round(group, delay_s=INITIAL_REBALANCE_DELAY_S if starting else 0)
         self._complete_round_if_ready(group)
         round_done = group.join_done
-        with trio.fail_after(member.rebalance_timeout_s + 5):
+        with trio.move_on_after(member.rebalance_timeout_s + 5):
             await round_done.wait()
+        if not round_done.is_set():
+            # The round outlived the rebalance timeout that should have ended it: answer
+            # so the client rejoins, instead of failing the connection, and let the
+            # member's session run out if it does not come back.
+            member.deadline = trio.current_time() + member.session_timeout_s
+            raise GroupError(ErrorCode.REBALANCE_IN_PROGRESS)
         if member_id not in group.members:
             raise GroupError(ErrorCode.UNKNOWN_MEMBER_ID)
         member.deadline = trio.current_time() + member.session_timeout_s

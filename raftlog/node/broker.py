@@ -37,6 +37,7 @@ NO_NODE = -1
 REMOTE_LEADER_FRESH_S = 1.0
 """How long a leader learned from another node answers Metadata before it is asked again."""
 REMOTE_LEADER_TIMEOUT_S = 1.0
+PARTITIONS_READY_WAIT_S = 5.0
 
 AskLeaders = Callable[[int, list[int]], Awaitable[dict[int, tuple[int, int]]]]
 """Asks one node which leader (and term) it sees for each of some groups it hosts."""
@@ -212,9 +213,30 @@ class Broker:
             [node_ids[(partition + offset) % len(node_ids)] for offset in range(wanted)]
             for partition in range(partitions)
         ]
-        return await self.controller.create_topic(
+        topic = await self.controller.create_topic(
             name, assignments, wanted, configs, self.request_timeout_s
         )
+        await self._wait_hosted(topic)
+        return topic
+
+    async def _wait_hosted(self, topic: TopicInfo) -> None:
+        """Give the partitions this node hosts a moment to open and elect a leader.
+
+        Groups open in worker threads after the command commits; a client that produces
+        right after CreateTopics (or an auto-creating Metadata) should find them ready, as
+        it would on Kafka, rather than an unknown partition. Bounded: a large topic may
+        return before all are ready, and clients retry what is not.
+        """
+        mine = [
+            (topic.name, partition.index)
+            for partition in topic.partitions
+            if self.config.node_id in partition.head.replicas
+        ]
+        with trio.move_on_after(PARTITIONS_READY_WAIT_S):
+            while not all(
+                key in self.partitions and self.partitions[key].group.leader_id for key in mine
+            ):
+                await trio.sleep(0.005)
 
     async def alter_topic_configs(
         self, name: str, changes: dict[str, str], deletions: list[str], *, validate_only: bool
