@@ -83,13 +83,22 @@ def test_fetch_above_commit_is_caught(tmp_path: Path) -> None:
 
 
 def test_skip_idempotence_is_caught(tmp_path: Path) -> None:
-    code, anomalies, printed = _run(
-        tmp_path / "run",
-        "--time", "30", "--rate", "80", "--nemesis", "pause:leader,kill:leader",
-        "--seed", "12", "--inject-bug", "skip-idempotence",
-    )  # fmt: skip
-    assert code == 1, printed[-3000:]
-    assert "duplicate" in _kinds(anomalies).get("duplicates", set()), _kinds(anomalies)
+    """The bug shows only when a producer retries a batch whose acknowledgement a pause or
+    kill swallowed, which a given seed's timing may not produce on a busy machine: a second
+    seed runs if the first found nothing. Both missing it fails the test."""
+    seen: list[dict[str, set[str]]] = []
+    for seed in ("12", "14"):
+        code, anomalies, printed = _run(
+            tmp_path / f"run-{seed}",
+            "--time", "30", "--rate", "80", "--nemesis", "pause:leader,kill:leader",
+            "--seed", seed, "--inject-bug", "skip-idempotence",
+        )  # fmt: skip
+        assert code in (0, 1), printed[-3000:]
+        seen.append(_kinds(anomalies))
+        if code == 1:
+            assert "duplicate" in _kinds(anomalies).get("duplicates", set()), _kinds(anomalies)
+            return
+    raise AssertionError(f"skip-idempotence went unnoticed with seeds 12 and 14: {seen}")
 
 
 def test_an_unknown_bug_is_a_harness_error(tmp_path: Path) -> None:
