@@ -82,6 +82,7 @@ def _run(arguments: argparse.Namespace) -> int:
             inflight=arguments.inflight,
             network=arguments.network,
             inject_bug=arguments.inject_bug,
+            power_loss=arguments.power_loss,
         )
         print(f"seed: {seed}", flush=True)
         return run(options)
@@ -122,6 +123,12 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--inject-bug", dest="inject_bug", help="a raftlog bug switch (RAFTLOG_INJECT_BUG)"
+    )
+    parser.add_argument(
+        "--power-loss",
+        dest="power_loss",
+        action="store_true",
+        help="a killed node loses its unfsynced writes, as in a power cut (test-only node mode)",
     )
 
 

@@ -5,6 +5,7 @@ Layout (all names fixed so tools and people find them)::
     run.json        seed, workload and options: what replays the run
     history.jsonl   the operation history (see history.py)
     nemesis.jsonl   fault start/stop events (see nemesis.py)
+    leaders.jsonl   every node's claims to lead a Raft group in a term (see elections.py)
     anomalies.json  every checker's result, anomalies with their operations
     throughput.png  completions per second, faults shaded
     latency.png     latency of each operation, faults shaded
@@ -24,7 +25,9 @@ from typing import Any
 import attrs
 
 from jepsen_like.checkers import CheckResult, Verdict, check_queue
+from jepsen_like.checkers.elections import check_election_safety
 from jepsen_like.checkers.result import count_kinds
+from jepsen_like.elections import LEADERS_FILE, LeaderClaim, read_claims, write_claims
 from jepsen_like.history import History, HistoryError, read_history, write_history
 from jepsen_like.linearizability import Budget, check_history
 from jepsen_like.models import LogModel, RegisterModel
@@ -74,6 +77,8 @@ class Run:
     info: RunInfo
     history: History
     nemesis: tuple[NemesisEvent, ...] = ()
+    leaders: tuple[LeaderClaim, ...] | None = None
+    """None when the nodes' logs were not collected (a bare history): no election check."""
 
 
 @attrs.frozen
@@ -135,6 +140,8 @@ SPARSE_OFFSETS_OPTION = "sparse_offsets"
 def judge(run: Run, budget: Budget | None = None) -> Outcome:
     sparse = bool(run.info.options.get(SPARSE_OFFSETS_OPTION, False))
     results = check_run(run.history, budget, sparse_offsets=sparse)
+    if run.leaders is not None:
+        results = (*results, check_election_safety(run.leaders))
     return Outcome(overall(results), results, verdict_line(results, run.info, run.history))
 
 
@@ -143,6 +150,8 @@ def write_recording(run_dir: Path, run: Run) -> None:
     (run_dir / RUN_FILE).write_text(json.dumps(run.info.to_json(), indent=2) + "\n")
     write_history(run_dir / HISTORY_FILE, run.history.entries)
     write_nemesis(run_dir / NEMESIS_FILE, run.nemesis)
+    if run.leaders is not None:
+        write_claims(run_dir / LEADERS_FILE, run.leaders)
 
 
 def write_findings(run_dir: Path, run: Run, outcome: Outcome) -> None:
@@ -186,4 +195,6 @@ def load_run(run_dir: Path) -> Run:
             raise HistoryError(f"{info_path}: {error}") from error
     nemesis_path = run_dir / NEMESIS_FILE
     events = tuple(read_nemesis(nemesis_path)) if nemesis_path.is_file() else ()
-    return Run(info, read_history(run_dir / HISTORY_FILE), events)
+    leaders_path = run_dir / LEADERS_FILE
+    leaders = tuple(read_claims(leaders_path)) if leaders_path.is_file() else None
+    return Run(info, read_history(run_dir / HISTORY_FILE), events, leaders)

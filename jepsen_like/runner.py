@@ -31,6 +31,7 @@ from typing import Any
 import attrs
 
 from jepsen_like.cluster import ChaosCluster
+from jepsen_like.elections import read_node_logs
 from jepsen_like.history import Entry, History, HistoryError
 from jepsen_like.linearizability import Budget
 from jepsen_like.nemeses import Nemesis, parse_kinds, schedule
@@ -68,6 +69,9 @@ class RunOptions:
     network: str = "auto"
     inject_bug: str | None = None
     """Sets ``RAFTLOG_INJECT_BUG`` on every node: proves the checkers can fail."""
+    power_loss: bool = False
+    """Nodes lose unfsynced segment data when killed, as in a power cut
+    (``RAFTLOG_TEST_POWER_LOSS``): without it SIGKILL keeps the page cache."""
     recovery_timeout_s: float = 60.0
     final_timeout_s: float = 120.0
     check_time_budget_s: float = 60.0
@@ -104,6 +108,8 @@ class RunOptions:
         ]
         if self.inject_bug:
             parts.append(f"--inject-bug {self.inject_bug}")
+        if self.power_loss:
+            parts.append("--power-loss")
         return " ".join(parts)
 
 
@@ -291,10 +297,14 @@ def run(options: RunOptions) -> int:
             if reason is not None:
                 raise HarnessError(reason)
         environment = {"RAFTLOG_INJECT_BUG": options.inject_bug} if options.inject_bug else {}
+        if options.power_loss:
+            environment["RAFTLOG_TEST_POWER_LOSS"] = "1"
         cluster = ChaosCluster(run_dir, network, node_ids, environment)
         resources.cluster = cluster
         cluster.build()
-        print(f"network: {network.mechanism}; nodes: {cluster.bootstrap}", flush=True)
+        storage = "power-loss emulation" if options.power_loss else "page cache survives kills"
+        print(f"network: {network.mechanism}; storage: {storage}; nodes: {cluster.bootstrap}",
+              flush=True)
         cluster.start()
         _create_topic(cluster.bootstrap, options)
         if not _wait_leaders(cluster.bootstrap, options.partitions, LEADER_WAIT_S):
@@ -370,7 +380,7 @@ def _drive(
     print(f"recorded {len(history.operations)} operations; checking", flush=True)
     outcome = write_report(
         run_dir,
-        Run(info, history, tuple(nemesis.events)),
+        Run(info, history, tuple(nemesis.events), read_node_logs(run_dir / "nodes")),
         Budget(time_s=options.check_time_budget_s),
     )
     problems = []

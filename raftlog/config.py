@@ -127,6 +127,9 @@ class NodeConfig:
     log_level: str = "info"
     inject_bug: str | None = attrs.field(default=None)
     """Test-only: a deliberate bug from ``raftlog.bugs`` (``RAFTLOG_INJECT_BUG``)."""
+    test_power_loss: bool = False
+    """Test-only: a SIGKILL loses unfsynced segment data as a power cut would
+    (``RAFTLOG_TEST_POWER_LOSS``; see ``raftlog.storage.power_loss``)."""
 
     @inject_bug.validator
     def _check_inject_bug(self, _attribute: object, value: str | None) -> None:
@@ -187,12 +190,12 @@ def _convert(key: str, raw: object) -> object:
         except ValueError:
             choices = ", ".join(policy.value for policy in FsyncPolicy)
             raise ConfigError(f"fsync: expected one of {choices}, got {raw!r}") from None
-    if key == "auto_create_topics":
+    if key in ("auto_create_topics", "test_power_loss"):
         if isinstance(raw, bool):
             return raw
         lowered = str(raw).lower()
         if lowered not in ("true", "false", "1", "0", "yes", "no"):
-            raise ConfigError(f"auto_create_topics: expected true or false, got {raw!r}")
+            raise ConfigError(f"{key}: expected true or false, got {raw!r}")
         return lowered in ("true", "1", "yes")
     integer_keys = (
         "node_id",

@@ -61,6 +61,7 @@ from raftlog.raft.membership import ConfigChange, encode_config_change
 from raftlog.replica.factory import open_replica_group
 from raftlog.replica.group import ReplicaGroup
 from raftlog.replica.raft_storage import SegmentGroupLog
+from raftlog.storage import power_loss
 from raftlog.storage.compaction import CompactionError
 from raftlog.storage.config import LogConfig
 from raftlog.storage.errors import StorageError
@@ -122,6 +123,8 @@ class Node:
         """Run until cancelled; reports the bound Kafka port once clients may connect."""
         data_dir = self.config.data_dir
         data_dir.mkdir(parents=True, exist_ok=True)
+        if self.config.test_power_loss:
+            power_loss.enable(data_dir)
         injected = bugs.activate(self.config.inject_bug)
         if injected is not None:
             logs.event("deliberate_bug_on", logging.WARNING, bug=injected.value)

@@ -22,7 +22,7 @@ import attrs
 from raftlog import native
 from raftlog.invariant import invariant
 from raftlog.native import KeyKind, NativeError
-from raftlog.storage import files
+from raftlog.storage import files, power_loss
 from raftlog.storage.compaction import CompactionResult, OffsetMap, compact_data
 from raftlog.storage.config import LogConfig
 from raftlog.storage.errors import (
@@ -63,6 +63,10 @@ class SyncTicket:
     fd: int
     entry_index: int
     truncated_to: int
+    path: pathlib.Path
+    """The active segment's data file and its size when the sync began (for the
+    test-only power-loss journal)."""
+    size_bytes: int
 
 
 @attrs.define(eq=False)
@@ -492,8 +496,13 @@ class SegmentedLog:
         """Start an fdatasync covering every append so far; run `os.fdatasync(ticket.fd)`
         anywhere (a worker thread), then `sync_end` (or `sync_failed`)."""
         self._check_usable()
+        active = self._segments[-1]
         ticket = SyncTicket(
-            os.dup(self._segments[-1].fd), self.last_entry_index, self.last_entry_index
+            os.dup(active.fd),
+            self.last_entry_index,
+            self.last_entry_index,
+            active.data_path,
+            active.size_bytes,
         )
         self._tickets.append(ticket)
         return ticket
@@ -501,6 +510,12 @@ class SegmentedLog:
     def sync_end(self, ticket: SyncTicket) -> DurablePoint:
         """Record what the finished fdatasync made durable."""
         self._release(ticket)
+        if (
+            ticket.truncated_to >= ticket.entry_index
+            and self._segments[-1].data_path == ticket.path
+        ):
+            # A truncation or a roll during the sync recorded its own durable size.
+            power_loss.durable(ticket.path, ticket.size_bytes)
         covered = min(ticket.entry_index, ticket.truncated_to)
         self._durable_entry_index = max(
             self._durable_entry_index, min(covered, self.last_entry_index)
@@ -543,7 +558,9 @@ class SegmentedLog:
             return
         try:
             if self._failure is None:
-                os.fdatasync(self._segments[-1].fd)
+                active = self._segments[-1]
+                os.fdatasync(active.fd)
+                power_loss.durable(active.data_path, active.size_bytes)
                 self._durable_entry_index = self.last_entry_index
         finally:
             self._closed = True

@@ -16,7 +16,7 @@ from raftlog import native
 from raftlog.invariant import InvariantViolation, invariant
 from raftlog.limits import StorageLimits
 from raftlog.native import BatchHeader, BatchLocation, KeyKind, NativeError
-from raftlog.storage import files
+from raftlog.storage import files, power_loss
 from raftlog.storage.errors import (
     CorruptBatchError,
     LogFailed,
@@ -110,6 +110,7 @@ class Segment:
         path = files.data_path(directory, base_offset)
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
         files.fsync_directory(directory)
+        power_loss.durable(path, 0)
         return cls(
             directory,
             base_offset,
@@ -232,6 +233,7 @@ class Segment:
             if cut_bytes:
                 os.ftruncate(fd, result.valid_bytes)
                 os.fdatasync(fd)
+                power_loss.durable(path, result.valid_bytes)
         except BaseException:
             os.close(fd)
             raise
@@ -333,6 +335,7 @@ class Segment:
         if os.fstat(self.fd).st_size != self.size_bytes:
             os.ftruncate(self.fd, self.size_bytes)
         os.fdatasync(self.fd)
+        power_loss.durable(self.data_path, self.size_bytes)
         self._write_index()
         self.sealed = True
 
@@ -353,6 +356,7 @@ class Segment:
             raise InvariantViolation("an entry inside the segment was not found")
         os.ftruncate(self.fd, location.position)
         os.fdatasync(self.fd)
+        power_loss.durable(self.data_path, location.position)
         self.size_bytes = location.position
         self.batch_count = entry_index - self.base_entry_index
         self.next_offset = location.base_offset
@@ -519,6 +523,7 @@ class Segment:
         files.fsync_directory(self.directory)
         os.replace(self.replacement_path(), self.data_path)
         files.fsync_directory(self.directory)
+        power_loss.durable(self.data_path, size_bytes)
         if self.retired_fd >= 0:
             os.close(self.retired_fd)
         self.retired_fd = self.fd
