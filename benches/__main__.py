@@ -1,6 +1,10 @@
 """Run the benchmarks, print a table, write JSON.
 
     python -m benches [--quick] [--only NAME ...] [--json PATH] [--scale F] [--dir DIR]
+    python -m benches compare OLD.json NEW.json [--threshold 0.2]
+
+PNG plots (ratios to the same-run peers and ceilings, and the sweeps) are written next to
+the JSON.
 
 To add a scenario: write `benches/<name>.py` with `run(settings: Settings) ->
 list[Result]` and add `<name>` to SCENARIOS.
@@ -22,7 +26,7 @@ import attrs
 from benches.common import Result, Settings
 
 SCENARIOS = ("crc", "append", "recovery", "codec", "raft_sim", "transport", "produce",
-             "replicated", "idle", "groups")
+             "replicated", "idle", "groups", "sweep")
 
 
 def _arguments(argv: list[str]) -> argparse.Namespace:
@@ -62,7 +66,12 @@ def _table(results: list[Result]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    arguments = _arguments(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["compare"]:
+        from benches.compare import main as compare
+
+        return compare(argv[1:])
+    arguments = _arguments(argv)
     started = datetime.datetime.now(datetime.UTC)
     arguments.dir.mkdir(parents=True, exist_ok=True)
     work_directory = pathlib.Path(tempfile.mkdtemp(prefix="work-", dir=arguments.dir))
@@ -90,6 +99,10 @@ def main(argv: list[str] | None = None) -> int:
     }
     json_path.write_text(json.dumps(document, indent=2) + "\n")
     print(f"\nwrote {json_path}", file=sys.stderr)
+    from benches.plots import write_plots
+
+    for plot in write_plots(document, json_path):
+        print(f"wrote {plot}", file=sys.stderr)
     return 0
 
 

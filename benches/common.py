@@ -36,6 +36,10 @@ class Result:
     """value / ceiling_value, or as `notes` define it when lower is better."""
     target_ratio: float | None = None
     notes: str = ""
+    sweep: dict[str, float] | None = attrs.field(default=None, hash=False)
+    """For a point of a sweep: the swept parameter(s) and value(s), e.g. record bytes."""
+    family: str | None = None
+    """For a sweep point: the line it belongs to in the plot (metric without the point)."""
 
     @property
     def meets_target(self) -> bool | None:

@@ -72,8 +72,28 @@ def produce(bootstrap: str, topic: str, count: int, size: int, acks: str, timeou
         "mb_per_s": len(latencies) * size / elapsed / 1e6,
         "p50_ms": _percentile(latencies, 0.50) * 1000,
         "p99_ms": _percentile(latencies, 0.99) * 1000,
+        "p999_ms": _percentile(latencies, 0.999) * 1000,
         "mean_ms": statistics.fmean(latencies) * 1000 if latencies else 0.0,
     }
+
+
+def create_topic(bootstrap: str, topic: str, partitions: int, timeout_s: float) -> None:
+    """Create `topic` with `partitions` partitions (replication factor 1) and wait until
+    the producer sees a leader for each, so the measurement does not time elections."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    futures = admin.create_topics([NewTopic(topic, partitions, 1)], request_timeout=timeout_s)
+    futures[topic].result(timeout=timeout_s)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        metadata = admin.list_topics(topic, timeout=10).topics.get(topic)
+        if metadata is not None and len(metadata.partitions) == partitions and all(
+            part.leader >= 0 for part in metadata.partitions.values()
+        ):
+            return
+        time.sleep(0.2)
+    raise KafkaException(f"{topic}: not every partition had a leader within {timeout_s} s")
 
 
 def produce_one_at_a_time(bootstrap: str, topic: str, count: int, size: int) -> dict:
@@ -161,7 +181,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--size", type=int, default=1024)
     parser.add_argument("--acks", default="all")
     parser.add_argument("--timeout", type=float, default=120.0)
+    parser.add_argument("--partitions", type=int, default=0,
+                        help="create the topic with this many partitions first (produce)")
     arguments = parser.parse_args(argv)
+    if arguments.mode == "produce" and arguments.partitions > 0:
+        create_topic(arguments.bootstrap, arguments.topic, arguments.partitions, arguments.timeout)
     if arguments.mode == "produce":
         result = produce(
             arguments.bootstrap,
