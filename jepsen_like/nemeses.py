@@ -14,6 +14,12 @@ variants:
   nodes) leaves one node connected to both halves.
 * ``delay`` / ``loss``: every packet a node sends to the other nodes is delayed (tc
   netem) or dropped at random (iptables); one node or all.
+* ``member``: ``replace`` kills one node and keeps it down past the nodes' dead timeout
+  (the runner sets ``--node-dead-timeout-ms`` to ``MEMBER_DEAD_TIMEOUT_MS``), so the
+  controller moves its replicas to the other nodes (learner, catch up, promote, remove
+  the dead one), as an operator replacing a machine would; at the heal the node comes
+  back on its old data and must find it no longer holds those replicas. Needs 5 nodes:
+  with 3, every node already holds every replica and there is nowhere to move them.
 
 The seed fixes the kinds, variants, timing and every random pick; which node *is* a
 partition's leader at that moment comes from the cluster, so a replay with the same
@@ -35,18 +41,24 @@ from jepsen_like.history import write_jsonl
 from jepsen_like.nemesis import Edge, NemesisEvent
 from jepsen_like.network import Network
 
-KINDS: tuple[str, ...] = ("kill", "pause", "partition", "delay", "loss")
+KINDS: tuple[str, ...] = ("kill", "pause", "partition", "delay", "loss", "member")
 VARIANTS: dict[str, tuple[str, ...]] = {
     "kill": ("one", "leader", "leader", "all"),
     "pause": ("one", "leader"),
     "partition": ("leader", "leader", "halves", "bridge"),
     "delay": ("one", "all"),
     "loss": ("one", "all"),
+    "member": ("replace",),
 }
 WARMUP_S = 3.0
 GAP_S = (2.0, 5.0)
 DURATION_S = (4.0, 10.0)
 COMBINE_PROBABILITY = 0.3
+MEMBER_DEAD_TIMEOUT_MS = 3000
+MEMBER_DURATION_S = 14.0
+"""A ``member`` round lasts this long at least: past the dead timeout, then time for the
+learner to catch up and the promotion and removal to commit."""
+MEMBER_NODES_MIN = 4
 DELAY_MS = (50, 20)
 LOSS_PROBABILITY = 0.2
 
@@ -101,6 +113,10 @@ def schedule(seed: int, kinds: Sequence[str], time_s: float) -> list[Round]:
             _, _, forced = names[name].partition(":")
             variant = forced or rng.choice(VARIANTS[name])
             faults.append(Fault(name, variant, rng.randrange(1 << 32)))
+        if "member" in chosen:
+            duration = max(duration, MEMBER_DURATION_S)
+            if clock + duration > time_s:
+                return rounds
         rounds.append(Round(clock, duration, tuple(faults)))
         clock += duration + rng.uniform(*GAP_S)
 
@@ -150,7 +166,16 @@ class Nemesis:
         fault_id = self._next_id
         self._next_id += 1
         targets: tuple[str, ...]
-        if fault.kind == "kill":
+        if fault.kind == "member":
+            # One node, never the last live one of a majority: a replacement needs the
+            # others to agree on the moves.
+            live = [n for n in self._nodes() if n not in self._killed]
+            victims = [rng.choice(live)] if len(live) > len(self._nodes()) // 2 + 1 else []
+            for node_id in victims:
+                self.cluster.nodes[node_id].kill()
+            self._killed.update(victims)
+            targets = tuple(f"n{n}" for n in victims)
+        elif fault.kind == "kill":
             victims = self._pick_one(fault, rng)
             for node_id in victims:
                 self.cluster.nodes[node_id].kill()

@@ -34,7 +34,13 @@ from jepsen_like.cluster import ChaosCluster
 from jepsen_like.elections import read_node_logs
 from jepsen_like.history import Entry, History, HistoryError
 from jepsen_like.linearizability import Budget
-from jepsen_like.nemeses import Nemesis, parse_kinds, schedule
+from jepsen_like.nemeses import (
+    MEMBER_DEAD_TIMEOUT_MS,
+    MEMBER_NODES_MIN,
+    Nemesis,
+    parse_kinds,
+    schedule,
+)
 from jepsen_like.network import Network, choose_network
 from jepsen_like.report import SPARSE_OFFSETS_OPTION, Run, RunInfo, write_report
 from jepsen_like.worker import WorkerSpec
@@ -299,7 +305,16 @@ def run(options: RunOptions) -> int:
         environment = {"RAFTLOG_INJECT_BUG": options.inject_bug} if options.inject_bug else {}
         if options.power_loss:
             environment["RAFTLOG_TEST_POWER_LOSS"] = "1"
-        cluster = ChaosCluster(run_dir, network, node_ids, environment)
+        names = {kind.partition(":")[0] for kind in kinds}
+        extra: tuple[str, ...] = ()
+        if "member" in names:
+            if options.nodes < MEMBER_NODES_MIN:
+                raise HarnessError(
+                    f"the member nemesis needs 5 nodes (--nodes 5): with {options.nodes}, "
+                    "every node already holds every replica and none can be moved"
+                )
+            extra = ("--node-dead-timeout-ms", str(MEMBER_DEAD_TIMEOUT_MS))
+        cluster = ChaosCluster(run_dir, network, node_ids, environment, extra)
         resources.cluster = cluster
         cluster.build()
         storage = "power-loss emulation" if options.power_loss else "page cache survives kills"

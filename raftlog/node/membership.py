@@ -92,18 +92,21 @@ def next_change(
 
 
 def controller_target(
-    membership: Membership, dead: Iterable[int], size: int
+    membership: Membership, dead: Iterable[int], size: int, registered: Iterable[int] = ()
 ) -> tuple[frozenset[int], frozenset[int]]:
     """Voters and learners the controller group should have, given who is dead.
 
     Dead voters give way to live learners (lowest ids first) until the group has `size`
     voters again; the replaced voters stay on as learners, so a node that comes back
-    catches up on the metadata it missed.
+    catches up on the metadata it missed. Every `registered` node that is not a voter is
+    a learner: a replaced voter leaves the group (a voter can only become a learner by
+    leaving and joining again) and must be let back in, or it would never hear of the
+    metadata again and could not start.
     """
     gone = frozenset(dead)
     voters = set(membership.voters - gone)
     spares = sorted(membership.learners - gone)
     while len(voters) < size and spares:
         voters.add(spares.pop(0))
-    learners = membership.members() - voters
+    learners = (membership.members() | frozenset(registered)) - voters
     return frozenset(voters), frozenset(learners)

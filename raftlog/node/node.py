@@ -612,7 +612,9 @@ class Node:
         """Give hosted partitions a moment to find leaders (clients retry if they have not)."""
         assert self.broker is not None
         with trio.move_on_after(PARTITION_LEADERS_WAIT_S):
-            while not all(replica.group.leader_id for replica in self.broker.partitions.values()):
+            while not all(
+                chain.group.leader_id for chain in self.broker.partitions.values() if chain.segments
+            ):
                 await trio.sleep(0.005)
 
     async def _register(self) -> None:
@@ -683,11 +685,12 @@ class Node:
                 int(command["partition"])
             ]
             kept = {segment.group_id for segment in partition_info.segments}
-            chain = self.broker.partitions.get((partition_info.topic, partition_info.index))
+            key = (partition_info.topic, partition_info.index)
+            chain = self.broker.partitions.get(key)
             if chain is not None:
                 for segment in list(chain.segments):
                     if segment.group.group_id not in kept:
-                        chain.remove(segment.group.group_id)
+                        self._leave_chain(key, segment.group.group_id)
                         self._nursery.start_soon(self._drop, segment.group.group_id)
             logs.event(
                 "segments_dropped",
@@ -736,10 +739,19 @@ class Node:
                 )
             )
         elif self.config.node_id == dead:
-            chain = self.broker.partitions.get(key)
-            if chain is not None:
-                chain.remove(segment.group_id)
+            self._leave_chain(key, segment.group_id)
             self._nursery.start_soon(self._drop, segment.group_id)
+
+    def _leave_chain(self, key: tuple[str, int], group_id: int) -> None:
+        """Take a segment this node no longer hosts out of its partition's chain; a chain
+        left empty (every replica of the partition moved elsewhere) is forgotten, so the
+        node answers for that partition as any non-hosting node does."""
+        chain = self.broker.partitions.get(key)
+        if chain is None:
+            return
+        chain.remove(group_id)
+        if not chain.segments:
+            del self.broker.partitions[key]
 
     # -- re-replication ----------------------------------------------------------------
 
@@ -779,8 +791,12 @@ class Node:
     def _replace_dead_controllers(self, group: ReplicaGroup, dead: list[int]) -> None:
         """Promote live learners of the controller group in place of dead voters."""
         membership = group.raw.membership
+        registered = {*self.controller.state.nodes, *(peer.node_id for peer in self.config.peers)}
         voters, learners = controller_target(
-            membership, dead, min(self.config.controller_nodes, len(membership.members()))
+            membership,
+            dead,
+            min(self.config.controller_nodes, len(membership.members())),
+            registered,
         )
         if membership.voters == voters and membership.learners == learners:
             return
