@@ -107,7 +107,7 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--nemesis",
         default="kill,partition",
-        help="comma list of kill, pause, partition, delay, loss, member (or 'none'); "
+        help="comma list of kill, pause, partition, delay, loss, transfer, member (or 'none'); "
         "KIND:VARIANT forces a variant, e.g. kill:all",
     )
     parser.add_argument("--seed", type=int, help="replays a run (default: random, printed)")

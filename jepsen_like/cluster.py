@@ -32,6 +32,7 @@ class ClusterError(RuntimeError):
 class ChaosNode:
     node_id: int
     kafka_addr: str
+    admin_addr: str
     command: list[str]
     log_path: pathlib.Path
     environment: Mapping[str, str]
@@ -125,11 +126,13 @@ class ChaosCluster:
                 "--data-dir", str(self.directory / "nodes" / f"data{node_id}"),
                 "--kafka-addr", endpoints.kafka_addr,
                 "--peers", endpoints.peers,
+                *(("--admin-addr", endpoints.admin_addr) if endpoints.admin_addr else ()),
                 *self.extra_arguments,
             ]  # fmt: skip
             self.nodes[node_id] = ChaosNode(
                 node_id,
                 endpoints.kafka_addr,
+                endpoints.admin_addr,
                 command,
                 self.directory / "nodes" / f"node{node_id}.log",
                 environment,

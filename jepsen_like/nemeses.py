@@ -14,6 +14,10 @@ variants:
   nodes) leaves one node connected to both halves.
 * ``delay`` / ``loss``: every packet a node sends to the other nodes is delayed (tc
   netem) or dropped at random (iptables); one node or all.
+* ``transfer``: leadership transfers through a node's admin API (``POST
+  .../transfer-leader``, sent to a random live node, which forwards it to the leader):
+  ``one`` moves one partition's leadership to another replica, ``all`` every partition's.
+  Nothing to heal: the elections they cause are the fault.
 * ``member``: ``replace`` kills one node and keeps it down past the nodes' dead timeout
   (the runner sets ``--node-dead-timeout-ms`` to ``MEMBER_DEAD_TIMEOUT_MS``), so the
   controller moves its replicas to the other nodes (learner, catch up, promote, remove
@@ -29,10 +33,14 @@ appended to ``nemesis.jsonl`` as it happens.
 
 from __future__ import annotations
 
+import json
 import random
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import attrs
 
@@ -41,15 +49,17 @@ from jepsen_like.history import write_jsonl
 from jepsen_like.nemesis import Edge, NemesisEvent
 from jepsen_like.network import Network
 
-KINDS: tuple[str, ...] = ("kill", "pause", "partition", "delay", "loss", "member")
+KINDS: tuple[str, ...] = ("kill", "pause", "partition", "delay", "loss", "transfer", "member")
 VARIANTS: dict[str, tuple[str, ...]] = {
     "kill": ("one", "leader", "leader", "all"),
     "pause": ("one", "leader"),
     "partition": ("leader", "leader", "halves", "bridge"),
     "delay": ("one", "all"),
     "loss": ("one", "all"),
+    "transfer": ("one", "all"),
     "member": ("replace",),
 }
+TRANSFER_TIMEOUT_MS = 5000
 WARMUP_S = 3.0
 GAP_S = (2.0, 5.0)
 DURATION_S = (4.0, 10.0)
@@ -132,6 +142,7 @@ class Nemesis:
     leader_of: LeaderOf
     partitions: int
     timeline_path: Path
+    topic: str
     events: list[NemesisEvent] = attrs.field(factory=list)
     _next_id: int = 1
     _killed: set[int] = attrs.field(factory=set)
@@ -175,6 +186,12 @@ class Nemesis:
                 self.cluster.nodes[node_id].kill()
             self._killed.update(victims)
             targets = tuple(f"n{n}" for n in victims)
+        elif fault.kind == "transfer":
+            chosen = (
+                range(self.partitions) if fault.variant == "all"
+                else [rng.randrange(self.partitions)]
+            )  # fmt: skip
+            targets = tuple(self._transfer(partition, rng) for partition in chosen)
         elif fault.kind == "kill":
             victims = self._pick_one(fault, rng)
             for node_id in victims:
@@ -206,6 +223,31 @@ class Nemesis:
         kind = f"{fault.kind}:{fault.variant}"
         self._record(Edge.START, kind, targets, fault_id)
         self._open.append((fault_id, kind, targets))
+
+    def _transfer(self, partition: int, rng: random.Random) -> str:
+        """Ask a random live node to move `partition`'s leadership to another replica;
+        returns what happened, for the timeline (a refusal is an outcome, not an error:
+        the partition may be mid-election)."""
+        live = [n for n in self._nodes() if n not in self._killed and n not in self._paused]
+        if not live:
+            return f"p{partition}: no live node to ask"
+        via = self.cluster.nodes[rng.choice(live)]
+        try:
+            document = _admin_json(via.admin_addr, f"/v1/topics/{self.topic}/partitions", "GET")
+            head = document["partitions"][partition]["segments"][-1]
+            leader = self.leader_of(partition)
+            others = [n for n in head["replicas"] if n != leader and n in live]
+            if not others:
+                return f"p{partition}: no other live replica"
+            target = rng.choice(sorted(others))
+            path = (
+                f"/v1/partitions/{self.topic}/{partition}/transfer-leader"
+                f"?target={target}&timeout_ms={TRANSFER_TIMEOUT_MS}"
+            )
+            _admin_json(via.admin_addr, path, "POST")
+        except (OSError, ValueError, KeyError, IndexError) as error:
+            return f"p{partition}: refused ({error})"
+        return f"p{partition}:n{leader}->n{target}"
 
     def _partition_links(self, fault: Fault, rng: random.Random) -> list[tuple[int, int]]:
         nodes = self._nodes()
@@ -249,6 +291,16 @@ class Nemesis:
             if not _sleep_until(ends, keep_going):
                 return
             self.heal()
+
+
+def _admin_json(admin_addr: str, path: str, method: str) -> Any:
+    """One admin API call; an HTTP error raises OSError with the node's own message."""
+    request = urllib.request.Request(f"http://{admin_addr}{path}", method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=TRANSFER_TIMEOUT_MS / 1000 + 10) as answer:
+            return json.loads(answer.read())
+    except urllib.error.HTTPError as error:
+        raise OSError(f"HTTP {error.code}: {error.read()[:200]!r}") from None
 
 
 def _sleep_until(when: float, keep_going: Callable[[], bool]) -> bool:

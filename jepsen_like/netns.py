@@ -26,7 +26,13 @@ from collections.abc import Iterable, Sequence
 
 import attrs
 
-from jepsen_like.network import INTERNAL_PORT, KAFKA_PORT, NetworkError, NodeEndpoints
+from jepsen_like.network import (
+    ADMIN_PORT,
+    INTERNAL_PORT,
+    KAFKA_PORT,
+    NetworkError,
+    NodeEndpoints,
+)
 
 SUBNET_PREFIX = "10.77"
 BRIDGE_HOST = 254
@@ -175,6 +181,7 @@ class NamespaceNetwork:
         return NodeEndpoints(
             kafka_addr=f"{self.address(node_id)}:{KAFKA_PORT}",
             peers=peers,
+            admin_addr=f"{self.address(node_id)}:{ADMIN_PORT}",
             command_prefix=("ip", "netns", "exec", self.namespace(node_id)),
         )
 

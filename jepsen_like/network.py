@@ -17,6 +17,7 @@ import attrs
 KAFKA_PORT = 9092
 """Inside a namespace every node has its own address, so every node uses the same ports."""
 INTERNAL_PORT = 9093
+ADMIN_PORT = 9644
 
 
 class NetworkError(RuntimeError):
@@ -29,6 +30,9 @@ class NodeEndpoints:
     """HOST:PORT the node listens on for clients, and advertises (clients can reach it)."""
     peers: str
     """The node's ``--peers`` value: every member's internal address as *this* node sees it."""
+    admin_addr: str = ""
+    """HOST:PORT of the node's admin HTTP API, reachable from the harness (the ``transfer``
+    nemesis posts there); empty: the node's default."""
     command_prefix: tuple[str, ...] = ()
     """Prepended to the node's command line (``ip netns exec NAME``); exec'd, so the pid
     the harness holds is the node's own and signals reach it directly."""

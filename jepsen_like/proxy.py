@@ -36,6 +36,7 @@ class ProxyNetwork:
     node_ids: tuple[int, ...]
     mechanism: str = "tcp-proxy"
     _kafka_ports: dict[int, int] = attrs.field(factory=dict)
+    _admin_ports: dict[int, int] = attrs.field(factory=dict)
     _internal_ports: dict[int, int] = attrs.field(factory=dict)
     _proxy_ports: dict[Link, int] = attrs.field(factory=dict)
     _blocked: set[Link] = attrs.field(factory=set)
@@ -57,6 +58,7 @@ class ProxyNetwork:
     def open(self) -> None:
         for node_id in self.node_ids:
             self._kafka_ports[node_id] = free_port()
+            self._admin_ports[node_id] = free_port()
             self._internal_ports[node_id] = free_port()
         self._thread = threading.Thread(target=self._thread_main, name="chaos-proxy", daemon=True)
         self._thread.start()
@@ -164,7 +166,9 @@ class ProxyNetwork:
             )
             entries.append(f"{other}@127.0.0.1:{port}")
         return NodeEndpoints(
-            kafka_addr=f"127.0.0.1:{self._kafka_ports[node_id]}", peers=",".join(entries)
+            kafka_addr=f"127.0.0.1:{self._kafka_ports[node_id]}",
+            peers=",".join(entries),
+            admin_addr=f"127.0.0.1:{self._admin_ports[node_id]}",
         )
 
     # -- faults ------------------------------------------------------------------------

@@ -352,6 +352,7 @@ def _drive(
         _leader_lookup(cluster.bootstrap, options.partitions),
         options.partitions,
         run_dir / "nemesis.jsonl",
+        TOPIC,
     )
     print(f"workload: {len(specs)} workers for {options.time_s:g} s; {len(rounds)} fault rounds")
     try:

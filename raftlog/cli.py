@@ -73,6 +73,11 @@ def _add_node_flags(parser: argparse.ArgumentParser) -> None:
         dest="compaction_check_ms",
         help="how often compacted topics are checked for dirty segments (15000)",
     )
+    parser.add_argument(
+        "--leader-balance-interval-ms",
+        dest="leader_balance_interval_ms",
+        help="how often leaders hand partitions back to their preferred replicas (10000; 0 off)",
+    )
 
 
 FLAG_SETTINGS = (
@@ -95,6 +100,7 @@ FLAG_SETTINGS = (
     "internal_tls_key",
     "internal_tls_ca",
     "compaction_check_ms",
+    "leader_balance_interval_ms",
 )
 
 
@@ -297,6 +303,7 @@ def main(argv: list[str] | None = None) -> int:
         or (arguments.command == "topic" and arguments.topic_command is None)
         or (arguments.command == "cluster" and arguments.cluster_command is None)
         or (arguments.command == "segment" and arguments.segment_command is None)
+        or (arguments.command == "partition" and arguments.partition_command is None)
     ):
         parser.print_help()
         return EXIT_USAGE
@@ -304,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
         return _group(arguments)
     if arguments.command in ("topic", "produce", "consume"):
         return _kafka_command(arguments)
-    if arguments.command in ("cluster", "segment"):
+    if arguments.command in ("cluster", "segment", "partition"):
         return _admin_command(arguments)
     if arguments.command == "dev":
         return _dev_cluster(arguments.nodes, arguments.data_dir, arguments.base_port)

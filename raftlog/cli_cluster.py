@@ -1,4 +1,5 @@
-"""`raftlog cluster status` and `raftlog segment list TOPIC/PARTITION`: the admin API's view.
+"""`raftlog cluster status`, `raftlog segment list TOPIC/PARTITION` and `raftlog partition
+transfer-leader TOPIC PARTITION --to N`: the admin API's view, and its one action.
 
 Both read one node's admin HTTP API (`--admin`, default 127.0.0.1:9644). Every node
 knows the whole cluster's metadata; leaders, terms, high watermarks and replica lag are
@@ -43,16 +44,33 @@ def add_parsers(commands: argparse._SubParsersAction, output: argparse.ArgumentP
         "list", parents=[admin, output], help="one partition's segment chain"
     )
     listing.add_argument("target", metavar="TOPIC/PARTITION")
+    partition = commands.add_parser("partition", help="partition actions")
+    partition_sub = partition.add_subparsers(dest="partition_command", metavar="SUBCOMMAND")
+    transfer = partition_sub.add_parser(
+        "transfer-leader",
+        parents=[admin, output],
+        help="make a replica the partition's leader (any node forwards it to the leader)",
+    )
+    transfer.add_argument("topic", metavar="TOPIC")
+    transfer.add_argument("partition", metavar="PARTITION", type=int)
+    transfer.add_argument("--to", dest="to", type=int, required=True, metavar="NODE",
+                          help="the node id of the replica to lead")
+    transfer.add_argument("--timeout-ms", dest="timeout_ms", type=int, default=10_000,
+                          help="give up after this long (10000)")
 
 
 def get(admin: str, path: str) -> Any:
     """GET a JSON document from the admin API."""
+    return _request(admin, "GET", path, TIMEOUT_S)
+
+
+def _request(admin: str, method: str, path: str, timeout_s: float) -> Any:
     host, _, port = admin.rpartition(":")
     if not host or not port.isdigit():
         raise CommandError(f"--admin: expected HOST:PORT, got {admin!r}")
-    connection = http.client.HTTPConnection(host, int(port), timeout=TIMEOUT_S)
+    connection = http.client.HTTPConnection(host, int(port), timeout=timeout_s)
     try:
-        connection.request("GET", path)
+        connection.request(method, path)
         response = connection.getresponse()
         body = response.read(RESPONSE_BYTES_MAX + 1)
     except OSError as error:
@@ -119,13 +137,33 @@ def segment_list(admin: str, target: str) -> dict[str, Any]:
     raise CommandError(f"topic {topic!r} has no partition {index_text}")
 
 
+def transfer_leader(admin: str, topic: str, partition: int, target: int, timeout_ms: int) -> Any:
+    if timeout_ms <= 0:
+        raise CommandError("--timeout-ms must be positive")
+    path = (
+        f"/v1/partitions/{quote(topic, safe='')}/{partition}/transfer-leader"
+        f"?target={target}&timeout_ms={timeout_ms}"
+    )
+    return _request(admin, "POST", path, TIMEOUT_S + timeout_ms / 1000)
+
+
 def run(arguments: argparse.Namespace) -> Any:
     if arguments.command == "cluster":
         return status(arguments.admin)
+    if arguments.command == "partition":
+        return transfer_leader(
+            arguments.admin, arguments.topic, arguments.partition, arguments.to,
+            arguments.timeout_ms,
+        )  # fmt: skip
     return segment_list(arguments.admin, arguments.target)
 
 
 def render_text(command: str, document: dict[str, Any], table: Any) -> str:
+    if command == "partition":
+        return (
+            f"{document['topic']}/{document['partition']}: node {document['leader']} leads "
+            f"(term {document['term']})"
+        )
     if command == "segment":
         header = (
             f"{document['topic']}/{document['partition']}  leader {document['leader'] or '-'}  "

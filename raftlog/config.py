@@ -123,6 +123,13 @@ class NodeConfig:
     compaction_check_ms: int = attrs.field(
         default=15_000, validator=_positive("compaction_check_ms")
     )
+    leader_balance_interval_ms: int = attrs.field(default=10_000)
+    """How often a leader hands partitions back to their preferred replicas (0: never)."""
+
+    @leader_balance_interval_ms.validator
+    def _check_balance_interval(self, _attribute: object, value: int) -> None:
+        if value < 0:
+            raise ConfigError(f"leader_balance_interval_ms: must be >= 0, got {value}")
     log_format: str = attrs.field(default="text")
     log_level: str = "info"
     inject_bug: str | None = attrs.field(default=None)
@@ -208,6 +215,7 @@ def _convert(key: str, raw: object) -> object:
         "node_dead_timeout_ms",
         "controller_nodes",
         "compaction_check_ms",
+        "leader_balance_interval_ms",
     )
     if key in integer_keys:
         try:

@@ -9,9 +9,12 @@
 | `GET /v1/topics` | every topic with its partition count, replication factor and configs |
 | `GET /v1/topics/{topic}/partitions` | each partition's segment chain |
 | `GET /v1/groups` | consumer groups this node coordinates, with lag |
+| `POST /v1/partitions/{topic}/{partition}/transfer-leader?target=N` | leadership to N |
 | `GET /` | the console (static HTML + JS polling the JSON routes) |
 
-Only GET and HEAD are served; a JSON error document says what went wrong otherwise.
+Reads are GET and HEAD; the one action is the POST above (`&timeout_ms=T`, default
+10000): any node takes it and forwards it to the partition's leader; 200 once N leads.
+A JSON error document says what went wrong.
 """
 
 from __future__ import annotations
@@ -27,6 +30,9 @@ from raftlog.admin.http_server import HttpRequest, HttpResponse
 from raftlog.admin.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from raftlog.admin.metrics import NodeMetrics
 from raftlog.admin.view import NodeView
+from raftlog.node.leadership import TransferError
+
+TRANSFER_ROUTE = "/v1/partitions/{topic}/{partition}/transfer-leader"
 
 CONSOLE_FILES = {
     "/": ("index.html", "text/html; charset=utf-8"),
@@ -54,13 +60,34 @@ class AdminApi:
     _console: dict[str, bytes] = attrs.field(factory=dict)
 
     async def __call__(self, request: HttpRequest) -> HttpResponse:
+        split = urllib.parse.urlsplit(request.target)
+        if request.method == "POST":
+            return await self._post(split.path, urllib.parse.parse_qs(split.query))
         if request.method not in ("GET", "HEAD"):
             return attrs.evolve(
-                _error(405, f"{request.method} is not served; the admin API is read-only"),
+                _error(405, f"{request.method} is not served"),
+                headers=(("allow", "GET, HEAD, POST"),),
+            )
+        return self.route(split.path)
+
+    async def _post(self, path: str, query: dict[str, list[str]]) -> HttpResponse:
+        parts = [urllib.parse.unquote(part) for part in path.strip("/").split("/")]
+        if len(parts) != 5 or parts[:2] != ["v1", "partitions"] or parts[4] != "transfer-leader":
+            return attrs.evolve(
+                _error(405, f"POST is served only on {TRANSFER_ROUTE}"),
                 headers=(("allow", "GET, HEAD"),),
             )
-        path = urllib.parse.urlsplit(request.target).path
-        return self.route(path)
+        try:
+            partition = int(parts[3])
+            target = int(query["target"][0])
+            timeout_s = int(query.get("timeout_ms", ["10000"])[0]) / 1000
+        except (KeyError, ValueError, IndexError):
+            return _error(400, f"usage: POST {TRANSFER_ROUTE}?target=N[&timeout_ms=T]")
+        try:
+            answer = await self.view.node.transfer_leader(parts[2], partition, target, timeout_s)
+        except TransferError as error:
+            return _error(error.status, str(error))
+        return _json(200, answer)
 
     def route(self, path: str) -> HttpResponse:
         if path == "/healthz":

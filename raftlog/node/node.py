@@ -42,7 +42,19 @@ from raftlog.controller.service import NOT_CONTROLLER, Controller, ControllerUna
 from raftlog.groups.records import OFFSETS_PARTITIONS, OFFSETS_TOPIC
 from raftlog.kafka.listener import KafkaListener
 from raftlog.limits import StorageLimits
+from raftlog.node.balance import LedHead
+from raftlog.node.balance import moves as balance_moves
 from raftlog.node.broker import Broker
+from raftlog.node.leadership import (
+    TIMEOUT_S_MAX as TRANSFER_TIMEOUT_S_MAX,
+)
+from raftlog.node.leadership import (
+    TRANSFER_RPC,
+    LeadershipTransfers,
+    TransferError,
+    TransferRequest,
+    head_group,
+)
 from raftlog.node.membership import (
     Liveness,
     choose_replacement,
@@ -73,6 +85,10 @@ FORWARD_TIMEOUT_S = 30.0
 PARTITION_LEADERS_WAIT_S = 10.0
 LIVENESS_INTERVAL_S = 1.0
 PING_TIMEOUT_S = 2.0
+FORWARD_SLACK_S = 5.0
+BALANCE_TRANSFER_TIMEOUT_S = 5.0
+"""A forwarded transfer's call outlives the transfer's own timeout by this much, so the
+remote node's answer (success or its own timeout) arrives rather than a transport one."""
 RECONCILE_INTERVAL_S = 0.5
 REPLACEMENTS_PER_PASS_MAX = 256
 LINK_RETRY_FIRST_S = 0.2
@@ -104,6 +120,7 @@ class Node:
     broker: Broker | None = None
     kafka_port: int | None = None
     router: RaftRouter | None = None
+    transfers: LeadershipTransfers | None = None
     transport: Transport | None = None
     metrics: NodeMetrics = attrs.field(factory=NodeMetrics)
     admin_port: int | None = None
@@ -131,6 +148,10 @@ class Node:
         self.broker = Broker(self.config, self.controller)
         self.controller.listeners.append(self._on_metadata)
         self.router = RaftRouter(self._lookup, self._execute_for_peer)
+        self.router.transfer_call = self._serve_transfer
+        self.transfers = LeadershipTransfers(
+            self.config.node_id, self._lookup, self._forward_transfer if self.config.peers else None
+        )
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             if self.config.peers:
@@ -169,6 +190,8 @@ class Node:
             if self.config.peers:
                 nursery.start_soon(self._liveness_forever)
                 nursery.start_soon(self._reconcile_forever)
+                if self.config.leader_balance_interval_ms:
+                    nursery.start_soon(self._balance_forever)
             nursery.start_soon(self._compaction_forever)
             self.broker.ready.set()
             admin_host = self.config.admin_addr.host if self.config.admin_addr else ""
@@ -391,6 +414,39 @@ class Node:
                     logs.event("offsets_topic_not_created", logging.INFO, reason=str(error))
                     await trio.sleep(1)
 
+    async def _balance_forever(self) -> None:
+        """Hand led partitions back to their preferred replicas (see `balance.py`)."""
+        assert self.broker is not None and self.transfers is not None
+        while True:
+            await trio.sleep(self.config.leader_balance_interval_ms / 1000)
+            heads = []
+            for chain in list(self.broker.partitions.values()):
+                if not chain.segments or not chain.group.is_leader:
+                    continue
+                group = chain.group
+                located = self.controller.state.segment_by_group(group.group_id)
+                if located is None or not located[1].replicas:
+                    continue
+                preferred = located[1].replicas[0]
+                statistics = group.raw.statistics()
+                ready = any(
+                    peer.node_id == preferred
+                    and peer.recent_active
+                    and not peer.is_learner
+                    and peer.match_index >= statistics.last_index
+                    for peer in statistics.progress
+                )
+                heads.append(LedHead(group.group_id, preferred, ready))
+            for group_id, target in balance_moves(self.config.node_id, heads):
+                request = TransferRequest(group_id, target, BALANCE_TRANSFER_TIMEOUT_S)
+                try:
+                    await self.transfers.transfer(request, (self.config.node_id, target))
+                except TransferError as error:
+                    logs.event("leader_balance_failed", group=group_id, target=target,
+                               reason=str(error))
+                    continue
+                logs.event("leader_balanced", group=group_id, leader=target)
+
     async def _retention_forever(self) -> None:
         """Drop whole sealed segments that fall outside their topic's retention.
 
@@ -544,6 +600,45 @@ class Node:
             return {}
         answers = json.loads(reply)
         return {int(group): (int(found[0]), int(found[1])) for group, found in answers.items()}
+
+    async def transfer_leader(
+        self, topic: str, partition: int, target: int, timeout_s: float
+    ) -> dict[str, Any]:
+        """Move a partition's leadership to replica `target`; raises TransferError."""
+        if not 0 < timeout_s <= TRANSFER_TIMEOUT_S_MAX:
+            raise TransferError(400, f"timeout must be in (0, {TRANSFER_TIMEOUT_S_MAX:g}] s")
+        if self.transfers is None:
+            raise TransferError(503, "the node is still starting")
+        group_id, replicas = head_group(self.controller.state, topic, partition)
+        if target not in replicas:
+            raise TransferError(400, f"node {target} holds no replica of {topic}-{partition}")
+        answer = await self.transfers.transfer(
+            TransferRequest(group_id, target, timeout_s), replicas
+        )
+        return {"topic": topic, "partition": partition, **answer}
+
+    async def _serve_transfer(self, payload: bytes) -> bytes:
+        try:
+            request = TransferRequest.decode(payload)
+            located = self.controller.state.segment_by_group(request.group_id)
+            if located is None:
+                raise TransferError(404, f"no segment group {request.group_id}")
+            if self.transfers is None:
+                raise TransferError(503, "the node is still starting")
+            answer = await self.transfers.transfer(request, tuple(located[1].replicas))
+        except TransferError as error:
+            answer = {"error": str(error), "status": error.status}
+        return json.dumps(answer).encode()
+
+    async def _forward_transfer(self, node: int, request: TransferRequest) -> dict[str, Any]:
+        assert self.transport is not None
+        reply = await self.transport.call(
+            node, TRANSFER_RPC, request.encode(), request.timeout_s + FORWARD_SLACK_S
+        )
+        answer = json.loads(reply)
+        if "error" in answer:
+            raise TransferError(int(answer.get("status", 500)), str(answer["error"]))
+        return dict(answer)
 
     async def _execute_for_peer(self, command: dict[str, Any]) -> dict[str, Any]:
         return await self.controller.execute_for_peer(command, FORWARD_TIMEOUT_S)

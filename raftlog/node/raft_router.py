@@ -25,6 +25,7 @@ import attrs
 import trio
 
 from raftlog import logs
+from raftlog.node.leadership import TRANSFER_RPC
 from raftlog.raft import codec
 from raftlog.raft.heartbeat_batch import (
     HeartbeatBatch,
@@ -57,6 +58,8 @@ class RaftRouter:
     execute_command: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
     """Runs a forwarded controller command here (this node should be the leader)."""
     transport: Transport | None = None
+    transfer_call: Callable[[bytes], Awaitable[bytes]] | None = None
+    """Serves a forwarded leadership transfer (`raftlog.node.leadership.TRANSFER_RPC`)."""
     dropped_unknown_group: int = 0
     dropped_undecodable: int = 0
     heartbeat_batches_sent: int = 0
@@ -152,6 +155,8 @@ class RaftRouter:
             return b"ok"
         if method == GROUP_LEADERS:
             return self._group_leaders(payload)
+        if method == TRANSFER_RPC and self.transfer_call is not None:
+            return await self.transfer_call(payload)
         if method != CONTROLLER_EXECUTE:
             raise NoSuchMethod(method)
         command = json.loads(payload)

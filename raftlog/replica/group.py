@@ -161,6 +161,11 @@ class ReplicaGroup:
         self.raw.campaign()
         self._woken()
 
+    def transfer_leadership(self, target: int) -> None:
+        """Start handing leadership to `target` (raises unless this replica leads)."""
+        self.raw.transfer_leadership(target)
+        self._woken()
+
     def propose(self, payload: bytes, kind: EntryKind = EntryKind.DATA) -> tuple[int, int]:
         """Append `payload` as a new entry; returns (index, term). Raises if not leader."""
         index = self.raw.propose(payload, kind)

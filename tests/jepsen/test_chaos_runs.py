@@ -51,11 +51,13 @@ def _kinds(anomalies: dict) -> dict[str, set[str]]:
     }
 
 
-def test_a_correct_cluster_survives_kills_and_partitions(tmp_path: Path) -> None:
+def test_a_correct_cluster_survives_kills_partitions_and_transfers(tmp_path: Path) -> None:
+    """Kills are power cuts here (--power-loss), and leadership transfers go through the
+    admin API of a random node, which forwards them to the leader."""
     out = tmp_path / "run"
     code, anomalies, printed = _run(
-        out, "--nodes", "3", "--time", "45", "--nemesis", "kill,partition", "--seed", "101",
-        "--power-loss",
+        out, "--nodes", "3", "--time", "45", "--nemesis", "kill,partition,transfer",
+        "--seed", "101", "--power-loss",
     )  # fmt: skip
     assert code == 0, printed[-3000:]
     assert anomalies["verdict"] == "valid"
@@ -67,7 +69,7 @@ def test_a_correct_cluster_survives_kills_and_partitions(tmp_path: Path) -> None
     (elections,) = [c for c in anomalies["checkers"] if c["checker"] == "election-safety"]
     assert elections["valid"] and elections["details"]["leader_claims"] > 0
     events = [json.loads(line) for line in (out / "nemesis.jsonl").read_text().splitlines()]
-    assert {event["kind"].split(":")[0] for event in events} <= {"kill", "partition"}
+    assert {event["kind"].split(":")[0] for event in events} <= {"kill", "partition", "transfer"}
     assert len(events) >= 4, "the schedule injected faults and healed them"
     sends = sum(
         1

@@ -1,0 +1,118 @@
+"""Moving a partition's leadership on purpose, through the CLI and the admin API, while a
+real producer with acks=all keeps writing: nothing acknowledged is lost, and clients
+follow the new leader."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from raftlog.testing import LocalCluster
+
+TOPIC = "moved"
+
+
+def _cli(*arguments: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "raftlog.cli", *arguments],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+
+def _leader(admin: AdminClient) -> int:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        partition = admin.list_topics(TOPIC, timeout=10).topics[TOPIC].partitions[0]
+        if partition.leader > 0:
+            return int(partition.leader)
+        time.sleep(0.1)
+    raise AssertionError("the partition has no leader")
+
+
+def _transfer(cluster: LocalCluster, via: int, to: int) -> subprocess.CompletedProcess[str]:
+    admin_addr = cluster.node(via).admin_url.removeprefix("http://")
+    return _cli("partition", "transfer-leader", TOPIC, "0", "--to", str(to),
+                "--admin", admin_addr, "--timeout-ms", "15000")
+
+
+def test_transfers_under_load_keep_every_acknowledged_record(tmp_path: Path) -> None:
+    with LocalCluster(tmp_path, nodes=3) as cluster:
+        admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
+        admin.create_topics([NewTopic(TOPIC, 1, 3)])[TOPIC].result(30)
+        acknowledged: list[bytes] = []
+        failures: list[str] = []
+        stop = threading.Event()
+
+        def produce() -> None:
+            producer = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all",
+                                 "enable.idempotence": True, "linger.ms": 2,
+                                 "log_level": 0})
+
+            def delivered(error: object, message: object) -> None:
+                if error is not None:
+                    failures.append(str(error))
+                else:
+                    acknowledged.append(message.value())  # type: ignore[attr-defined]
+
+            sequence = 0
+            while not stop.is_set():
+                producer.produce(TOPIC, f"v{sequence}".encode(), partition=0,
+                                 on_delivery=delivered)
+                sequence += 1
+                producer.poll(0.002)
+            assert producer.flush(60) == 0
+
+        thread = threading.Thread(target=produce)
+        thread.start()
+        try:
+            moves = []
+            for _ in range(3):
+                time.sleep(1.0)
+                leader = _leader(admin)
+                target = next(n for n in (1, 2, 3) if n != leader)
+                via = next(n for n in (1, 2, 3) if n not in (leader, target))
+                result = _transfer(cluster, via=via, to=target)
+                assert result.returncode == 0, result.stderr
+                assert f"{TOPIC}/0: node {target} leads" in result.stdout
+                moves.append((leader, target))
+                assert _leader(admin) == target
+            time.sleep(1.0)
+        finally:
+            stop.set()
+            thread.join(90)
+        assert not failures, failures[:5]
+        assert len(acknowledged) > 100, "the producer kept writing through the transfers"
+        consumer = Consumer({"bootstrap.servers": cluster.bootstrap, "group.id": "check",
+                             "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+        consumer.assign([TopicPartition(TOPIC, 0, 0)])
+        seen: set[bytes] = set()
+        deadline = time.monotonic() + 60
+        while len(seen) < len(set(acknowledged)) and time.monotonic() < deadline:
+            for message in consumer.consume(1000, 1.0):
+                if message.error() is None:
+                    seen.add(message.value())
+        consumer.close()
+        assert set(acknowledged) <= seen, f"{len(set(acknowledged) - seen)} acknowledged lost"
+
+
+def test_refusals_say_why(tmp_path: Path) -> None:
+    with LocalCluster(tmp_path, nodes=3) as cluster:
+        admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
+        admin.create_topics([NewTopic(TOPIC, 1, 3)])[TOPIC].result(30)
+        leader = _leader(admin)
+        not_a_replica = _transfer(cluster, via=1, to=9)
+        assert not_a_replica.returncode == 1
+        assert "node 9 holds no replica" in not_a_replica.stderr
+        admin_addr = cluster.node(1).admin_url.removeprefix("http://")
+        unknown = _cli("partition", "transfer-leader", "nope", "0", "--to", "2",
+                       "--admin", admin_addr)
+        assert unknown.returncode == 1 and "no topic 'nope'" in unknown.stderr
+        same = _transfer(cluster, via=1, to=leader)
+        assert same.returncode == 0, same.stderr
+        assert _leader(admin) == leader
