@@ -5,7 +5,8 @@ rule). Placement spreads first replicas over the nodes (round-robin at creation,
 at each new segment), so leaders that sit on their preferred replicas are balanced. A
 node that restarts leads nothing until something moves leadership back: each leader
 checks, every `leader_balance_interval_ms`, the partitions it leads whose preferred
-replica is another node, and hands at most `MOVES_PER_PASS` of them back, only to a
+replica is another node, and hands at most `MOVES_PER_PASS` of them back (one at a
+time), only to a
 preferred replica that is connected and holds the whole log (so the transfer is one
 TimeoutNow, not a catch-up). Deciding per leader needs no cluster-wide view of leaders,
 and the preferred replica is a fixed point, so leadership cannot flap between two nodes;
@@ -18,7 +19,7 @@ from collections.abc import Iterable
 
 import attrs
 
-MOVES_PER_PASS = 1
+MOVES_PER_PASS = 4
 
 
 @attrs.frozen
