@@ -92,11 +92,12 @@ def _load(*arguments: str, timeout_s: float = 600) -> dict[str, float]:
     return result
 
 
-def _redis_rate(directory: pathlib.Path, count: int) -> float | None:
+def _redis_rate(directory: pathlib.Path, count: int, appendfsync: str = "always") -> float | None:
+    """XADD ops/s of a fresh redis-server with AOF at `appendfsync`; None if not installed."""
     if shutil.which("redis-server") is None or shutil.which("redis-benchmark") is None:
         return None
     port = _free_port()
-    data = directory / "redis"
+    data = directory / f"redis-{appendfsync}"
     data.mkdir()
     server = subprocess.Popen(
         [
@@ -110,7 +111,7 @@ def _redis_rate(directory: pathlib.Path, count: int) -> float | None:
             "--appendonly",
             "yes",
             "--appendfsync",
-            "always",
+            appendfsync,
             "--save",
             "",
             "--protected-mode",
