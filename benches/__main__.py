@@ -25,7 +25,7 @@ import attrs
 
 from benches.common import Result, Settings
 
-SCENARIOS = ("crc", "append", "recovery", "codec", "raft_sim", "transport", "produce",
+SCENARIOS = ("ceilings", "crc", "append", "recovery", "codec", "raft_sim", "transport", "produce",
              "replicated", "idle", "groups", "sweep", "peers_1node")
 
 
@@ -84,6 +84,9 @@ def main(argv: list[str] | None = None) -> int:
             results.extend(module.run(settings))
     finally:
         shutil.rmtree(work_directory, ignore_errors=True)
+    from benches.ceilings import fractions
+
+    results.extend(fractions(results))
     print(_table(results))
     json_path = arguments.json or pathlib.Path("bench-results") / (
         started.strftime("%Y%m%dT%H%M%SZ") + ".json")
