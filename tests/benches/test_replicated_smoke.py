@@ -27,6 +27,7 @@ METRICS = {
     "single-record produce p50 (reference peer)",
     "consume from start (reference peer)",
     "failover after SIGKILL of the partition leader, p50",
+    "failover after SIGKILL of the partition leader, p99",
     "failover seen by a long-lived librdkafka producer, p50",
 }
 FAILOVER = {metric for metric in METRICS if metric.startswith("failover")}
