@@ -35,7 +35,7 @@ def _label(row: Mapping[str, Any], width: int = 70) -> str:
 
 def plot_ratios(rows: Sequence[Mapping[str, Any]], path: pathlib.Path, title: str) -> bool:
     """False (and no file) when no row has a ratio."""
-    rated = [row for row in rows if isinstance(row.get("ratio"), int | float)]
+    rated = [row for row in rows if isinstance(row.get("ratio"), int | float) and row["ratio"] > 0]
     if not rated:
         return False
     pyplot = _pyplot()
@@ -52,6 +52,8 @@ def plot_ratios(rows: Sequence[Mapping[str, Any]], path: pathlib.Path, title: st
         if isinstance(target, int | float):
             axes.plot([target, target], [position - 0.4, position + 0.4], color="black")
     axes.axvline(1.0, color="black", linestyle=":", linewidth=1)
+    # Ratios span 0.01x to 50x: on a log axis both ends stay readable.
+    axes.set_xscale("log")
     axes.set_yticks(list(positions), [_label(row) for row in rated], fontsize=8)
     axes.invert_yaxis()
     axes.set_xlabel("ratio to the same-run peer or ceiling (black tick: target)")
