@@ -107,6 +107,8 @@ class RawNode:
         self._broadcast_pending = False
         self._snapshot_assembly: SnapshotAssembly | None = None
         self._outstanding_ready: Ready | None = None
+        self._repair_floor = config.repair_floor
+        self._repair_floor_term = config.repair_floor_term
         self._scan_stable_log(storage)
         self._become_follower(self.term, NO_NODE)
         self._previous_hard_state = hard_state
@@ -426,8 +428,10 @@ class RawNode:
             or (self.vote == NO_NODE and self.leader_id == NO_NODE)
             or (pre_vote and message.term > self.term)
         )
-        granted = can_vote and self._log.is_up_to_date(
-            message.last_log_index, message.last_log_term
+        granted = (
+            can_vote
+            and self._log.is_up_to_date(message.last_log_index, message.last_log_term)
+            and self._covers_repair_floor(message.last_log_index, message.last_log_term)
         )
         if pre_vote:
             term = message.term if granted else self.term
@@ -447,9 +451,31 @@ class RawNode:
         while refusing to campaign, and the remaining voters could never win its vote.
         Who campaigns never affects safety: votes are counted in the latest configuration.
         """
-        if self._log.unstable.snapshot is not None:
+        if self._log.unstable.snapshot is not None or self.repairing:
             return False
         return self.id in self.membership.voters or self.id in self._committed_membership().voters
+
+    @property
+    def repairing(self) -> bool:
+        """Whether this node cut corrupt entries and has not yet caught up past them.
+
+        Such a node may have acknowledged entries it no longer holds, entries a majority
+        may need it for. It follows (accepts appends) but does not campaign, and it votes
+        only for a candidate whose log is at least as up to date as the log it once held:
+        (last term, last index) >= (``repair_floor_term``, ``repair_floor``), where the
+        floor term bounds the lost entries' terms from above, so the check is never
+        weaker than the vote it would have cast before the corruption. That rule, rather
+        than no vote at all, keeps a cluster whose followers all lost an unsynced tail
+        in a power cut able to elect the replica that kept everything.
+        """
+        if self._repair_floor and self._log.last_index() >= self._repair_floor:
+            self._repair_floor = 0
+        return self._repair_floor > 0
+
+    def _covers_repair_floor(self, last_log_index: int, last_log_term: int) -> bool:
+        if not self.repairing:
+            return True
+        return (last_log_term, last_log_index) >= (self._repair_floor_term, self._repair_floor)
 
     def _committed_membership(self) -> Membership:
         membership = self._base_membership

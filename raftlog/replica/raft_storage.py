@@ -12,10 +12,12 @@ whole sealed groups instead), so the only "snapshot" is the empty one at index
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 
 import attrs
 
+from raftlog import logs
 from raftlog.raft.entry import Entry, HardState, Snapshot, SnapshotMetadata
 from raftlog.raft.errors import LogCompacted, LogUnavailable
 from raftlog.raft.membership import Membership
@@ -102,3 +104,10 @@ class SegmentGroupLog:
 
     def sync(self) -> None:
         self.log.sync()
+        if self.log.clear_repair_floor_if_durable():
+            logs.event(
+                "repair_done",
+                logging.WARNING,
+                directory=str(self.log.directory),
+                last_entry=self.log.last_entry_index,
+            )
