@@ -472,6 +472,18 @@ class RawNode:
             self._repair_floor = 0
         return self._repair_floor > 0
 
+    def _send_loss_notice(self, to_id: int) -> None:
+        """Tell a leader that this node lost entries it may have acknowledged.
+
+        A leader never lowers a follower's match index on an ordinary rejection (Raft's
+        followers never lose what they acknowledged), so it would neither resend the lost
+        entries nor, in a quiescent group, send anything at all. The notice is a rejection
+        at index 0, which no ordinary append can draw (index 0 always matches), carrying
+        this node's last index.
+        """
+        last = self._log.last_index()
+        self._send(AppendEntriesResponse(self.id, to_id, self.term, 0, True, last))
+
     def _covers_repair_floor(self, last_log_index: int, last_log_term: int) -> bool:
         if not self.repairing:
             return True
@@ -612,6 +624,13 @@ class RawNode:
 
     def _tick_election(self) -> None:
         self._election_elapsed += 1
+        if self.repairing and self._election_elapsed >= self._randomized_election_timeout:
+            # No leader heard from: tell every member (waking a quiescent leader), since
+            # this node may not campaign itself.
+            self._election_elapsed = 0
+            for node_id in sorted(self.membership.members() - {self.id}):
+                self._send_loss_notice(node_id)
+            return
         if self._promotable() and self._election_elapsed >= self._randomized_election_timeout:
             self._election_elapsed = 0
             self._campaign(pre_vote=self.config.pre_vote, leadership_transfer=False)
@@ -776,6 +795,13 @@ class RawNode:
         if progress is None:
             return
         progress.recent_active = True
+        if message.rejected and message.index == 0:
+            # A loss notice (see `_send_loss_notice`): replicate again from what it holds.
+            if message.reject_hint_index < progress.match_index:
+                progress.forget_beyond(message.reject_hint_index)
+            if progress.match_index < self._log.last_index():
+                self._send_append(message.from_id)
+            return
         if message.rejected:
             next_probe_index = message.reject_hint_index
             if message.reject_hint_term > 0:
@@ -931,10 +957,14 @@ class RawNode:
             self._election_elapsed = 0
             self.leader_id = message.from_id
             self._handle_append(message)
+            if self.repairing:
+                self._send_loss_notice(message.from_id)
         elif isinstance(message, Heartbeat):
             self._election_elapsed = 0
             self.leader_id = message.from_id
             self._handle_heartbeat(message)
+            if self.repairing:
+                self._send_loss_notice(message.from_id)
         elif isinstance(message, InstallSnapshot):
             self._election_elapsed = 0
             self.leader_id = message.from_id
