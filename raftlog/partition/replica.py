@@ -325,8 +325,13 @@ class PartitionReplica:
         if offset == high_watermark:
             return ReadResult(0, b"", high_watermark, start)
         log = self.storage.log
+        # A sealed group's new leaders append NOOPs after the SEAL, at offsets that belong
+        # to its successor: a read never goes past the SEAL.
+        end_offset = high_watermark
+        if self.sealed_last_offset is not None:
+            end_offset = min(end_offset, self.sealed_last_offset + 1)
         try:
-            file_slice = log.read_by_offset(offset, max(max_bytes, 1), end_offset=high_watermark)
+            file_slice = log.read_by_offset(offset, max(max_bytes, 1), end_offset=end_offset)
             if file_slice.size_bytes > max_bytes and not at_least_one:
                 return ReadResult(0, b"", high_watermark, start)
             records = log.read_slice(file_slice)

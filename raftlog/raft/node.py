@@ -1010,6 +1010,11 @@ class RawNode:
 
     def _handle_heartbeat(self, message: Heartbeat) -> None:
         log = self._log
+        if message.commit > log.last_index() and not self.repairing:
+            # The leader sends min(our match, its commit): it believes we hold entries we
+            # do not (a tail lost in a way that looked torn, say a truncated file). Ask it
+            # to resend them; without this a quiescent sealed group would never do so.
+            self._send_loss_notice(message.from_id)
         log.commit_to(min(message.commit, log.last_index()))
         self._send(HeartbeatResponse(self.id, message.from_id, self.term, message.read_sequence))
         self._quiesced = (
