@@ -110,8 +110,7 @@ def damage_node(
 ) -> list[Damage]:
     """Flip bits in `flips` files and truncate `truncations` other files (as many as
     there are) of a stopped node. Returns exactly what was done."""
-    files = segment_files(data_dir)
-    rng.shuffle(files)
+    files = _by_size_at_random(segment_files(data_dir), rng)
     done = []
     for path in files[:flips]:
         if batch_spans(path.read_bytes()):
@@ -119,3 +118,19 @@ def damage_node(
     for path in files[flips : flips + truncations]:
         done.append(truncate(data_dir, path, node_id, rng))
     return done
+
+
+def _by_size_at_random(paths: list[Path], rng: random.Random) -> list[Path]:
+    """The files in a random order where a larger file tends to come first (weighted by
+    size): topic data, not the one-NOOP logs of idle offsets partitions, gets damaged."""
+    remaining = [(path, path.stat().st_size) for path in paths]
+    ordered = []
+    while remaining:
+        pick = rng.uniform(0, sum(size for _path, size in remaining))
+        for position, (path, size) in enumerate(remaining):
+            pick -= size
+            if pick <= 0 or position == len(remaining) - 1:
+                ordered.append(path)
+                del remaining[position]
+                break
+    return ordered

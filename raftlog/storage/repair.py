@@ -57,12 +57,19 @@ def load(directory: pathlib.Path) -> RepairState:
         # The file that protects against lost data is itself unreadable: refuse to open
         # rather than vote as if nothing had been lost.
         raise LogLayoutError(f"{path}: unreadable repair state: {error}") from error
-    floor = data.get("floor") if isinstance(data, dict) else None
-    corrupt = data.get("corrupt_from_entry") if isinstance(data, dict) else None
-    if data.get("format") != REPAIR_FORMAT or not isinstance(floor, int) or floor < 0 or not (
-        isinstance(corrupt, int) and corrupt >= 0
-    ):
-        raise LogLayoutError(f"{path}: repair state does not parse: {data}")
+    if not isinstance(data, dict):
+        raise LogLayoutError(f"{path}: repair state does not parse: {data!r}")
+    floor = data.get("floor")
+    corrupt = data.get("corrupt_from_entry")
+    valid = (
+        data.get("format") == REPAIR_FORMAT
+        and isinstance(floor, int)
+        and floor >= 0
+        and isinstance(corrupt, int)
+        and corrupt >= 0
+    )
+    if not valid:
+        raise LogLayoutError(f"{path}: repair state does not parse: {data!r}")
     return RepairState(floor, corrupt)
 
 
