@@ -70,6 +70,23 @@ def test_a_correct_cluster_survives_kills_and_partitions(tmp_path: Path) -> None
     assert sends > 500, f"the workload ran ({sends} acknowledged sends)"
 
 
+def test_a_correct_cluster_survives_disk_corruption_and_kills(tmp_path: Path) -> None:
+    """The ``corrupt`` nemesis damages a minority's segment files (bit flips, truncation)
+    between a SIGKILL and a restart; with kills on top, nothing acknowledged is lost."""
+    out = tmp_path / "run"
+    code, anomalies, printed = _run(
+        out, "--nodes", "3", "--time", "30", "--nemesis", "corrupt,kill", "--seed", "7"
+    )
+    assert code == 0, printed[-3000:]
+    assert anomalies["verdict"] == "valid"
+    events = [json.loads(line) for line in (out / "nemesis.jsonl").read_text().splitlines()]
+    damaged = [e for e in events if e["kind"].startswith("corrupt") and e["event"] == "start"]
+    assert damaged, "the schedule corrupted a node"
+    assert all("action=flip" in detail for e in damaged for detail in e["details"])
+    logs = "".join(path.read_text() for path in (out / "nodes").glob("node*.log"))
+    assert "event=corruption_detected" in logs, "a damaged node found the corruption"
+
+
 def test_fetch_above_commit_is_caught(tmp_path: Path) -> None:
     code, anomalies, printed = _run(
         tmp_path / "run",
