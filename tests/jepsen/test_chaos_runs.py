@@ -11,6 +11,9 @@ exposes each bug:
 * ``skip-idempotence``: pausing and killing leaders while producers pipeline. Batches
   that were replicated but not acknowledged are retried, and appended twice.
 
+A correct cluster must also come out valid under ``corrupt,kill``: a minority's segment
+files get bit flips and truncations (between a SIGKILL and a restart) while kills go on.
+
 ``stale-vote`` and ``ack-before-fsync`` have no test here: a bounded run cannot expose
 them reliably (see the README's chaos section).
 """
