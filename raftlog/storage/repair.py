@@ -21,6 +21,7 @@ import json
 import os
 import pathlib
 import struct
+import threading
 
 import attrs
 
@@ -31,6 +32,9 @@ REPAIR_FILE_NAME = "repair.json"
 REPAIR_FORMAT = 1
 _LOG_OVERHEAD = struct.Struct(">qi")  # baseOffset, batchLength
 _BATCH_LENGTH_MIN = 49  # a v2 batch header after the length field, with no records
+_SAVE_LOCK = threading.Lock()
+"""The floor is cleared from the fsync worker thread and marks are saved by reads on the
+event loop: one writer at a time, since they share the temporary file's name."""
 LOST_WALK_BATCHES_MAX = 1 << 20
 """Bound of the header walk that counts batches lost behind a corrupt one."""
 
@@ -75,6 +79,11 @@ def load(directory: pathlib.Path) -> RepairState:
 
 def save(directory: pathlib.Path, state: RepairState) -> None:
     """Write the state atomically (fsynced); an empty state removes the file."""
+    with _SAVE_LOCK:
+        _save(directory, state)
+
+
+def _save(directory: pathlib.Path, state: RepairState) -> None:
     path = repair_path(directory)
     if state == RepairState():
         if files.unlink_if_present(path):
