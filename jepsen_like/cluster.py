@@ -123,7 +123,7 @@ class ChaosCluster:
                 *endpoints.command_prefix,
                 sys.executable, "-m", "raftlog.cli", "serve",
                 "--node-id", str(node_id),
-                "--data-dir", str(self.directory / "nodes" / f"data{node_id}"),
+                "--data-dir", str(self.data_dir(node_id)),
                 "--kafka-addr", endpoints.kafka_addr,
                 "--peers", endpoints.peers,
                 *(("--admin-addr", endpoints.admin_addr) if endpoints.admin_addr else ()),
@@ -137,6 +137,9 @@ class ChaosCluster:
                 self.directory / "nodes" / f"node{node_id}.log",
                 environment,
             )
+
+    def data_dir(self, node_id: int) -> pathlib.Path:
+        return self.directory / "nodes" / f"data{node_id}"
 
     @property
     def bootstrap(self) -> str:

@@ -24,6 +24,14 @@ variants:
   the dead one), as an operator replacing a machine would; at the heal the node comes
   back on its old data and must find it no longer holds those replicas. Needs 5 nodes:
   with 3, every node already holds every replica and there is nowhere to move them.
+* ``corrupt``: disk corruption on one node (a minority), random or a partition's leader:
+  SIGKILL it, flip a bit in the middle of one of its segment files and truncate another
+  (``jepsen_like.disk_damage``), restart it at once. Kill first: a running node holds
+  the files open and writes them, so damage under it would race its own writes and sit
+  behind its page cache, and it reads its files back only when it opens them. Restart
+  at once rather than at the heal: the fault under test is the repair (CRC detection,
+  the cut, catching up without voting) while the workload and other faults go on. What
+  was damaged, exactly, is in the start event's ``details``.
 
 The seed fixes the kinds, variants, timing and every random pick; which node *is* a
 partition's leader at that moment comes from the cluster, so a replay with the same
@@ -45,11 +53,14 @@ from typing import Any
 import attrs
 
 from jepsen_like.cluster import ChaosCluster
+from jepsen_like.disk_damage import damage_node
 from jepsen_like.history import write_jsonl
 from jepsen_like.nemesis import Edge, NemesisEvent
 from jepsen_like.network import Network
 
-KINDS: tuple[str, ...] = ("kill", "pause", "partition", "delay", "loss", "transfer", "member")
+KINDS: tuple[str, ...] = (
+    "kill", "pause", "partition", "delay", "loss", "transfer", "member", "corrupt"
+)
 VARIANTS: dict[str, tuple[str, ...]] = {
     "kill": ("one", "leader", "leader", "all"),
     "pause": ("one", "leader"),
@@ -58,6 +69,7 @@ VARIANTS: dict[str, tuple[str, ...]] = {
     "loss": ("one", "all"),
     "transfer": ("one", "all"),
     "member": ("replace",),
+    "corrupt": ("one", "leader"),
 }
 TRANSFER_TIMEOUT_MS = 5000
 WARMUP_S = 3.0
@@ -150,8 +162,15 @@ class Nemesis:
     _open: list[tuple[int, str, tuple[str, ...]]] = attrs.field(factory=list)
     restart_failures: list[str] = attrs.field(factory=list)
 
-    def _record(self, edge: Edge, kind: str, targets: tuple[str, ...], fault_id: int) -> None:
-        event = NemesisEvent(time.monotonic_ns(), edge, kind, targets, fault_id)
+    def _record(
+        self,
+        edge: Edge,
+        kind: str,
+        targets: tuple[str, ...],
+        fault_id: int,
+        details: tuple[str, ...] = (),
+    ) -> None:
+        event = NemesisEvent(time.monotonic_ns(), edge, kind, targets, fault_id, details)
         self.events.append(event)
         write_jsonl(self.timeline_path, (e.to_json() for e in self.events))
 
@@ -177,6 +196,7 @@ class Nemesis:
         fault_id = self._next_id
         self._next_id += 1
         targets: tuple[str, ...]
+        details: tuple[str, ...] = ()
         if fault.kind == "member":
             # One node, never the last live one of a majority: a replacement needs the
             # others to agree on the moves.
@@ -218,10 +238,14 @@ class Nemesis:
             victims = self._pick_one(fault, rng)
             self.network.lose(victims, LOSS_PROBABILITY)
             targets = tuple(f"n{n}" for n in victims)
+        elif fault.kind == "corrupt":
+            victims = self._pick_one(fault, rng)
+            details = tuple(self._corrupt(node_id, rng) for node_id in victims)
+            targets = tuple(f"n{n}" for n in victims)
         else:
             raise NemesisError(f"unknown nemesis {fault.kind!r}")
         kind = f"{fault.kind}:{fault.variant}"
-        self._record(Edge.START, kind, targets, fault_id)
+        self._record(Edge.START, kind, targets, fault_id, details)
         self._open.append((fault_id, kind, targets))
 
     def _transfer(self, partition: int, rng: random.Random) -> str:
@@ -248,6 +272,21 @@ class Nemesis:
         except (OSError, ValueError, KeyError, IndexError) as error:
             return f"p{partition}: refused ({error})"
         return f"p{partition}:n{leader}->n{target}"
+
+    def _corrupt(self, node_id: int, rng: random.Random) -> str:
+        """Kill, damage the files, restart (unless another fault keeps it down until the
+        heal). Returns what was damaged; a restart that fails is a finding, recorded."""
+        node = self.cluster.nodes[node_id]
+        node.kill()
+        self._paused.discard(node_id)
+        damage = damage_node(self.cluster.data_dir(node_id), node_id, rng)
+        if node_id not in self._killed:
+            try:
+                self.cluster.restart((node_id,))
+            except Exception as error:
+                self.restart_failures.append(str(error))
+        described = "; ".join(item.describe() for item in damage)
+        return described or f"node={node_id} no segment file to damage"
 
     def _partition_links(self, fault: Fault, rng: random.Random) -> list[tuple[int, int]]:
         nodes = self._nodes()

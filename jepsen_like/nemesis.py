@@ -32,15 +32,21 @@ class NemesisEvent:
     """Nodes (or links, as ``a-b``) the fault applies to."""
     fault_id: int
     """Pairs a stop with its start when faults of one kind overlap."""
+    details: tuple[str, ...] = ()
+    """Exactly what the fault did, when targets alone do not say (``corrupt``: each file,
+    byte and bit flipped, each file cut and its sizes)."""
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        raw: dict[str, Any] = {
             "time_ns": self.time_ns,
             "event": str(self.edge),
             "kind": self.kind,
             "targets": list(self.targets),
             "id": self.fault_id,
         }
+        if self.details:
+            raw["details"] = list(self.details)
+        return raw
 
     @classmethod
     def from_json(cls, raw: Mapping[str, Any]) -> NemesisEvent:
@@ -51,6 +57,7 @@ class NemesisEvent:
                 kind=str(raw["kind"]),
                 targets=tuple(str(t) for t in raw.get("targets", ())),
                 fault_id=int(raw["id"]),
+                details=tuple(str(d) for d in raw.get("details", ())),
             )
         except (KeyError, ValueError, TypeError) as error:
             raise HistoryError(f"nemesis event {raw!r}: {error!r}") from error

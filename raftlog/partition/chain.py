@@ -73,11 +73,16 @@ class PartitionChain:
         start = self.log_start_offset
         if offset < start or offset > high_watermark:
             return ReadResult(int(ErrorCode.OFFSET_OUT_OF_RANGE), b"", high_watermark, start)
-        for segment in self.segments:
+        for segment, following in itertools.zip_longest(self.segments, self.segments[1:]):
             if offset < segment.log_start_offset:
                 break  # the segment holding it is not (yet) here
             sealed_end = segment.sealed_last_offset
             if sealed_end is not None and offset > sealed_end:
+                continue
+            if following is not None and offset >= following.log_start_offset:
+                # A sealed group whose SEAL this replica has not applied yet (it is
+                # catching up, say after cutting corrupt data) must not answer for offsets
+                # of its successor: new leaders of a sealed group append NOOPs there.
                 continue
             result = segment.read_committed(offset, max_bytes, at_least_one=at_least_one)
             return ReadResult(result.error_code, result.records, high_watermark, start)

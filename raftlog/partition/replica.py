@@ -30,7 +30,7 @@ from raftlog.replica.entry_batches import CONTROL_ATTRIBUTE
 from raftlog.replica.group import ProposalLost, ReplicaGroup
 from raftlog.replica.raft_storage import SegmentGroupLog
 from raftlog.storage.compaction import CompactionError, keyless_records
-from raftlog.storage.errors import StorageError
+from raftlog.storage.errors import CorruptBatchError, StorageError
 from raftlog.storage.values import AppendResult
 
 OFFSETS_REMEMBERED_MAX = 65_536
@@ -325,10 +325,30 @@ class PartitionReplica:
         if offset == high_watermark:
             return ReadResult(0, b"", high_watermark, start)
         log = self.storage.log
-        file_slice = log.read_by_offset(offset, max(max_bytes, 1), end_offset=high_watermark)
-        if file_slice.size_bytes > max_bytes and not at_least_one:
-            return ReadResult(0, b"", high_watermark, start)
-        return ReadResult(0, log.read_slice(file_slice), high_watermark, start)
+        # A sealed group's new leaders append NOOPs after the SEAL, at offsets that belong
+        # to its successor: a read never goes past the SEAL.
+        end_offset = high_watermark
+        if self.sealed_last_offset is not None:
+            end_offset = min(end_offset, self.sealed_last_offset + 1)
+        try:
+            file_slice = log.read_by_offset(offset, max(max_bytes, 1), end_offset=end_offset)
+            if file_slice.size_bytes > max_bytes and not at_least_one:
+                return ReadResult(0, b"", high_watermark, start)
+            records = log.read_slice(file_slice)
+        except CorruptBatchError as error:
+            # Never serve a batch that fails its CRC. The log marked the entry: the next
+            # open of this group cuts it and repairs from the other replicas.
+            logs.event(
+                "corruption_detected",
+                logging.ERROR,
+                topic=self.topic,
+                partition=self.index,
+                offset=offset,
+                error=str(error),
+                note="fetch refused; restart the node to cut and repair from replicas",
+            )
+            return ReadResult(int(ErrorCode.KAFKA_STORAGE_ERROR), b"", high_watermark, start)
+        return ReadResult(0, records, high_watermark, start)
 
     def offset_for_timestamp(self, timestamp_ms: int) -> tuple[int, int] | None:
         """The first committed batch holding a record at or after `timestamp_ms`.

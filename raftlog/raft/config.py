@@ -65,6 +65,12 @@ class RaftConfig:
     """Campaign only after a pre-vote round shows that a quorum would vote (thesis 9.6)."""
     check_quorum: bool = True
     """A leader steps down without a quorum of recent contacts; votes are refused in its lease."""
+    repair_floor: int = attrs.field(default=0, validator=_non_negative)
+    """The last index this node held before it cut corrupt entries from its log (0: none).
+    Until its log reaches it again the node neither campaigns nor votes for a candidate
+    whose log could be behind what it held (see ``raftlog.storage.repair``)."""
+    repair_floor_term: int = attrs.field(default=0, validator=_non_negative)
+    """An upper bound of the term of the entry at ``repair_floor`` (the hard state's term)."""
     test_bug: str | None = attrs.field(default=None)
     """Test-only: switch on a deliberate bug from ``TEST_BUGS``. Never set in production."""
 

@@ -107,6 +107,8 @@ class RawNode:
         self._broadcast_pending = False
         self._snapshot_assembly: SnapshotAssembly | None = None
         self._outstanding_ready: Ready | None = None
+        self._repair_floor = config.repair_floor
+        self._repair_floor_term = config.repair_floor_term
         self._scan_stable_log(storage)
         self._become_follower(self.term, NO_NODE)
         self._previous_hard_state = hard_state
@@ -426,8 +428,10 @@ class RawNode:
             or (self.vote == NO_NODE and self.leader_id == NO_NODE)
             or (pre_vote and message.term > self.term)
         )
-        granted = can_vote and self._log.is_up_to_date(
-            message.last_log_index, message.last_log_term
+        granted = (
+            can_vote
+            and self._log.is_up_to_date(message.last_log_index, message.last_log_term)
+            and self._covers_repair_floor(message.last_log_index, message.last_log_term)
         )
         if pre_vote:
             term = message.term if granted else self.term
@@ -447,9 +451,43 @@ class RawNode:
         while refusing to campaign, and the remaining voters could never win its vote.
         Who campaigns never affects safety: votes are counted in the latest configuration.
         """
-        if self._log.unstable.snapshot is not None:
+        if self._log.unstable.snapshot is not None or self.repairing:
             return False
         return self.id in self.membership.voters or self.id in self._committed_membership().voters
+
+    @property
+    def repairing(self) -> bool:
+        """Whether this node cut corrupt entries and has not yet caught up past them.
+
+        Such a node may have acknowledged entries it no longer holds, entries a majority
+        may need it for. It follows (accepts appends) but does not campaign, and it votes
+        only for a candidate whose log is at least as up to date as the log it once held:
+        (last term, last index) >= (``repair_floor_term``, ``repair_floor``), where the
+        floor term bounds the lost entries' terms from above, so the check is never
+        weaker than the vote it would have cast before the corruption. That rule, rather
+        than no vote at all, keeps a cluster whose followers all lost an unsynced tail
+        in a power cut able to elect the replica that kept everything.
+        """
+        if self._repair_floor and self._log.last_index() >= self._repair_floor:
+            self._repair_floor = 0
+        return self._repair_floor > 0
+
+    def _send_loss_notice(self, to_id: int) -> None:
+        """Tell a leader that this node lost entries it may have acknowledged.
+
+        A leader never lowers a follower's match index on an ordinary rejection (Raft's
+        followers never lose what they acknowledged), so it would neither resend the lost
+        entries nor, in a quiescent group, send anything at all. The notice is a rejection
+        at index 0, which no ordinary append can draw (index 0 always matches), carrying
+        this node's last index.
+        """
+        last = self._log.last_index()
+        self._send(AppendEntriesResponse(self.id, to_id, self.term, 0, True, last))
+
+    def _covers_repair_floor(self, last_log_index: int, last_log_term: int) -> bool:
+        if not self.repairing:
+            return True
+        return (last_log_term, last_log_index) >= (self._repair_floor_term, self._repair_floor)
 
     def _committed_membership(self) -> Membership:
         membership = self._base_membership
@@ -586,6 +624,13 @@ class RawNode:
 
     def _tick_election(self) -> None:
         self._election_elapsed += 1
+        if self.repairing and self._election_elapsed >= self._randomized_election_timeout:
+            # No leader heard from: tell every member (waking a quiescent leader), since
+            # this node may not campaign itself.
+            self._election_elapsed = 0
+            for node_id in sorted(self.membership.members() - {self.id}):
+                self._send_loss_notice(node_id)
+            return
         if self._promotable() and self._election_elapsed >= self._randomized_election_timeout:
             self._election_elapsed = 0
             self._campaign(pre_vote=self.config.pre_vote, leadership_transfer=False)
@@ -750,6 +795,13 @@ class RawNode:
         if progress is None:
             return
         progress.recent_active = True
+        if message.rejected and message.index == 0:
+            # A loss notice (see `_send_loss_notice`): replicate again from what it holds.
+            if message.reject_hint_index < progress.match_index:
+                progress.forget_beyond(message.reject_hint_index)
+            if progress.match_index < self._log.last_index():
+                self._send_append(message.from_id)
+            return
         if message.rejected:
             next_probe_index = message.reject_hint_index
             if message.reject_hint_term > 0:
@@ -905,10 +957,14 @@ class RawNode:
             self._election_elapsed = 0
             self.leader_id = message.from_id
             self._handle_append(message)
+            if self.repairing:
+                self._send_loss_notice(message.from_id)
         elif isinstance(message, Heartbeat):
             self._election_elapsed = 0
             self.leader_id = message.from_id
             self._handle_heartbeat(message)
+            if self.repairing:
+                self._send_loss_notice(message.from_id)
         elif isinstance(message, InstallSnapshot):
             self._election_elapsed = 0
             self.leader_id = message.from_id
@@ -954,6 +1010,11 @@ class RawNode:
 
     def _handle_heartbeat(self, message: Heartbeat) -> None:
         log = self._log
+        if message.commit > log.last_index() and not self.repairing:
+            # The leader sends min(our match, its commit): it believes we hold entries we
+            # do not (a tail lost in a way that looked torn, say a truncated file). Ask it
+            # to resend them; without this a quiescent sealed group would never do so.
+            self._send_loss_notice(message.from_id)
         log.commit_to(min(message.commit, log.last_index()))
         self._send(HeartbeatResponse(self.id, message.from_id, self.term, message.read_sequence))
         self._quiesced = (

@@ -53,6 +53,15 @@ class Progress:
             self.next_index = self.match_index + 1
         self._reset_state(ProgressState.PROBE)
 
+    def forget_beyond(self, last_index: int) -> None:
+        """The follower lost entries after `last_index` (it cut corrupt data): probe from
+        there. Lowering the match index only makes commit counting more conservative."""
+        self.match_index = last_index
+        if self.state == ProgressState.SNAPSHOT:
+            self.pending_snapshot_index = 0
+        self.next_index = last_index + 1
+        self._reset_state(ProgressState.PROBE)
+
     def become_replicate(self) -> None:
         self.next_index = self.match_index + 1
         self._reset_state(ProgressState.REPLICATE)

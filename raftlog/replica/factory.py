@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import pathlib
 import random
 from collections.abc import Callable, Sequence
 
-from raftlog import bugs
+from raftlog import bugs, logs
 from raftlog.config import FsyncPolicy
 from raftlog.raft.config import RaftConfig
 from raftlog.raft.entry import Entry, HardState
@@ -17,8 +18,45 @@ from raftlog.replica.group import ReplicaGroup
 from raftlog.replica.hard_state import HardStateFile
 from raftlog.replica.raft_storage import SegmentGroupLog
 from raftlog.storage.config import LogConfig
+from raftlog.storage.errors import CorruptBatchError, StorageError
 from raftlog.storage.log import SegmentedLog
 from raftlog.storage.values import AppendResult
+
+REOPEN_ATTEMPTS_MAX = 8
+"""Reopens of a group whose start-up read found corrupt data (each cuts the log shorter)."""
+
+
+def repair_floor(storage: SegmentGroupLog) -> tuple[int, int]:
+    """(floor, floor term) the core must respect, or (0, 0).
+
+    Two sources: the floor storage recorded when it cut corrupt data, and the hard
+    state's commit index above the log's end. The second catches a loss that looks like
+    a torn tail (a truncated file): this replica knew those entries committed, so it must
+    have held them. The term bound is the hard state's term, which no entry exceeds.
+    """
+    log = storage.log
+    state = storage.hard_state_file.load()
+    floor = max(log.repair_floor, state.commit if state.commit > log.last_entry_index else 0)
+    if floor <= log.last_entry_index:
+        log.clear_repair_floor_if_durable()
+        return 0, 0
+    log.note_repair_floor(floor)
+    return floor, state.term
+
+
+def _report(group_id: int, log: SegmentedLog, floor: int) -> None:
+    for finding in log.corruption_found:
+        logs.event("corruption_detected", logging.ERROR, group=group_id, finding=finding)
+    log.corruption_found.clear()
+    if floor:
+        logs.event(
+            "repair_pending",
+            logging.WARNING,
+            group=group_id,
+            last_entry=log.last_entry_index,
+            repair_floor=floor,
+            note="catching up from the leader; this replica does not campaign until then",
+        )
 
 
 def open_replica_group(
@@ -44,20 +82,34 @@ def open_replica_group(
         # A segment's successor continues its terms, so Kafka leader epochs (our terms)
         # only ever grow along a partition.
         hard_state.save(HardState(term=base_term))
-    log = SegmentedLog.open(directory / "log", log_config, initial_offset=base_offset)
-    storage = SegmentGroupLog(
-        log,
-        hard_state,
-        Membership(frozenset(voters), frozenset(learners)),
-        on_append=on_append,
-        on_truncate=on_truncate,
-    )
-    # The election timeout is randomized per node so that replicas do not campaign in step.
-    config = RaftConfig(
-        node_id=node_id,
-        random_source=random.Random(),
-        test_bug=bugs.raft_test_bug(),  # DELIBERATE BUG when the chaos suite asks for one
-    )
-    raw = RawNode(config, storage)
+    membership = Membership(frozenset(voters), frozenset(learners))
+    for _attempt in range(REOPEN_ATTEMPTS_MAX):
+        log = SegmentedLog.open(directory / "log", log_config, initial_offset=base_offset)
+        storage = SegmentGroupLog(
+            log, hard_state, membership, on_append=on_append, on_truncate=on_truncate
+        )
+        floor, floor_term = repair_floor(storage)
+        # The election timeout is randomized per node so that replicas do not campaign in step.
+        config = RaftConfig(
+            node_id=node_id,
+            random_source=random.Random(),
+            repair_floor=floor,
+            repair_floor_term=floor_term,
+            test_bug=bugs.raft_test_bug(),  # DELIBERATE BUG when the chaos suite asks for one
+        )
+        try:
+            # The core reads (and so CRC-checks) the whole stable log as it starts.
+            raw = RawNode(config, storage)
+        except CorruptBatchError:
+            # The read marked the bad entry; reopening cuts the log there.
+            _report(group_id, log, floor)
+            log.close()
+            continue
+        _report(group_id, log, floor)
+        break
+    else:
+        raise StorageError(
+            f"{directory}: still corrupt after {REOPEN_ATTEMPTS_MAX} repairing reopens"
+        )
     group = ReplicaGroup(group_id, raw, storage, apply, send, fsync)
     return group, storage

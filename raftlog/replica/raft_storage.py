@@ -12,15 +12,18 @@ whole sealed groups instead), so the only "snapshot" is the empty one at index
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 
 import attrs
 
+from raftlog import logs
 from raftlog.raft.entry import Entry, HardState, Snapshot, SnapshotMetadata
 from raftlog.raft.errors import LogCompacted, LogUnavailable
 from raftlog.raft.membership import Membership
 from raftlog.replica.entry_batches import batch_to_entry, entry_to_batch
 from raftlog.replica.hard_state import HardStateFile
+from raftlog.storage.errors import CorruptBatchError
 from raftlog.storage.log import SegmentedLog
 from raftlog.storage.values import AppendResult
 
@@ -62,7 +65,20 @@ class SegmentGroupLog:
         count = min(high_index - low_index, READ_COUNT_MAX)
         if count <= 0:
             return []
-        batches = self.log.read_entries(low_index, max_size_bytes, count)
+        try:
+            batches = self.log.read_entries(low_index, max_size_bytes, count)
+        except CorruptBatchError as error:
+            # Marked in the log's repair state: the next open cuts it there. A running core
+            # cannot lose entries under it, so this replica stops here (the error goes up).
+            logs.event(
+                "corruption_detected",
+                logging.ERROR,
+                directory=str(self.log.directory),
+                entry=low_index,
+                error=str(error),
+                note="marked: the next open of this group cuts the log there and repairs it",
+            )
+            raise
         return [batch_to_entry(batch, low_index + i) for i, batch in enumerate(batches)]
 
     def term(self, index: int) -> int:
@@ -102,3 +118,10 @@ class SegmentGroupLog:
 
     def sync(self) -> None:
         self.log.sync()
+        if self.log.clear_repair_floor_if_durable():
+            logs.event(
+                "repair_done",
+                logging.WARNING,
+                directory=str(self.log.directory),
+                last_entry=self.log.last_entry_index,
+            )

@@ -22,7 +22,7 @@ import attrs
 from raftlog import native
 from raftlog.invariant import invariant
 from raftlog.native import KeyKind, NativeError
-from raftlog.storage import files, power_loss
+from raftlog.storage import files, power_loss, repair
 from raftlog.storage.compaction import CompactionResult, OffsetMap, compact_data
 from raftlog.storage.config import LogConfig
 from raftlog.storage.errors import (
@@ -34,6 +34,7 @@ from raftlog.storage.errors import (
     OffsetOutOfRange,
     StorageError,
 )
+from raftlog.storage.repair import RepairState
 from raftlog.storage.segment import Segment, write_replacement
 from raftlog.storage.values import (
     AppendResult,
@@ -83,6 +84,9 @@ class SegmentedLog:
     _tickets: list[SyncTicket] = attrs.field(factory=list)
     _failure: str | None = None
     _closed: bool = False
+    _repair: RepairState = attrs.field(factory=RepairState)
+    corruption_found: list[str] = attrs.field(factory=list)
+    """What recovery and reads found corrupt in this run (for the operator's log)."""
 
     # ---- opening ------------------------------------------------------------------
 
@@ -113,6 +117,23 @@ class SegmentedLog:
             return cls(directory, config, clock_ms, report, [segment], initial_entry_index - 1)
         segments: list[Segment] = []
         rebuilt: list[int] = []
+        repair_state = repair.load(directory)
+        found: list[str] = []
+
+        def note_cut(last_valid: int, lost: int, error: NativeError) -> None:
+            # A torn tail (a write cut short by a crash) was never acknowledged; anything
+            # else cut here is damage to data that was written whole.
+            nonlocal repair_state
+            if error.is_torn_tail:
+                return
+            floor = max(repair_state.floor, last_valid + lost)
+            repair_state = attrs.evolve(repair_state, floor=floor)
+            repair.save(directory, repair_state)
+            found.append(
+                f"{files.data_path(directory, bases[-1])}: {error.name} after entry "
+                f"{last_valid}; cutting {lost} batch(es), repair floor {floor}"
+            )
+
         try:
             for base in bases[:-1]:
                 segment, was_rebuilt = Segment.open_sealed(directory, base, config.limits, now_ms)
@@ -120,7 +141,7 @@ class SegmentedLog:
                 if was_rebuilt:
                     rebuilt.append(base)
             tail, scan, cut_bytes = Segment.recover_tail(
-                directory, bases[-1], config.limits, now_ms
+                directory, bases[-1], config.limits, now_ms, before_cut=note_cut
             )
             segments.append(tail)
             _check_continuity(segments)
@@ -138,7 +159,77 @@ class SegmentedLog:
             tuple(rebuilt),
             tuple(removed),
         )
-        return cls(directory, config, clock_ms, report, segments, tail.last_entry_index)
+        log = cls(directory, config, clock_ms, report, segments, tail.last_entry_index)
+        log._repair = repair_state
+        log.corruption_found = found
+        log._cut_marked_corruption()
+        return log
+
+    def _cut_marked_corruption(self) -> None:
+        """A read found a corrupt batch in an earlier run: cut the log before it now,
+        with the floor recorded first (reads never cut a log under a running core)."""
+        marked = self._repair.corrupt_from_entry
+        if not marked:
+            return
+        if self.first_entry_index <= marked <= self.last_entry_index:
+            floor = max(self._repair.floor, self.last_entry_index)
+            self._repair = attrs.evolve(self._repair, floor=floor)
+            repair.save(self.directory, self._repair)
+            self.corruption_found.append(
+                f"{self.directory}: entry {marked} was found corrupt by a read; cutting "
+                f"entries {marked}..{self.last_entry_index}, repair floor {floor}"
+            )
+            self.truncate_suffix(marked)
+            self.sync()
+        self._repair = attrs.evolve(self._repair, corrupt_from_entry=0)
+        repair.save(self.directory, self._repair)
+
+    # ---- corruption and repair ----------------------------------------------------
+
+    @property
+    def repair_floor(self) -> int:
+        """The last entry index held before corrupt data was cut (0: none pending)."""
+        return self._repair.floor
+
+    def note_repair_floor(self, floor: int) -> None:
+        """Durably raise the repair floor (never lowers it)."""
+        if floor > self._repair.floor:
+            self._repair = attrs.evolve(self._repair, floor=floor)
+            repair.save(self.directory, self._repair)
+
+    def clear_repair_floor_if_durable(self) -> bool:
+        """Drop the floor once every entry up to it is durable here again."""
+        if self._repair.floor and self._durable_entry_index >= self._repair.floor:
+            self._repair = attrs.evolve(self._repair, floor=0)
+            repair.save(self.directory, self._repair)
+            return True
+        return False
+
+    def _corrupt_at(self, entry_index: int, error: CorruptBatchError) -> CorruptBatchError:
+        """A read found entry `entry_index` corrupt: remember it durably (the next open
+        cuts the log there and sets the floor) and hand back the error to raise. Nothing
+        is cut now: the Raft core above holds this log's shape in memory."""
+        marked = self._repair.corrupt_from_entry
+        self._repair = RepairState(
+            max(self._repair.floor, self.last_entry_index),
+            min(marked, entry_index) if marked else entry_index,
+        )
+        repair.save(self.directory, self._repair)
+        self.corruption_found.append(f"entry {entry_index}: {error}")
+        return error
+
+    def _check_batches(self, data: bytes, first_entry: int, where: pathlib.Path) -> None:
+        """CRC-check whole stored batches before they leave this node (fetch, replication)."""
+        position = 0
+        entry_index = first_entry
+        while position < len(data):
+            header = native.validate_stored_batch(
+                memoryview(data)[position:], self.config.limits.batch_bytes_max
+            )
+            if isinstance(header, NativeError):
+                raise self._corrupt_at(entry_index, CorruptBatchError(header, position, str(where)))
+            position += header.size_bytes
+            entry_index += 1
 
     # ---- the shape of the log -----------------------------------------------------
 
@@ -365,7 +456,10 @@ class SegmentedLog:
                 sizes.append(location.size_bytes)
                 total_bytes += location.size_bytes
                 location = segment.next_batch(location)
-            entries.extend(_split(segment.read(run_start, sum(sizes)), sizes) if sizes else [])
+            if sizes:
+                data = segment.read(run_start, sum(sizes))
+                self._check_batches(data, first_entry + len(entries), segment.data_path)
+                entries.extend(_split(data, sizes))
             if location is not None or segment is self._segments[-1]:
                 return entries
             segment = self._segments[self._segments.index(segment) + 1]
@@ -420,9 +514,14 @@ class SegmentedLog:
         self._check_open()
         for segment in self._segments:
             if segment.data_path == file_slice.path:
-                return segment.read_generation(
+                data = segment.read_generation(
                     file_slice.generation, file_slice.position, file_slice.size_bytes
                 )
+                if data:
+                    first = segment.locate(KeyKind.OFFSET, file_slice.first_offset)
+                    first_entry = first.entry_index if first else segment.base_entry_index
+                    self._check_batches(data, first_entry, segment.data_path)
+                return data
         raise OffsetOutOfRange(file_slice.first_offset, self.start_offset, self.next_offset)
 
     # ---- compaction ---------------------------------------------------------------

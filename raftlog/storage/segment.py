@@ -9,6 +9,7 @@ metadata file written once, atomically, before the data file is created.
 import json
 import os
 import pathlib
+from collections.abc import Callable
 
 import attrs
 
@@ -16,7 +17,7 @@ from raftlog import native
 from raftlog.invariant import InvariantViolation, invariant
 from raftlog.limits import StorageLimits
 from raftlog.native import BatchHeader, BatchLocation, KeyKind, NativeError
-from raftlog.storage import files, power_loss
+from raftlog.storage import files, power_loss, repair
 from raftlog.storage.errors import (
     CorruptBatchError,
     LogFailed,
@@ -204,10 +205,19 @@ class Segment:
 
     @classmethod
     def recover_tail(
-        cls, directory: pathlib.Path, base_offset: int, limits: StorageLimits, now_ms: int
+        cls,
+        directory: pathlib.Path,
+        base_offset: int,
+        limits: StorageLimits,
+        now_ms: int,
+        before_cut: Callable[[int, int, NativeError], None] | None = None,
     ) -> tuple["Segment", native.ScanResult, int]:
         """Open the last segment: scan every batch, rebuild its indexes in the same pass,
-        and cut the file after the last valid batch. Returns (segment, scan, cut bytes)."""
+        and cut the file after the last valid batch. Returns (segment, scan, cut bytes).
+
+        `before_cut(last valid entry index, batches seemingly lost, error)` is called
+        before a cut, so that the caller can durably note what the cut throws away
+        (the repair floor) before it is gone."""
         base_entry_index = read_meta(directory, base_offset)
         path = files.data_path(directory, base_offset)
         if not path.exists():
@@ -230,6 +240,9 @@ class Segment:
             if result.error is NativeError.IO:
                 raise LogFailed(f"{path}: read error during recovery at {result.error_position}")
             cut_bytes = size_bytes - result.valid_bytes
+            if cut_bytes and before_cut is not None:
+                lost = repair.count_batches_from(fd, result.valid_bytes, size_bytes)
+                before_cut(base_entry_index + result.batch_count - 1, lost, result.error)
             if cut_bytes:
                 os.ftruncate(fd, result.valid_bytes)
                 os.fdatasync(fd)

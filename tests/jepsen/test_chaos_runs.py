@@ -14,6 +14,9 @@ exposes each bug:
   (``--power-loss``): SIGKILL alone keeps the page cache, so the unsynced but
   acknowledged entries would survive and the bug would hide.
 
+A correct cluster must also come out valid under ``corrupt,kill``: a minority's segment
+files get bit flips and truncations (between a SIGKILL and a restart) while kills go on.
+
 ``stale-vote`` has no test here: a bounded run cannot expose it reliably (see the
 README's chaos section); the simulator's tests catch it (tests/raft).
 """
@@ -101,6 +104,23 @@ def test_the_member_nemesis_needs_five_nodes(tmp_path: Path) -> None:
     code, _anomalies, printed = _run(tmp_path / "run", "--time", "5", "--nemesis", "member")
     assert code == 2
     assert "needs 5 nodes" in printed
+
+
+def test_a_correct_cluster_survives_disk_corruption_and_kills(tmp_path: Path) -> None:
+    """The ``corrupt`` nemesis damages a minority's segment files (bit flips, truncation)
+    between a SIGKILL and a restart; with kills on top, nothing acknowledged is lost."""
+    out = tmp_path / "run"
+    code, anomalies, printed = _run(
+        out, "--nodes", "3", "--time", "30", "--nemesis", "corrupt,kill", "--seed", "7"
+    )
+    assert code == 0, printed[-3000:]
+    assert anomalies["verdict"] == "valid"
+    events = [json.loads(line) for line in (out / "nemesis.jsonl").read_text().splitlines()]
+    damaged = [e for e in events if e["kind"].startswith("corrupt") and e["event"] == "start"]
+    assert damaged, "the schedule corrupted a node"
+    assert all("action=flip" in detail for e in damaged for detail in e["details"])
+    logs = "".join(path.read_text() for path in (out / "nodes").glob("node*.log"))
+    assert "event=corruption_detected" in logs, "a damaged node found the corruption"
 
 
 def test_fetch_above_commit_is_caught(tmp_path: Path) -> None:

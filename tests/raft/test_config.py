@@ -17,7 +17,7 @@ def _config(**overrides: object) -> RaftConfig:
 BOUNDS = [
     field.name for field in attrs.fields(RaftConfig)
     if field.name not in {"node_id", "random_source", "pre_vote", "check_quorum", "test_bug",
-                          "applied_index"}
+                          "applied_index", "repair_floor", "repair_floor_term"}
 ]
 
 
@@ -39,6 +39,9 @@ def test_relations_between_bounds_are_checked() -> None:
         RaftConfig(node_id=0, random_source=random.Random(1))
     with pytest.raises(ValueError, match="applied_index"):
         _config(applied_index=-1)
+    for name in ("repair_floor", "repair_floor_term"):
+        with pytest.raises(ValueError, match=name):
+            _config(**{name: -1})
 
 
 def test_random_source_and_test_bugs_are_checked() -> None:
