@@ -111,7 +111,9 @@ class Connection:
             try:
                 events = self.session.receive_data(data)
                 self.on_events(self, events)
-            except ProtocolViolation as error:
+            except (ProtocolViolation, h2.exceptions.ProtocolError) as error:
+                # h2's own error here means we tried to answer on a connection the peer
+                # had already closed: that connection ends, never the node.
                 self.close(f"protocol violation: {error}", level=logging.WARNING)
                 return
             self.wake()
@@ -121,9 +123,13 @@ class Connection:
             await self._wake_event.wait()
             self._wake_event = trio.Event()
             while True:
-                if self.queues is not None:
-                    self.session.fill(self.queues)
-                data = self.session.data_to_send()
+                try:
+                    if self.queues is not None:
+                        self.session.fill(self.queues)
+                    data = self.session.data_to_send()
+                except h2.exceptions.ProtocolError as error:
+                    self.close(f"cannot write: {error!r}", level=logging.WARNING)
+                    return
                 if not data:
                     break
                 self._write_started_s = trio.current_time()

@@ -200,6 +200,7 @@ class Session:
 
     def accept_hello(self) -> None:
         """Answer the hello, then the channel streams the dialler opened behind it."""
+        self._check_answerable()
         self._h2.send_headers(
             HELLO_STREAM_ID,
             [
@@ -216,10 +217,17 @@ class Session:
 
     def refuse_hello(self, status: int) -> None:
         """Answer the hello with an error status and say goodbye; caller then closes."""
+        self._check_answerable()
         self._h2.send_headers(
             HELLO_STREAM_ID, [(b":status", str(status).encode())], end_stream=True
         )
         self._h2.close_connection(h2.errors.ErrorCodes.REFUSED_STREAM)
+
+    def _check_answerable(self) -> None:
+        """A dialler may send its hello and its goodbye in one write (it was stopping):
+        h2 then holds a closed connection, on which any answer is a protocol error."""
+        if self._h2.state_machine.state is h2.connection.ConnectionState.CLOSED:
+            raise ProtocolViolation("the peer closed the connection before its hello was answered")
 
     # --- both ----------------------------------------------------------------------
 

@@ -105,6 +105,17 @@ async def _send_hello_for_another_node(port: int) -> trio.SocketStream:
     return stream
 
 
+async def _send_hello_then_goodbye(port: int) -> trio.SocketStream:
+    """A dialler that stops right after its hello: both arrive in one read, and the answer
+    would go to a connection h2 already holds closed (this crashed a node once)."""
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    session = Session(client_side=True, node_id=7, incarnation=1, limits=LIMITS)
+    session.start_client(expected_peer_id=1)
+    session.say_goodbye()
+    await stream.send_all(session.data_to_send())
+    return stream
+
+
 ATTACKS = {
     "random bytes": _send_random_bytes,
     "http/1.1 request": _send_http1,
@@ -113,6 +124,7 @@ ATTACKS = {
     "unknown path": _send_unknown_path,
     "oversized length prefix": _send_oversized_message,
     "hello for another node": _send_hello_for_another_node,
+    "hello then goodbye": _send_hello_then_goodbye,
 }
 
 
