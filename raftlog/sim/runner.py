@@ -119,6 +119,7 @@ def stabilize(cluster: SimCluster, tick_bound: int) -> None:
         cluster.restart(node_id)
     cluster.check()
     payload: bytes | None = None
+    proposer: tuple[int, int] | None = None
     for _ in range(tick_bound):
         cluster.tick_all()
         cluster.check()
@@ -126,8 +127,14 @@ def stabilize(cluster: SimCluster, tick_bound: int) -> None:
         leader = cluster.leader()
         if leader is None or not _leader_committed_in_term(leader):
             continue
+        if payload is not None and proposer != (leader.id, leader.term):
+            # The proposal went to a leader that has since been deposed (a removed node
+            # still leading its old term, say): its entry may never commit, and that is
+            # not a liveness failure. Propose again at the leader of the highest term.
+            payload = None
         if payload is None:
             payload = cluster.propose()
+            proposer = (leader.id, leader.term)
             _flush(cluster)
             continue
         if _applied_by_all_voters(cluster, payload):
