@@ -1,0 +1,128 @@
+"""A head segment's successor is made before the seal, so a roll never waits for a new group.
+
+Three nodes, tiny segments, continuous acks=all produce through confluent-kafka: every roll
+must link a successor that was created (`segment_prepared`) before its head proposed the
+seal (`segment_sealing`), and every record must read back in order. The longest gap between
+two delivery reports is logged as the produce stall across rolls (measured, not asserted:
+timings belong to benches/).
+"""
+
+from __future__ import annotations
+
+import logging
+import pathlib
+import re
+import time
+
+import pytest
+from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+
+from raftlog.testing import LocalCluster
+
+pytestmark = pytest.mark.clients
+
+SEGMENT_BYTES = "150000"
+RECORDS = 8000
+TOPIC = "rolling"
+_FIELD = re.compile(r"(\w+)=(\S+)")
+
+
+def _events(path: pathlib.Path, name: str) -> list[tuple[int, dict[str, str]]]:
+    """(line number, fields) of every `event=name` line of a node's log."""
+    found = []
+    for number, line in enumerate(path.read_text().splitlines()):
+        if f"event={name} " in line or line.endswith(f"event={name}"):
+            found.append((number, dict(_FIELD.findall(line))))
+    return found
+
+
+def _produce_timed(bootstrap: str) -> float:
+    """Produce RECORDS records; returns the longest gap (s) between delivery reports."""
+    producer = Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "acks": "all",
+            "enable.idempotence": True,
+            "linger.ms": 2,
+            "batch.size": 16384,
+            "message.timeout.ms": 60_000,
+        }
+    )
+    delivered: list[float] = []
+    failures: list[str] = []
+
+    def report(error: object, _message: object) -> None:
+        if error:
+            failures.append(str(error))
+        else:
+            delivered.append(time.monotonic())
+
+    for index in range(RECORDS):
+        while True:
+            try:
+                producer.produce(TOPIC, f"record-{index:06d}".encode() * 8, on_delivery=report)
+                break
+            except BufferError:
+                producer.poll(0.01)
+        producer.poll(0)
+        if index % 200 == 0:
+            time.sleep(0.01)  # a steady stream rather than one burst
+    assert producer.flush(60) == 0
+    assert failures == []
+    return max(b - a for a, b in zip(delivered, delivered[1:], strict=False))
+
+
+def _read_all(bootstrap: str) -> list[bytes]:
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": "unused", "enable.auto.commit": False}
+    )
+    consumer.assign([TopicPartition(TOPIC, 0, 0)])
+    values: list[bytes] = []
+    deadline = time.monotonic() + 40
+    while len(values) < RECORDS and time.monotonic() < deadline:
+        for message in consumer.consume(1000, 0.5):
+            if message.error() is None:
+                values.append(message.value())
+            elif message.error().code() != KafkaError._PARTITION_EOF:
+                raise AssertionError(message.error())
+    consumer.close()
+    return values
+
+
+def test_rolls_link_successors_made_before_the_seal(tmp_path: pathlib.Path) -> None:
+    arguments = ("--segment-bytes", SEGMENT_BYTES, "--auto-create-topics", "true")
+    with LocalCluster(tmp_path, nodes=3, extra_arguments=arguments) as cluster:
+        stall_s = _produce_timed(cluster.bootstrap)
+        logging.getLogger(__name__).warning(
+            "max produce stall across segment rolls: %.1f ms", stall_s * 1000
+        )
+        print(f"max produce stall across segment rolls: {stall_s * 1000:.1f} ms")
+        assert _read_all(cluster.bootstrap) == [
+            f"record-{index:06d}".encode() * 8 for index in range(RECORDS)
+        ]
+        prepared_links = 0
+        for member in cluster.members:
+            path = member.log_path
+            prepared = {
+                fields["group"]: (line, fields)
+                for line, fields in _events(path, "segment_prepared")
+                if fields.get("topic") == TOPIC
+            }
+            for line, fields in _events(path, "segment_linked"):
+                if fields.get("topic") != TOPIC or fields.get("prepared") != "True":
+                    continue
+                prepared_links += 1
+                made = prepared.get(fields["group"])
+                assert made is not None and made[0] < line, "linked before it was made"
+            for line, fields in _events(path, "segment_sealing"):
+                if fields.get("topic") != TOPIC:
+                    continue
+                ahead = [
+                    at for at, info in prepared.values() if info["head_group"] == fields["group"]
+                ]
+                # A successor made ahead was created before its head proposed the seal.
+                assert all(at < line for at in ahead)
+        rolls = len(_events(cluster.members[0].log_path, "segment_linked"))
+        assert rolls >= 3, "segments rolled"
+        # Every node logs each link; most rolls link a successor that was made ahead.
+        assert prepared_links >= 3 * 2, f"{prepared_links} prepared links over {rolls} rolls"
