@@ -9,6 +9,7 @@ timings belong to benches/).
 
 from __future__ import annotations
 
+import itertools
 import logging
 import pathlib
 import re
@@ -69,7 +70,7 @@ def _produce_timed(bootstrap: str) -> float:
             time.sleep(0.01)  # a steady stream rather than one burst
     assert producer.flush(60) == 0
     assert failures == []
-    return max(b - a for a, b in zip(delivered, delivered[1:], strict=False))
+    return max(b - a for a, b in itertools.pairwise(delivered))
 
 
 def _read_all(bootstrap: str) -> list[bytes]:
