@@ -54,7 +54,11 @@ from raftlog.node.tls import internal_tls_contexts
 from raftlog.partition.chain import PartitionChain, retention_cut
 from raftlog.partition.cleanup import CLEANUP_POLICY, cleanup_policy
 from raftlog.partition.compaction import CompactionState, compact_partition, needs_pass
-from raftlog.partition.replica import SEAL_SLACK_OFFSETS, PartitionReplica
+from raftlog.partition.replica import (
+    SEAL_SLACK_OFFSETS,
+    SUCCESSOR_WAIT_S_MAX,
+    PartitionReplica,
+)
 from raftlog.raft.entry import EntryKind
 from raftlog.raft.errors import ProposalDropped
 from raftlog.raft.membership import ConfigChange, encode_config_change
@@ -78,6 +82,8 @@ LINK_RETRY_FIRST_S = 0.2
 LINK_RETRY_MAX_S = 5.0
 """Bounds the controller commands one liveness pass issues for a dead node's replicas."""
 PREPARE_RESERVE_MIN_OFFSETS = 256
+CAMPAIGN_RETRY_S = 0.05
+CAMPAIGN_RETRIES_MAX = 40
 """The fewest offsets a successor made ahead leaves between the head's end and its start."""
 
 
@@ -280,7 +286,22 @@ class Node:
             # The first replica stands at once instead of waiting out an election timeout;
             # pre-vote keeps this from disturbing a group that already has a leader.
             group.campaign()
+            if partition is not None and not storage.log.size_bytes:
+                self._nursery.start_soon(self._campaign_until_led, group_id, group)
         return group
+
+    async def _campaign_until_led(self, group_id: int, group: ReplicaGroup) -> None:
+        """Stand again, briefly, while a new group has no leader.
+
+        The other replicas open a new group when they apply the controller command, often
+        after this one: a first pre-vote sent before they did is lost, and waiting out an
+        election timeout (about a second) would stall the seal that links the group.
+        """
+        for _attempt in range(CAMPAIGN_RETRIES_MAX):
+            await trio.sleep(CAMPAIGN_RETRY_S)
+            if group.leader_id or self._hosted.get(group_id) is None:
+                return
+            group.campaign()
 
     async def _run_group(
         self, hosted: _Hosted, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
@@ -305,6 +326,20 @@ class Node:
             chain.cluster_start = functools.partial(self._partition_start, *partition)
             self.broker.partitions[partition] = chain
         return chain
+
+    async def _signal_when_joined(
+        self, key: tuple[str, int], successor: SegmentInfo, signal: Any
+    ) -> None:
+        """Call `signal` once the successor heads this node's chain or a moment has passed
+        (this node may not host it; then Metadata names its leader from the metadata)."""
+        assert self.broker is not None
+        with trio.move_on_after(SUCCESSOR_WAIT_S_MAX):
+            while True:
+                chain = self.broker.partitions.get(key)
+                if chain is None or chain.head.group.group_id == successor.group_id:
+                    break
+                await trio.sleep(0.002)
+        signal()
 
     def _is_prepared(self, group_id: int) -> bool:
         located = self.controller.state.segment_by_group(group_id)
@@ -704,6 +739,14 @@ class Node:
                 prepared=successor.group_id in self._standby,
             )
             key = (partition_info.topic, partition_info.index)
+            chain = self.broker.partitions.get(key)
+            sealed_here = [] if chain is None else chain.segments
+            for sealed in sealed_here:
+                if sealed.group.group_id == int(command["group_id"]):
+                    # Produces refused while it sealed answer once the new head is known.
+                    self._nursery.start_soon(
+                        self._signal_when_joined, key, successor, sealed.successor_linked.set
+                    )
             for group_id, (standby_key, replica) in list(self._standby.items()):
                 if standby_key != key:
                     continue

@@ -38,6 +38,10 @@ REBUILD_READ_BYTES = 16 << 20
 PREPARE_AT_FRACTION = 0.8
 """The head's leader asks for its successor once the log holds this share of `seal_bytes`."""
 SEAL_SLACK_OFFSETS = 16
+SUCCESSOR_WAIT_S_MAX = 2.0
+"""How long a produce refused by a sealing head waits for the successor's link before it
+answers NOT_LEADER_OR_FOLLOWER: the client's metadata refresh then finds the new head at
+once, instead of backing off while it keeps being sent to the old one."""
 """Offsets kept free below a promised end for entries the leader does not propose itself
 (a new leader's NOOP, membership changes) and the SEAL batch."""
 
@@ -82,6 +86,8 @@ class PartitionReplica:
     """True for a compacted topic: every record must have a key (Kafka's rule)."""
     inherited: ProducerStateTable | None = None
     """Idempotence memory of the segments before this one, as they ended."""
+    successor_linked: trio.Event = attrs.field(factory=trio.Event)
+    """Set (by the node) once this segment is sealed and the next one is in the chain."""
     producers: ProducerStateTable = attrs.field(factory=ProducerStateTable)
     high_watermark: int = 0
     sealed_last_offset: int | None = None
@@ -296,12 +302,15 @@ class PartitionReplica:
             # The successor made ahead starts at seal_through + 1: seal here, and the client
             # retries on the successor once it refreshes its metadata.
             self._propose_seal()
+            await self._wait_successor(timeout_s)
             return ProduceOutcome(
                 int(ErrorCode.NOT_LEADER_OR_FOLLOWER), error_message="segment is sealing"
             )
         try:
             entry_index, term = self.group.propose(bytes(records))
         except RaftError as error:
+            if self._seal_proposed or self.sealed_last_offset is not None:
+                await self._wait_successor(timeout_s)
             return ProduceOutcome(int(ErrorCode.NOT_LEADER_OR_FOLLOWER), error_message=str(error))
         self._proposed_terms[entry_index] = term
         self._unpersisted_bytes[entry_index] = len(records)
@@ -314,6 +323,10 @@ class PartitionReplica:
         if acks == 0:
             return ProduceOutcome(0)
         return await self._answer(entry_index, acks, timeout_s)
+
+    async def _wait_successor(self, timeout_s: float) -> None:
+        with trio.move_on_after(min(timeout_s, SUCCESSOR_WAIT_S_MAX)):
+            await self.successor_linked.wait()
 
     def _check_keys(self, records: bytes | bytearray | memoryview) -> ProduceOutcome | None:
         try:
