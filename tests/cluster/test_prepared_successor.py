@@ -9,15 +9,20 @@ timings belong to benches/).
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import itertools
 import logging
 import pathlib
 import re
 import time
 
+import aiokafka
 import pytest
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
+from kafka import KafkaConsumer
+from kafka import TopicPartition as KafkaPythonTopicPartition
 
 from raftlog.testing import LocalCluster
 
@@ -98,6 +103,50 @@ def _read_all(bootstrap: str) -> list[bytes]:
     return values[1:]
 
 
+def _read_kafka_python(bootstrap: str) -> list[bytes]:
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap.split(","), enable_auto_commit=False)
+    try:
+        partition = KafkaPythonTopicPartition(TOPIC, 0)
+        consumer.assign([partition])
+        consumer.seek_to_beginning(partition)
+        high = consumer.end_offsets([partition])[partition]
+        values: list[bytes] = []
+        deadline = time.monotonic() + 40
+        while time.monotonic() < deadline and consumer.position(partition) < high:
+            for messages in consumer.poll(timeout_ms=500).values():
+                values.extend(message.value for message in messages)
+        return values
+    finally:
+        consumer.close()
+
+
+def _read_aiokafka(bootstrap: str) -> list[bytes]:
+    """aiokafka in its own thread (asyncio stays out of the test's thread)."""
+
+    async def read() -> list[bytes]:
+        consumer = aiokafka.AIOKafkaConsumer(
+            bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
+        )
+        await consumer.start()
+        try:
+            partition = aiokafka.TopicPartition(TOPIC, 0)
+            consumer.assign([partition])
+            await consumer.seek_to_beginning(partition)
+            high = (await consumer.end_offsets([partition]))[partition]
+            values: list[bytes] = []
+            deadline = time.monotonic() + 40
+            while time.monotonic() < deadline and await consumer.position(partition) < high:
+                batches = await consumer.getmany(timeout_ms=500)
+                for messages in batches.values():
+                    values.extend(message.value for message in messages)
+            return values
+        finally:
+            await consumer.stop()
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, read()).result(timeout=90)
+
+
 def test_rolls_link_successors_made_before_the_seal(tmp_path: pathlib.Path) -> None:
     arguments = ("--segment-bytes", SEGMENT_BYTES)
     with LocalCluster(tmp_path, nodes=3, extra_arguments=arguments) as cluster:
@@ -107,9 +156,11 @@ def test_rolls_link_successors_made_before_the_seal(tmp_path: pathlib.Path) -> N
         measured = f"max produce stall across segment rolls: {stall_s * 1000:.1f} ms at {began}"
         logging.getLogger(__name__).warning(measured)
         print(measured)
-        assert _read_all(cluster.bootstrap) == [
-            f"record-{index:06d}".encode() * 8 for index in range(RECORDS)
-        ]
+        expected = [f"record-{index:06d}".encode() * 8 for index in range(RECORDS)]
+        assert _read_all(cluster.bootstrap) == expected
+        # The SEAL batches span the offsets each head left unused: every client skips them.
+        assert _read_kafka_python(cluster.bootstrap) == [b"warm-up", *expected]
+        assert _read_aiokafka(cluster.bootstrap) == [b"warm-up", *expected]
         prepared_links = 0
         sealed_after_made: dict[str, bool] = {}
         for member in cluster.members:
