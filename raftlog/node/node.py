@@ -82,9 +82,10 @@ LINK_RETRY_FIRST_S = 0.2
 LINK_RETRY_MAX_S = 5.0
 """Bounds the controller commands one liveness pass issues for a dead node's replicas."""
 PREPARE_RESERVE_MIN_OFFSETS = 256
+"""The fewest offsets a successor made ahead leaves between the head's end and its start."""
 CAMPAIGN_RETRY_S = 0.05
 CAMPAIGN_RETRIES_MAX = 40
-"""The fewest offsets a successor made ahead leaves between the head's end and its start."""
+"""A new group's first replica stands again every 50 ms for up to 2 s until it is led."""
 
 
 class ClusterConfigError(ValueError):
@@ -336,7 +337,9 @@ class Node:
         with trio.move_on_after(SUCCESSOR_WAIT_S_MAX):
             while True:
                 chain = self.broker.partitions.get(key)
-                if chain is None or chain.head.group.group_id == successor.group_id:
+                if chain is None or not chain.segments:
+                    break
+                if chain.head.group.group_id == successor.group_id:
                     break
                 await trio.sleep(0.002)
         signal()
