@@ -136,6 +136,13 @@ class NodeView:
             "high_watermark": head["high_watermark"],
             "replicas": head["replicas"],
             "segments": segments,
+            "prepared": None
+            if partition.prepared is None
+            else {
+                "group_id": partition.prepared.group_id,
+                "base_offset": partition.prepared.base_offset,
+                "replicas": list(partition.prepared.replicas),
+            },
         }
 
     def _segment(self, partition: PartitionInfo, segment: SegmentInfo) -> dict[str, Any]:

@@ -86,6 +86,11 @@ class PartitionInfo:
     topic: str
     index: int
     segments: tuple[SegmentInfo, ...]
+    prepared: SegmentInfo | None = None
+    """The head's successor, created before the head fills (`prepare_successor`): its
+    replicas are placed and its group elected, idle, so the seal links a running group."""
+    prepared_term: int = 0
+    """The head's term when `prepared` was created; the successor must continue past it."""
 
     @property
     def head(self) -> SegmentInfo:
@@ -141,7 +146,11 @@ class MetadataState:
                 segment.group_id: (partition, segment)
                 for topic in self.topics.values()
                 for partition in topic.partitions
-                for segment in partition.segments
+                for segment in (
+                    partition.segments
+                    if partition.prepared is None
+                    else (*partition.segments, partition.prepared)
+                )
             }
         return self._by_group.get(group_id)
 
@@ -235,13 +244,65 @@ def _seal_and_link(state: MetadataState, command: dict[str, Any]) -> SegmentInfo
         raise MetadataError(INVALID_CONFIG, f"segment group {segment.group_id} is not the head")
     last_offset = int(command["last_offset"])
     invariant(last_offset >= segment.base_offset - 1, "a segment does not end before it starts")
-    replicas = tuple(int(node) for node in command["next_replicas"])
     sealed = attrs.evolve(segment, last_offset=last_offset)
-    successor = SegmentInfo(state._allocate_group(), last_offset + 1, replicas)
+    prepared = partition.prepared
+    if (
+        prepared is not None
+        and prepared.base_offset == last_offset + 1
+        and partition.prepared_term >= int(command.get("base_term", 0))
+    ):
+        # The successor made ahead starts where the head ended and its terms are past the
+        # head's: link it as it runs. Otherwise (the head overshot, or changed leader since)
+        # it is dropped and a fresh group is made, as if none had been prepared.
+        successor = prepared
+    else:
+        replicas = tuple(int(node) for node in command["next_replicas"])
+        successor = SegmentInfo(state._allocate_group(), last_offset + 1, replicas)
     state._replace_partition(
-        attrs.evolve(partition, segments=(*partition.segments[:-1], sealed, successor))
+        attrs.evolve(
+            partition,
+            segments=(*partition.segments[:-1], sealed, successor),
+            prepared=None,
+            prepared_term=0,
+        )
     )
     return successor
+
+
+SEGMENT_OFFSET_RESERVE_MAX = (1 << 31) - 1
+"""A prepared successor starts at most this far past the head's end (a batch's
+lastOffsetDelta is an int32, and the SEAL batch covers the offsets in between)."""
+
+
+def _prepare_successor(state: MetadataState, command: dict[str, Any]) -> SegmentInfo:
+    """Create the head's successor before the head fills, at a base offset chosen ahead.
+
+    The head's leader asks for it once the head nears its size limit; it promises to seal
+    the head by `base_offset - 1` (its SEAL batch covers any offsets left over), so the
+    successor can be created, placed and elected now and linked as it runs at the seal.
+    """
+    located = state.segment_by_group(int(command["group_id"]))
+    if located is None:
+        raise MetadataError(UNKNOWN_TOPIC_OR_PARTITION, "no such segment group")
+    partition, segment = located
+    if segment is not partition.head or segment.sealed:
+        raise MetadataError(INVALID_CONFIG, f"segment group {segment.group_id} is not the head")
+    if partition.prepared is not None:
+        raise MetadataError(INVALID_CONFIG, f"group {segment.group_id} has a successor already")
+    base_offset = int(command["base_offset"])
+    if not segment.base_offset < base_offset <= segment.base_offset + SEGMENT_OFFSET_RESERVE_MAX:
+        raise MetadataError(INVALID_CONFIG, f"successor base offset {base_offset} is out of range")
+    replicas = tuple(int(node) for node in command["replicas"])
+    if not replicas or len(set(replicas)) != len(replicas):
+        raise MetadataError(INVALID_REPLICATION_FACTOR, f"bad replica set {replicas}")
+    unknown = [node for node in replicas if node not in state.nodes]
+    if unknown:
+        raise MetadataError(INVALID_REPLICATION_FACTOR, f"unknown nodes {unknown}")
+    prepared = SegmentInfo(state._allocate_group(), base_offset, replicas)
+    state._replace_partition(
+        attrs.evolve(partition, prepared=prepared, prepared_term=int(command["base_term"]))
+    )
+    return prepared
 
 
 def _drop_segments(state: MetadataState, command: dict[str, Any]) -> int:
@@ -367,6 +428,7 @@ _HANDLERS = {
     "create_topic": _create_topic,
     "delete_topic": _delete_topic,
     "seal_and_link": _seal_and_link,
+    "prepare_successor": _prepare_successor,
     "drop_segments": _drop_segments,
     "replace_replica": _replace_replica,
 }

@@ -24,6 +24,12 @@ from raftlog.controller.metadata import (
     TopicInfo,
     validate_topic_config,
 )
+from raftlog.controller.placement import (
+    PlacementError,
+    live_candidates,
+    place_replicas,
+    replica_load,
+)
 from raftlog.controller.service import Controller
 from raftlog.groups.coordinator import GroupCoordinator
 from raftlog.kafka.handlers import HANDLERS, SUPPORTED_VERSIONS
@@ -59,6 +65,8 @@ class Broker:
     _producer_ids: Iterator[int] = attrs.field(factory=lambda: iter(()))
     ask_leaders: AskLeaders | None = None
     """Set in cluster mode: how to learn leaders of groups this node does not host."""
+    unreachable: Callable[[], frozenset[int]] = frozenset
+    """Nodes this node has no connection to now: new replicas avoid them if they can."""
     _remote_leaders: dict[int, tuple[int, int, float]] = attrs.field(factory=dict)
     """group id -> (leader, term, when learned) for head groups hosted elsewhere."""
 
@@ -209,10 +217,13 @@ class Broker:
         self.check_topic_creation(name, partitions, replication, configs)
         wanted = self._replication(replication)
         node_ids = [node.node_id for node in self.nodes()]
-        assignments = [
-            [node_ids[(partition + offset) % len(node_ids)] for offset in range(wanted)]
-            for partition in range(partitions)
-        ]
+        candidates = live_candidates(node_ids, self.unreachable(), wanted)
+        try:
+            assignments = place_replicas(
+                candidates, replica_load(self.controller.state), wanted, partitions
+            )
+        except PlacementError as error:
+            raise MetadataError(INVALID_REPLICATION_FACTOR, str(error)) from None
         topic = await self.controller.create_topic(
             name, assignments, wanted, configs, self.request_timeout_s
         )

@@ -66,7 +66,11 @@ from raftlog.node.tls import internal_tls_contexts
 from raftlog.partition.chain import PartitionChain, retention_cut
 from raftlog.partition.cleanup import CLEANUP_POLICY, cleanup_policy
 from raftlog.partition.compaction import CompactionState, compact_partition, needs_pass
-from raftlog.partition.replica import PartitionReplica
+from raftlog.partition.replica import (
+    SEAL_SLACK_OFFSETS,
+    SUCCESSOR_WAIT_S_MAX,
+    PartitionReplica,
+)
 from raftlog.raft.entry import EntryKind
 from raftlog.raft.errors import ProposalDropped
 from raftlog.raft.membership import ConfigChange, encode_config_change
@@ -94,6 +98,11 @@ REPLACEMENTS_PER_PASS_MAX = 256
 LINK_RETRY_FIRST_S = 0.2
 LINK_RETRY_MAX_S = 5.0
 """Bounds the controller commands one liveness pass issues for a dead node's replicas."""
+PREPARE_RESERVE_MIN_OFFSETS = 256
+"""The fewest offsets a successor made ahead leaves between the head's end and its start."""
+CAMPAIGN_RETRY_S = 0.05
+CAMPAIGN_RETRIES_MAX = 40
+"""A new group's first replica stands again every 50 ms for up to 2 s until it is led."""
 
 
 class ClusterConfigError(ValueError):
@@ -131,6 +140,8 @@ class Node:
     _linking: set[int] = attrs.field(factory=set)
     _open_limiter: trio.CapacityLimiter = attrs.field(factory=lambda: trio.CapacityLimiter(4))
     """Groups that had input since they were last seen quiescent: the ones the tick visits."""
+    _standby: dict[int, tuple[tuple[str, int], PartitionReplica]] = attrs.field(factory=dict)
+    """Successors made ahead of their seal and running here, not yet in their chain."""
     _membership_pending: set[int] = attrs.field(factory=set)
     """Groups whose leader here may have to change the Raft membership (newly led, or
     re-replicated); the reconcile loop visits only these."""
@@ -159,6 +170,7 @@ class Node:
                 await nursery.start(self.router.run_heartbeat_flusher)
                 self.controller.forward = self._forward
                 self.broker.ask_leaders = self._ask_leaders
+                self.broker.unreachable = self._unreachable_peers
             # Bind first, so that the advertised port is known even for port 0; the broker
             # holds every request until recovery is done.
             listener = KafkaListener(
@@ -224,6 +236,10 @@ class Node:
         """
         assert self._nursery is not None and self.broker is not None
         if partition is not None and not self._assigned_here(group_id):
+            if group_id not in self._hosted and group_id not in self._opening:
+                # Files of an earlier run of a group that has since moved or gone (a
+                # successor made ahead and then not used, say).
+                shutil.rmtree(directory, ignore_errors=True)
             return None
         log_config = LogConfig(
             # Files inside one group roll on storage's own bounds; `segment_bytes` is where
@@ -277,20 +293,15 @@ class Node:
             replica.on_sealed = lambda last_offset, term: self._nursery_start(
                 self._link_successor, group_id, list(voters), last_offset, term
             )
-            chain = self.broker.partitions.get(partition)
-            if chain is None:
-                chain = PartitionChain(*partition)
-                chain.cluster_start = functools.partial(self._partition_start, *partition)
-                self.broker.partitions[partition] = chain
-            if chain.segments and storage.log.next_offset == storage.log.start_offset:
-                # A new, empty head joins the chain once its group has a leader: until then
-                # the sealed segment before it answers for the partition (its end is the
-                # partition's end), rather than a head that refuses everything.
-                replica.on_leader_known = functools.partial(
-                    self._join_chain, group_id, chain, replica
-                )
+            replica.on_nearly_full = lambda next_offset, term: self._nursery_start(
+                self._prepare_successor, group_id, next_offset, term
+            )
+            replica.seal_through = self._promised_end(group_id)
+            if self._is_prepared(group_id):
+                # Made ahead of its seal: runs (and elects) now, joins the chain when linked.
+                self._standby[group_id] = (partition, replica)
             else:
-                chain.add(replica)
+                self._enter_chain(group_id, partition, replica)
         group.observer = self.metrics
         scope = trio.CancelScope()
         self._hosted[group_id] = _Hosted(group, storage, scope, directory)
@@ -302,7 +313,22 @@ class Node:
             # The first replica stands at once instead of waiting out an election timeout;
             # pre-vote keeps this from disturbing a group that already has a leader.
             group.campaign()
+            if partition is not None and not storage.log.size_bytes:
+                self._nursery.start_soon(self._campaign_until_led, group_id, group)
         return group
+
+    async def _campaign_until_led(self, group_id: int, group: ReplicaGroup) -> None:
+        """Stand again, briefly, while a new group has no leader.
+
+        The other replicas open a new group when they apply the controller command, often
+        after this one: a first pre-vote sent before they did is lost, and waiting out an
+        election timeout (about a second) would stall the seal that links the group.
+        """
+        for _attempt in range(CAMPAIGN_RETRIES_MAX):
+            await trio.sleep(CAMPAIGN_RETRY_S)
+            if group.leader_id or self._hosted.get(group_id) is None:
+                return
+            group.campaign()
 
     async def _run_group(
         self, hosted: _Hosted, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
@@ -318,6 +344,58 @@ class Node:
         finally:
             hosted.storage.log.sync()
             hosted.storage.log.close()
+
+    def _chain(self, partition: tuple[str, int]) -> PartitionChain:
+        assert self.broker is not None
+        chain = self.broker.partitions.get(partition)
+        if chain is None:
+            chain = PartitionChain(*partition)
+            chain.cluster_start = functools.partial(self._partition_start, *partition)
+            self.broker.partitions[partition] = chain
+        return chain
+
+    async def _signal_when_joined(
+        self, key: tuple[str, int], successor: SegmentInfo, signal: Any
+    ) -> None:
+        """Call `signal` once the successor heads this node's chain or a moment has passed
+        (this node may not host it; then Metadata names its leader from the metadata)."""
+        assert self.broker is not None
+        with trio.move_on_after(SUCCESSOR_WAIT_S_MAX):
+            while True:
+                chain = self.broker.partitions.get(key)
+                if chain is None or not chain.segments:
+                    break
+                if chain.head.group.group_id == successor.group_id:
+                    break
+                await trio.sleep(0.002)
+        signal()
+
+    def _is_prepared(self, group_id: int) -> bool:
+        located = self.controller.state.segment_by_group(group_id)
+        return located is not None and located[0].prepared is located[1]
+
+    def _promised_end(self, group_id: int) -> int | None:
+        """The offset a head must end by, once its successor was made ahead (else None)."""
+        located = self.controller.state.segment_by_group(group_id)
+        if located is None:
+            return None
+        partition, segment = located
+        if partition.prepared is None or segment is not partition.head:
+            return None
+        return partition.prepared.base_offset - 1
+
+    def _enter_chain(
+        self, group_id: int, partition: tuple[str, int], replica: PartitionReplica
+    ) -> None:
+        chain = self._chain(partition)
+        log = replica.storage.log
+        if chain.segments and log.next_offset == log.start_offset and not replica.group.leader_id:
+            # A new, empty head joins the chain once its group has a leader: until then
+            # the sealed segment before it answers for the partition (its end is the
+            # partition's end), rather than a head that refuses everything.
+            replica.on_leader_known = functools.partial(self._join_chain, group_id, chain, replica)
+        else:
+            chain.add(replica)
 
     def _join_chain(self, group_id: int, chain: PartitionChain, replica: PartitionReplica) -> None:
         if group_id in self._hosted and self._assigned_here(group_id):
@@ -761,7 +839,25 @@ class Node:
                 sealed_group=command["group_id"],
                 group=successor.group_id,
                 base_offset=successor.base_offset,
+                prepared=successor.group_id in self._standby,
             )
+            key = (partition_info.topic, partition_info.index)
+            chain = self.broker.partitions.get(key)
+            sealed_here = [] if chain is None else chain.segments
+            for sealed in sealed_here:
+                if sealed.group.group_id == int(command["group_id"]):
+                    # Produces refused while it sealed answer once the new head is known.
+                    self._nursery.start_soon(
+                        self._signal_when_joined, key, successor, sealed.successor_linked.set
+                    )
+            for group_id, (standby_key, replica) in list(self._standby.items()):
+                if standby_key != key:
+                    continue
+                del self._standby[group_id]
+                if group_id == successor.group_id:
+                    self._enter_chain(group_id, key, replica)
+                else:
+                    self._nursery.start_soon(self._drop, group_id)  # made ahead, not used
             if self.config.node_id in successor.replicas:
                 directory = self._group_directory(successor.group_id)
                 self._nursery.start_soon(
@@ -775,6 +871,8 @@ class Node:
                         base_term=int(command["base_term"]),
                     )
                 )
+        elif command["type"] == "prepare_successor":
+            self._on_successor_prepared(command, result)
         elif command["type"] == "drop_segments":
             partition_info = self.controller.state.topics[command["topic"]].partitions[
                 int(command["partition"])
@@ -800,10 +898,77 @@ class Node:
             topic = result
             for partition in topic.partitions:
                 self.broker.partitions.pop((topic.name, partition.index), None)
-                for segment in partition.segments:
+                prepared = () if partition.prepared is None else (partition.prepared,)
+                for segment in (*partition.segments, *prepared):
+                    self._standby.pop(segment.group_id, None)
                     self._nursery.start_soon(self._drop, segment.group_id)
             self._nursery.start_soon(self.broker.coordinator.forget_topic, topic.name)
             logs.event("topic_deleted", logging.INFO, topic=topic.name)
+
+    def _on_successor_prepared(self, command: dict[str, Any], prepared: SegmentInfo) -> None:
+        """Open a successor made ahead (if placed here); bound the head by where it starts."""
+        assert self._nursery is not None and self.broker is not None
+        located = self.controller.state.segment_by_group(prepared.group_id)
+        assert located is not None
+        partition_info, _segment = located
+        key = (partition_info.topic, partition_info.index)
+        logs.event(
+            "segment_prepared",
+            topic=key[0],
+            partition=key[1],
+            head_group=command["group_id"],
+            group=prepared.group_id,
+            base_offset=prepared.base_offset,
+            replicas=",".join(str(node) for node in prepared.replicas),
+        )
+        chain = self.broker.partitions.get(key)
+        for replica in [] if chain is None else chain.segments:
+            if replica.group.group_id == int(command["group_id"]):
+                replica.seal_through = prepared.base_offset - 1
+        if self.config.node_id in prepared.replicas:
+            self._nursery.start_soon(
+                functools.partial(
+                    self._host,
+                    prepared.group_id,
+                    self._group_directory(prepared.group_id),
+                    key,
+                    prepared.replicas,
+                    base_offset=prepared.base_offset,
+                    base_term=int(command["base_term"]),
+                )
+            )
+
+    async def _prepare_successor(self, group_id: int, next_offset: int, term: int) -> None:
+        """On the head's leader, near the head's limit: have its successor made now.
+
+        The successor starts a reserve of offsets past the head's end so far (a third of
+        what the head holds, at least `PREPARE_RESERVE_MIN_OFFSETS`); the head promises to
+        seal by then, so a seal never waits for a group to be created and elected.
+        """
+        located = self.controller.state.segment_by_group(group_id)
+        hosted = self._hosted.get(group_id)
+        if located is None or hosted is None or not hosted.group.is_leader:
+            return
+        partition, segment = located
+        if partition.prepared is not None or segment.sealed or segment is not partition.head:
+            return
+        reserve = max(PREPARE_RESERVE_MIN_OFFSETS, (next_offset - segment.base_offset) // 3)
+        # The head's own nodes, rotated so leadership moves on (as at a seal). Not placed by
+        # load: a fetch goes to the head's leader, which must hold the sealed segments too,
+        # until reads of sealed segments are forwarded to the nodes that hold them.
+        replicas = [*segment.replicas[1:], *segment.replicas[:1]]
+        command = {
+            "type": "prepare_successor",
+            "group_id": group_id,
+            "base_offset": next_offset + reserve + SEAL_SLACK_OFFSETS,
+            "replicas": replicas,
+            "base_term": term,
+        }
+        try:
+            await self.controller.execute(command, FORWARD_TIMEOUT_S)
+        except MetadataError as error:
+            # Nothing lost: the seal then creates a fresh successor, as it always could.
+            logs.event("segment_prepare_skipped", logging.INFO, group=group_id, reason=str(error))
 
     def _on_replica_replaced(self, command: dict[str, Any], segment: SegmentInfo) -> None:
         """Open the group on the node that takes the replica; drop it on the one that left."""

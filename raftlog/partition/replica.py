@@ -26,7 +26,7 @@ from raftlog.protocol.errors import ErrorCode
 from raftlog.raft.entry import Entry, EntryKind
 from raftlog.raft.errors import RaftError
 from raftlog.raft.ready import Role
-from raftlog.replica.entry_batches import CONTROL_ATTRIBUTE
+from raftlog.replica.entry_batches import CONTROL_ATTRIBUTE, seal_payload
 from raftlog.replica.group import ProposalLost, ReplicaGroup
 from raftlog.replica.raft_storage import SegmentGroupLog
 from raftlog.storage.compaction import CompactionError, keyless_records
@@ -35,6 +35,15 @@ from raftlog.storage.values import AppendResult
 
 OFFSETS_REMEMBERED_MAX = 65_536
 REBUILD_READ_BYTES = 16 << 20
+PREPARE_AT_FRACTION = 0.8
+"""The head's leader asks for its successor once the log holds this share of `seal_bytes`."""
+SEAL_SLACK_OFFSETS = 16
+SUCCESSOR_WAIT_S_MAX = 2.0
+"""How long a produce refused by a sealing head waits for the successor's link before it
+answers NOT_LEADER_OR_FOLLOWER: the client's metadata refresh then finds the new head at
+once, instead of backing off while it keeps being sent to the old one."""
+"""Offsets kept free below a promised end for entries the leader does not propose itself
+(a new leader's NOOP, membership changes) and the SEAL batch."""
 
 
 @attrs.frozen
@@ -64,19 +73,30 @@ class PartitionReplica:
     seal_bytes: int | None = None
     """The leader seals the segment once its log holds this many bytes (None: never)."""
     on_sealed: Callable[[int, int], None] | None = None
+    """Called on the leader with (last offset, term) once the SEAL entry is committed."""
     on_leader_known: Callable[[], None] | None = None
     """Called once, when the group first knows a leader (a new head joins its chain then)."""
-    """Called on the leader with (last offset, term) once the SEAL entry is committed."""
+    on_nearly_full: Callable[[int, int], None] | None = None
+    """Called on the leader with (next offset, term) when the log first reaches
+    `PREPARE_AT_FRACTION` of `seal_bytes`: the node asks for the successor to be made now."""
+    seal_through: int | None = None
+    """Set once a successor was made ahead at `seal_through + 1`: the head takes no batch
+    that would reach past it, and its SEAL batch covers the offsets up to it."""
     keys_required: Callable[[], bool] = lambda: False
     """True for a compacted topic: every record must have a key (Kafka's rule)."""
     inherited: ProducerStateTable | None = None
     """Idempotence memory of the segments before this one, as they ended."""
+    successor_linked: trio.Event = attrs.field(factory=trio.Event)
+    """Set (by the node) once this segment is sealed and the next one is in the chain."""
     producers: ProducerStateTable = attrs.field(factory=ProducerStateTable)
     high_watermark: int = 0
     sealed_last_offset: int | None = None
     _seal_proposed: bool = False
+    _prepare_asked: bool = False
     _unpersisted_bytes: dict[int, int] = attrs.field(factory=dict)
     """Entry index -> size of batches proposed here and not yet on disk (for sealing)."""
+    _unpersisted_offsets: dict[int, int] = attrs.field(factory=dict)
+    """Entry index -> offsets taken by batches proposed here and not yet on disk."""
     _offsets: OrderedDict[int, tuple[int, int]] = attrs.field(factory=OrderedDict)
     _proposed_terms: dict[int, int] = attrs.field(factory=dict)
     _epochs: list[tuple[int, int]] = attrs.field(factory=list)
@@ -115,6 +135,7 @@ class PartitionReplica:
 
     def _on_append(self, entry: Entry, result: AppendResult) -> None:
         self._unpersisted_bytes.pop(entry.index, None)
+        self._unpersisted_offsets.pop(entry.index, None)
         self._remember(entry.index, result.base_offset, result.last_offset)
         if not self._epochs or self._epochs[-1][0] < entry.term:
             self._epochs.append((entry.term, result.base_offset))
@@ -146,11 +167,35 @@ class PartitionReplica:
             or self._seal_proposed
             or self.sealed_last_offset is not None
             or not self.group.is_leader
-            or self._estimated_size_bytes() < self.seal_bytes
         ):
             return
+        size_bytes = self._estimated_size_bytes()
+        if size_bytes >= PREPARE_AT_FRACTION * self.seal_bytes:
+            self._ask_for_successor()
+        if size_bytes >= self.seal_bytes:
+            self._propose_seal()
+
+    def _ask_for_successor(self) -> None:
+        if self._prepare_asked or self.seal_through is not None or self.on_nearly_full is None:
+            return
+        self._prepare_asked = True
+        self.on_nearly_full(self._estimated_next_offset(), self.group.raw.term)
+
+    def _estimated_next_offset(self) -> int:
+        """The offset after everything proposed here, once it is on disk."""
+        return self.storage.log.next_offset + sum(self._unpersisted_offsets.values())
+
+    def _would_overshoot(self, offsets: int) -> bool:
+        """Whether a batch of `offsets` would leave no room below the promised end."""
+        if self.seal_through is None:
+            return False
+        return self._estimated_next_offset() + offsets + SEAL_SLACK_OFFSETS > self.seal_through
+
+    def _propose_seal(self) -> None:
+        if self._seal_proposed or self.sealed_last_offset is not None:
+            return
         try:
-            self.group.propose(b"", EntryKind.SEAL)
+            self.group.propose(seal_payload(self.seal_through), EntryKind.SEAL)
         except RaftError as error:
             logs.event("seal_refused", logging.INFO, group=self.group.group_id, reason=str(error))
             return
@@ -180,7 +225,9 @@ class PartitionReplica:
             self._report_sealed()  # a new leader of a sealed segment finishes the hand-over
         else:
             self._seal_proposed = False
+            self._prepare_asked = False
             self._unpersisted_bytes.clear()
+            self._unpersisted_offsets.clear()
 
     def rebuild(self) -> None:
         """Idempotence state and the epoch list from the whole log (start-up, new leader)."""
@@ -251,12 +298,23 @@ class PartitionReplica:
             if isinstance(verdict, Duplicate):
                 return await self._answer(verdict.entry_index, acks, timeout_s)
             assert isinstance(verdict, Accept)
+        if self._would_overshoot(header.last_offset_delta + 1):
+            # The successor made ahead starts at seal_through + 1: seal here, and the client
+            # retries on the successor once it refreshes its metadata.
+            self._propose_seal()
+            await self._wait_successor(timeout_s)
+            return ProduceOutcome(
+                int(ErrorCode.NOT_LEADER_OR_FOLLOWER), error_message="segment is sealing"
+            )
         try:
             entry_index, term = self.group.propose(bytes(records))
         except RaftError as error:
+            if self._seal_proposed or self.sealed_last_offset is not None:
+                await self._wait_successor(timeout_s)
             return ProduceOutcome(int(ErrorCode.NOT_LEADER_OR_FOLLOWER), error_message=str(error))
         self._proposed_terms[entry_index] = term
         self._unpersisted_bytes[entry_index] = len(records)
+        self._unpersisted_offsets[entry_index] = header.last_offset_delta + 1
         if identity is not None:
             self.producers.record(attrs.evolve(identity, entry_index=entry_index))
         # Checked at proposal too, not only when entries commit: a pipelining producer can
@@ -265,6 +323,10 @@ class PartitionReplica:
         if acks == 0:
             return ProduceOutcome(0)
         return await self._answer(entry_index, acks, timeout_s)
+
+    async def _wait_successor(self, timeout_s: float) -> None:
+        with trio.move_on_after(min(timeout_s, SUCCESSOR_WAIT_S_MAX)):
+            await self.successor_linked.wait()
 
     def _check_keys(self, records: bytes | bytearray | memoryview) -> ProduceOutcome | None:
         try:

@@ -58,7 +58,30 @@ def _read_zigzag_varint(data: memoryview, position: int) -> tuple[int, int]:
         shift += 7
 
 
-def control_batch(kind: EntryKind, payload: bytes) -> bytearray:
+SEAL_THROUGH = struct.Struct(">q")
+"""A SEAL entry's payload, when it has one: the offset its batch reaches at least.
+
+A head whose successor was created ahead at offset B promises to end at B - 1; its SEAL
+batch then covers every offset from its own base through B - 1 (one control record, a
+larger lastOffsetDelta, as compaction leaves behind too), so the sealed segment ends
+exactly where the successor begins. Every replica stamps the same span, since each
+computes it from the same base offset."""
+OFFSET_DELTA_MAX = (1 << 31) - 1
+
+
+def seal_payload(through_offset: int | None) -> bytes:
+    return b"" if through_offset is None else SEAL_THROUGH.pack(through_offset)
+
+
+def _seal_span(payload: bytes, base_offset: int) -> int:
+    """The lastOffsetDelta of a SEAL batch stored at `base_offset`."""
+    if len(payload) != SEAL_THROUGH.size:
+        return 0
+    (through,) = SEAL_THROUGH.unpack(payload)
+    return min(max(through - base_offset, 0), OFFSET_DELTA_MAX)
+
+
+def control_batch(kind: EntryKind, payload: bytes, last_offset_delta: int = 0) -> bytearray:
     """An unstamped control batch carrying one entry of `kind` (not DATA)."""
     if kind is EntryKind.DATA:
         raise ValueError("DATA entries are client batches, not control batches")
@@ -75,7 +98,7 @@ def control_batch(kind: EntryKind, payload: bytes) -> bytearray:
     )
     record = _zigzag_varint(len(body)) + body
     after_crc = _HEADER_AFTER_CRC.pack(
-        CONTROL_ATTRIBUTE, 0, NO_TIMESTAMP, NO_TIMESTAMP, -1, -1, -1, 1
+        CONTROL_ATTRIBUTE, last_offset_delta, NO_TIMESTAMP, NO_TIMESTAMP, -1, -1, -1, 1
     )
     covered = after_crc + record
     batch_length = len(covered) + 9  # leaderEpoch(4) + magic(1) + crc(4)
@@ -87,6 +110,8 @@ def entry_to_batch(entry: Entry, base_offset: int) -> bytearray:
     """The stamped batch that stores `entry` at `base_offset` (a fresh, writable copy)."""
     if entry.kind is EntryKind.DATA:
         batch = bytearray(entry.payload)
+    elif entry.kind is EntryKind.SEAL:
+        batch = control_batch(entry.kind, entry.payload, _seal_span(entry.payload, base_offset))
     else:
         batch = control_batch(entry.kind, entry.payload)
     error = native.stamp_batch(batch, base_offset, entry.term)
