@@ -376,7 +376,14 @@ def _drive(
     )
     final_worker = _spawn_worker(run_dir, final)
     resources.workers.append(final_worker)
-    final_code = final_worker.wait(timeout=options.final_timeout_s + WORKER_STOP_S)
+    try:
+        final_code: int | None = final_worker.wait(timeout=options.final_timeout_s + WORKER_STOP_S)
+    except subprocess.TimeoutExpired:
+        # A reader stuck on a cluster that never recovered is a finding, not a harness
+        # failure: stop it and judge what was recorded.
+        final_worker.kill()
+        final_worker.wait()
+        final_code = None
     crashes = cluster.crashed()
     paths = [pathlib.Path(spec.output) for spec in (*specs, final)]
     history = merge_histories([path for path in paths if path.exists()])
@@ -402,7 +409,9 @@ def _drive(
     problems = []
     if not recovered:
         problems.append("the cluster did not recover after the faults healed")
-    if final_code != 0:
+    if final_code is None:
+        problems.append("the final read did not complete (stopped after its timeout)")
+    elif final_code != 0:
         problems.append(f"the final read did not complete (exit {final_code})")
     if crashes:
         problems.append(f"nodes exited on their own: {crashes}")

@@ -1,17 +1,19 @@
 """Raft entries stored as Kafka batches: valid v2 batches that round-trip every kind."""
 
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from raftlog import native
 from raftlog.protocol.records import Record, RecordBatchView, build_batch
 from raftlog.raft.entry import Entry, EntryKind
 from raftlog.replica.entry_batches import (
+    SEAL_THROUGH,
     batch_to_entry,
     control_batch,
     entry_to_batch,
     offsets_after,
+    seal_payload,
 )
 
 CONTROL_KINDS = [EntryKind.NOOP, EntryKind.CONFIG_CHANGE, EntryKind.SEAL]
@@ -27,6 +29,8 @@ CONTROL_KINDS = [EntryKind.NOOP, EntryKind.CONFIG_CHANGE, EntryKind.SEAL]
 def test_control_entries_round_trip_as_valid_batches(
     kind: EntryKind, payload: bytes, term: int, index: int, base_offset: int
 ) -> None:
+    # An 8-byte SEAL payload is a span (below): its batch covers more offsets than records.
+    assume(not (kind is EntryKind.SEAL and len(payload) == SEAL_THROUGH.size))
     entry = Entry(term, index, kind, payload)
     batch = entry_to_batch(entry, base_offset)
     header = native.validate_batch(batch, 1 << 20)
@@ -37,6 +41,14 @@ def test_control_entries_round_trip_as_valid_batches(
     assert batch_to_entry(batch, index) == entry
     view = RecordBatchView(memoryview(bytes(batch)))
     assert view.is_control
+
+
+def test_a_seal_span_covers_the_offsets_up_to_the_successor() -> None:
+    entry = Entry(3, 7, EntryKind.SEAL, seal_payload(1099))
+    batch = entry_to_batch(entry, 1000)
+    assert offsets_after(batch) == 1100, "the sealed segment ends where its successor begins"
+    assert batch_to_entry(batch, 7) == entry
+    assert RecordBatchView(memoryview(bytes(batch))).is_control
 
 
 def test_data_entry_is_the_client_batch_stamped() -> None:
