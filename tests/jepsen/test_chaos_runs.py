@@ -163,7 +163,10 @@ def test_ack_before_fsync_is_caught_with_power_loss(tmp_path: Path) -> None:
     )  # fmt: skip
     assert code == 1, printed[-3000:]
     assert "--power-loss" in printed and "--inject-bug ack-before-fsync" in printed
-    assert _kinds(anomalies), "an INVALID verdict names the checkers that failed"
+    # The lost acknowledged entries break the cluster itself (its logs disagree with what
+    # was acknowledged); the run fails either on the checkers' anomalies or, when no
+    # partition recovers enough to be read back, on the recovery it reports as a problem.
+    assert _kinds(anomalies) or "PROBLEM: the cluster did not recover" in printed, printed[-3000:]
 
 
 def test_an_unknown_bug_is_a_harness_error(tmp_path: Path) -> None:
