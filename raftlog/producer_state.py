@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import enum
 from collections import OrderedDict, deque
+from collections.abc import Callable
 
 import attrs
 
@@ -48,7 +49,11 @@ class BatchIdentity:
     base_sequence: int
     record_count: int
     entry_index: int
-    """The Raft entry holding the batch; 0 while it is only being checked."""
+    """The Raft entry holding the batch; 0 while it is only being checked, and for a batch
+    held by an earlier segment (whose entries are another group's)."""
+    offsets: tuple[int, int] | None = None
+    """(base, last) offset of a batch held by an earlier, sealed segment: a retry of it
+    reaching the head is answered with these, since the head's log has no entry for it."""
 
     @property
     def last_sequence(self) -> int:
@@ -65,6 +70,8 @@ class Duplicate:
     """The log already holds this batch: answer with its original offsets, append nothing."""
 
     entry_index: int
+    offsets: tuple[int, int] | None = None
+    """Set when an earlier segment holds the batch (`entry_index` is then 0)."""
 
 
 @attrs.frozen
@@ -94,13 +101,23 @@ class ProducerStateTable:
     def __len__(self) -> int:
         return len(self._producers)
 
-    def copy(self) -> ProducerStateTable:
-        """An independent table with the same memory (a new segment inherits it)."""
+    def inherited(self, locate: Callable[[int], tuple[int, int] | None]) -> ProducerStateTable:
+        """The memory a successor segment starts from: this (sealed) segment's batches,
+        each with the offsets `locate` gives for its entry, since the successor's own log
+        knows nothing of this segment's entry indexes. A batch `locate` cannot place (its
+        segment was deleted by retention) is forgotten, as Kafka forgets producers whose
+        batches retention removed."""
         copied = ProducerStateTable(self.producers_max)
         for producer_id, entry in self._producers.items():
-            copied._producers[producer_id] = _ProducerEntry(
-                entry.epoch, deque(entry.batches, maxlen=BATCHES_REMEMBERED_PER_PRODUCER)
-            )
+            batches: list[BatchIdentity] = []
+            for batch in entry.batches:
+                offsets = batch.offsets or locate(batch.entry_index)
+                if offsets is not None:
+                    batches.append(attrs.evolve(batch, entry_index=0, offsets=offsets))
+            if batches:
+                copied._producers[producer_id] = _ProducerEntry(
+                    entry.epoch, deque(batches, maxlen=BATCHES_REMEMBERED_PER_PRODUCER)
+                )
         return copied
 
     def check(self, batch: BatchIdentity) -> CheckResult:
@@ -135,7 +152,7 @@ class ProducerStateTable:
                 known.base_sequence == batch.base_sequence
                 and known.last_sequence == batch.last_sequence
             ):
-                return Duplicate(known.entry_index)
+                return Duplicate(known.entry_index, known.offsets)
         expected = (entry.batches[-1].last_sequence + 1) % SEQUENCE_LIMIT
         if batch.base_sequence != expected:
             return Reject(
@@ -150,6 +167,7 @@ class ProducerStateTable:
         if batch.producer_id == NO_PRODUCER_ID:
             return
         invariant(batch.entry_index > 0, "a recorded batch has its entry")
+        invariant(batch.offsets is None, "a batch recorded here is in this segment")
         entry = self._producers.pop(batch.producer_id, None)
         if entry is None or batch.producer_epoch > entry.epoch:
             entry = _ProducerEntry(
@@ -164,7 +182,11 @@ class ProducerStateTable:
         """Drop what is known of batches at or after `entry_index` (the log was truncated)."""
         for producer_id in list(self._producers):
             entry = self._producers[producer_id]
-            kept = [batch for batch in entry.batches if batch.entry_index < entry_index]
+            kept = [
+                batch
+                for batch in entry.batches
+                if batch.offsets is not None or batch.entry_index < entry_index
+            ]
             if kept:
                 entry.batches = deque(kept, maxlen=BATCHES_REMEMBERED_PER_PRODUCER)
                 entry.epoch = kept[-1].producer_epoch

@@ -33,8 +33,8 @@ class PartitionChain:
         self.segments.append(segment)
         self.segments.sort(key=lambda replica: replica.storage.log.start_offset)
         for before, after in itertools.pairwise(self.segments):
-            if after.inherited is None:
-                after.inherited = before.producers
+            if after.predecessor is not before:
+                after.predecessor = before
                 after.rebuild()
 
     def remove(self, group_id: int) -> None:

@@ -84,8 +84,9 @@ class PartitionReplica:
     that would reach past it, and its SEAL batch covers the offsets up to it."""
     keys_required: Callable[[], bool] = lambda: False
     """True for a compacted topic: every record must have a key (Kafka's rule)."""
-    inherited: ProducerStateTable | None = None
-    """Idempotence memory of the segments before this one, as they ended."""
+    predecessor: PartitionReplica | None = None
+    """The segment before this one on this node, whose idempotence memory this one starts
+    from (a producer's sequence carries across a seal)."""
     successor_linked: trio.Event = attrs.field(factory=trio.Event)
     """Set (by the node) once this segment is sealed and the next one is in the chain."""
     producers: ProducerStateTable = attrs.field(factory=ProducerStateTable)
@@ -97,6 +98,10 @@ class PartitionReplica:
     """Entry index -> size of batches proposed here and not yet on disk (for sealing)."""
     _unpersisted_offsets: dict[int, int] = attrs.field(factory=dict)
     """Entry index -> offsets taken by batches proposed here and not yet on disk."""
+    _inherited_whole: bool = True
+    """False while the memory came from a predecessor not yet sealed on this node: its last
+    batches may be missing, so a retry could be appended twice. The head takes no produce
+    until it is whole."""
     _offsets: OrderedDict[int, tuple[int, int]] = attrs.field(factory=OrderedDict)
     _proposed_terms: dict[int, int] = attrs.field(factory=dict)
     _epochs: list[tuple[int, int]] = attrs.field(factory=list)
@@ -132,6 +137,13 @@ class PartitionReplica:
         batch = self.storage.log.read_entries(entry_index, 1, 1)[0]
         header = native.parse_batch_header(batch)
         return header.base_offset, header.last_offset
+
+    def located(self, entry_index: int) -> tuple[int, int] | None:
+        """(base, last) offset of an entry of this segment, or None if it is gone."""
+        try:
+            return self._offsets_of(entry_index)
+        except StorageError:
+            return None
 
     def _on_append(self, entry: Entry, result: AppendResult) -> None:
         self._unpersisted_bytes.pop(entry.index, None)
@@ -231,11 +243,12 @@ class PartitionReplica:
 
     def rebuild(self) -> None:
         """Idempotence state and the epoch list from the whole log (start-up, new leader)."""
-        producers = (
-            self.inherited.copy()
-            if self.inherited is not None
-            else ProducerStateTable(self.producers.producers_max)
-        )
+        before = self.predecessor
+        if before is None:
+            producers = ProducerStateTable(self.producers.producers_max)
+        else:
+            producers = before.producers.inherited(before.located)
+        self._inherited_whole = before is None or before.sealed_last_offset is not None
         epochs: list[tuple[int, int]] = []
         log = self.storage.log
         index = log.first_entry_index
@@ -257,6 +270,10 @@ class PartitionReplica:
     async def produce(self, records: object, acks: int, timeout_s: float) -> ProduceOutcome:
         if not self.group.is_leader:
             return ProduceOutcome(int(ErrorCode.NOT_LEADER_OR_FOLLOWER))
+        if not self._inherited_whole:
+            refusal = self._complete_inheritance()
+            if refusal is not None:
+                return refusal
         if not isinstance(records, bytes | bytearray | memoryview) or len(records) == 0:
             return ProduceOutcome(int(ErrorCode.CORRUPT_MESSAGE), error_message="no records")
         if len(records) > 16 and records[16] != 2:
@@ -296,6 +313,8 @@ class PartitionReplica:
             if isinstance(verdict, Reject):
                 return ProduceOutcome(int(verdict.error), error_message=verdict.reason)
             if isinstance(verdict, Duplicate):
+                if verdict.offsets is not None:
+                    return ProduceOutcome(0, verdict.offsets[0])  # sealed, so committed
                 return await self._answer(verdict.entry_index, acks, timeout_s)
             assert isinstance(verdict, Accept)
         if self._would_overshoot(header.last_offset_delta + 1):
@@ -323,6 +342,20 @@ class PartitionReplica:
         if acks == 0:
             return ProduceOutcome(0)
         return await self._answer(entry_index, acks, timeout_s)
+
+    def _complete_inheritance(self) -> ProduceOutcome | None:
+        """Take the predecessor's whole memory once it is sealed here; until then refuse
+        (retriably), since a retry of one of its last batches would not be recognised."""
+        assert self.predecessor is not None
+        if self.predecessor.sealed_last_offset is None:
+            return ProduceOutcome(
+                int(ErrorCode.NOT_LEADER_OR_FOLLOWER),
+                error_message="the previous segment is still catching up on this node",
+            )
+        # Nothing of this leader's is pending yet (every produce was refused until now), so
+        # the log on disk is the whole of this segment.
+        self.rebuild()
+        return None
 
     async def _wait_successor(self, timeout_s: float) -> None:
         with trio.move_on_after(min(timeout_s, SUCCESSOR_WAIT_S_MAX)):

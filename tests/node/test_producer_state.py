@@ -108,10 +108,23 @@ def test_replaying_the_log_reproduces_the_answers(counts: list[int]) -> None:
         assert isinstance(replayed.check(probe), Duplicate)
 
 
-def test_copy_is_independent() -> None:
+def test_inherited_memory_answers_with_offsets_in_the_earlier_segment() -> None:
     table = ProducerStateTable()
     table.record(batch(1, 0, 0, 1, 1))
-    copied = table.copy()
-    copied.record(batch(1, 0, 1, 1, 2))
-    assert table.last_batch(1) == batch(1, 0, 0, 1, 1)
-    assert copied.last_batch(1) == batch(1, 0, 1, 1, 2)
+    table.record(batch(1, 0, 1, 2, 2))
+    table.record(batch(2, 0, 0, 1, 3))
+    located = {1: (10, 10), 2: (11, 12)}  # entry 3 is gone (retention)
+    successor = table.inherited(located.get)
+    assert successor.check(batch(1, 0, 1, 2)) == Duplicate(0, (11, 12))
+    assert successor.check(batch(1, 0, 0, 1)) == Duplicate(0, (10, 10))
+    assert isinstance(successor.check(batch(1, 0, 3, 1)), Accept)
+    assert successor.last_batch(2) is None
+    # Independent of the table it came from, and kept across the successor's truncations.
+    successor.record(batch(1, 0, 3, 1, 1))
+    successor.forget_from(1)
+    assert table.last_batch(1) == batch(1, 0, 1, 2, 2)
+    assert successor.check(batch(1, 0, 1, 2)) == Duplicate(0, (11, 12))
+    # A successor's successor keeps the offsets it was given.
+    assert successor.inherited(lambda _index: None).check(batch(1, 0, 0, 1)) == Duplicate(
+        0, (10, 10)
+    )
