@@ -83,6 +83,7 @@ def _run(arguments: argparse.Namespace) -> int:
             network=arguments.network,
             inject_bug=arguments.inject_bug,
             power_loss=arguments.power_loss,
+            segment_bytes=arguments.segment_bytes,
         )
         print(f"seed: {seed}", flush=True)
         return run(options)
@@ -102,6 +103,8 @@ def _run(arguments: argparse.Namespace) -> int:
 
 
 def _run_arguments(parser: argparse.ArgumentParser) -> None:
+    from jepsen_like.runner import SEGMENT_BYTES_DEFAULT
+
     parser.add_argument("--nodes", type=int, default=3, help="3 or 5 (1 works, faults are moot)")
     parser.add_argument("--time", type=float, default=60.0, help="seconds of workload and faults")
     parser.add_argument(
@@ -123,6 +126,14 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--inject-bug", dest="inject_bug", help="a raftlog bug switch (RAFTLOG_INJECT_BUG)"
+    )
+    parser.add_argument(
+        "--segment-bytes",
+        dest="segment_bytes",
+        type=int,
+        default=SEGMENT_BYTES_DEFAULT,
+        help="segment size of the nodes: small, so segments roll under the faults "
+        "(default %(default)s)",
     )
     parser.add_argument(
         "--power-loss",

@@ -50,6 +50,9 @@ REPOSITORY = pathlib.Path(__file__).resolve().parents[1]
 TOPIC = "jepsen"
 WORKER_STOP_S = 30.0
 LEADER_WAIT_S = 60.0
+SEGMENT_BYTES_DEFAULT = 64 << 10
+"""About 20 s of the default workload per partition: a 150 s run seals several segments."""
+SEGMENT_BYTES_MIN = 4 << 10
 EXIT_VALID, EXIT_ANOMALIES, EXIT_ERROR = 0, 1, 2
 
 
@@ -78,6 +81,8 @@ class RunOptions:
     power_loss: bool = False
     """Nodes lose unfsynced segment data when killed, as in a power cut
     (``RAFTLOG_TEST_POWER_LOSS``): without it SIGKILL keeps the page cache."""
+    segment_bytes: int = SEGMENT_BYTES_DEFAULT
+    """Small, so every partition rolls, seals and links segments while the faults run."""
     recovery_timeout_s: float = 60.0
     final_timeout_s: float = 120.0
     check_time_budget_s: float = 60.0
@@ -87,6 +92,8 @@ class RunOptions:
             raise HarnessError(f"--nodes must be 1, 3 or 5, got {self.nodes}")
         if self.time_s <= 0 or self.partitions <= 0 or self.rate_per_s <= 0:
             raise HarnessError("--time, --partitions and --rate must be positive")
+        if self.segment_bytes < SEGMENT_BYTES_MIN:
+            raise HarnessError(f"--segment-bytes must be at least {SEGMENT_BYTES_MIN}")
         try:
             bugs.parse(self.inject_bug)
         except bugs.UnknownBug as error:
@@ -306,14 +313,14 @@ def run(options: RunOptions) -> int:
         if options.power_loss:
             environment["RAFTLOG_TEST_POWER_LOSS"] = "1"
         names = {kind.partition(":")[0] for kind in kinds}
-        extra: tuple[str, ...] = ()
+        extra: tuple[str, ...] = ("--segment-bytes", str(options.segment_bytes))
         if "member" in names:
             if options.nodes < MEMBER_NODES_MIN:
                 raise HarnessError(
                     f"the member nemesis needs 5 nodes (--nodes 5): with {options.nodes}, "
                     "every node already holds every replica and none can be moved"
                 )
-            extra = ("--node-dead-timeout-ms", str(MEMBER_DEAD_TIMEOUT_MS))
+            extra += ("--node-dead-timeout-ms", str(MEMBER_DEAD_TIMEOUT_MS))
         cluster = ChaosCluster(run_dir, network, node_ids, environment, extra)
         resources.cluster = cluster
         cluster.build()
