@@ -26,7 +26,7 @@ import attrs
 from benches.common import Result, Settings
 
 SCENARIOS = ("ceilings", "crc", "append", "recovery", "codec", "raft_sim", "transport", "produce",
-             "replicated", "failover", "idle", "groups", "sweep", "peers_1node")
+             "replicated", "failover", "idle", "groups", "sweep", "peers_1node", "end_to_end")
 
 
 def _arguments(argv: list[str]) -> argparse.Namespace:

@@ -152,6 +152,68 @@ def consume(bootstrap: str, topic: str, count: int, timeout_s: float) -> dict:
     }
 
 
+def e2e_produce(bootstrap: str, topic: str, count: int, size: int, rate: float,
+                timeout_s: float) -> dict:
+    """`count` records at a steady `rate`, each stamped with CLOCK_MONOTONIC (ns, 20 digits,
+    then padding) for the consumer; acks=all latencies of the same sends are returned."""
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 0})
+    padding = b"x" * max(0, size - 20)
+    latencies: list[float] = []
+    failures: list[str] = []
+
+    def delivered(error: object, _message: object, sent: float) -> None:
+        if error is not None:
+            failures.append(str(error))
+        else:
+            latencies.append(time.perf_counter() - sent)
+
+    started = time.perf_counter()
+    for index in range(count):
+        due = started + index / rate
+        while (now := time.perf_counter()) < due:
+            producer.poll(min(0.001, due - now))
+        sent = time.perf_counter()
+        stamp = b"%020d" % time.monotonic_ns()
+        producer.produce(topic, stamp + padding,
+                         on_delivery=lambda e, m, s=sent: delivered(e, m, s))
+        producer.poll(0)
+    producer.flush(timeout_s)
+    elapsed = time.perf_counter() - started
+    return {
+        "records": len(latencies),
+        "records_per_s": len(latencies) / elapsed,
+        "failures": len(failures),
+        "p50_ms": _percentile(latencies, 0.50) * 1000,
+        "p99_ms": _percentile(latencies, 0.99) * 1000,
+    }
+
+
+def e2e_consume(bootstrap: str, topic: str, count: int, timeout_s: float) -> dict:
+    """Wait at the end of a new topic, say ``ready``, then time each record from its stamp."""
+    create_topic(bootstrap, topic, 1, timeout_s)
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench-e2e",
+                         "enable.auto.commit": False, "fetch.wait.max.ms": 100})
+    _low, high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)
+    consumer.assign([TopicPartition(topic, 0, high)])
+    consumer.consume(1, 0.5)  # connect and fetch once before the producer starts
+    print("ready", flush=True)
+    latencies: list[float] = []
+    deadline = time.perf_counter() + timeout_s
+    while len(latencies) < count and time.perf_counter() < deadline:
+        # poll(), not consume(n, timeout): that one holds what it has until n arrive.
+        message = consumer.poll(0.1)
+        if message is not None and message.error() is None:
+            now = time.monotonic_ns()
+            latencies.append((now - int((message.value() or b"0")[:20])) / 1e9)
+    consumer.close()
+    return {
+        "records": len(latencies),
+        "p50_ms": _percentile(latencies, 0.50) * 1000,
+        "p99_ms": _percentile(latencies, 0.99) * 1000,
+        "p999_ms": _percentile(latencies, 0.999) * 1000,
+    }
+
+
 def ceiling(count: int, size: int) -> dict:
     """produce() into librdkafka's queue with no broker reachable: the generator's limit."""
     producer = Producer(
@@ -174,12 +236,15 @@ def ceiling(count: int, size: int) -> dict:
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m benches.kafka_load")
-    parser.add_argument("mode", choices=("produce", "single", "consume", "ceiling"))
+    parser.add_argument(
+        "mode", choices=("produce", "single", "consume", "ceiling", "e2e-produce", "e2e-consume")
+    )
     parser.add_argument("--bootstrap", default="127.0.0.1:9092")
     parser.add_argument("--topic", default="bench")
     parser.add_argument("--count", type=int, required=True)
     parser.add_argument("--size", type=int, default=1024)
     parser.add_argument("--acks", default="all")
+    parser.add_argument("--rate", type=float, default=1000.0, help="records/s (e2e-produce)")
     parser.add_argument("--timeout", type=float, default=120.0)
     parser.add_argument("--partitions", type=int, default=0,
                         help="create the topic with this many partitions first (produce)")
@@ -199,6 +264,12 @@ def main(argv: list[str]) -> int:
         result = produce_one_at_a_time(
             arguments.bootstrap, arguments.topic, arguments.count, arguments.size
         )
+    elif arguments.mode == "e2e-produce":
+        result = e2e_produce(arguments.bootstrap, arguments.topic, arguments.count,
+                             arguments.size, arguments.rate, arguments.timeout)
+    elif arguments.mode == "e2e-consume":
+        result = e2e_consume(arguments.bootstrap, arguments.topic, arguments.count,
+                             arguments.timeout)
     elif arguments.mode == "consume":
         result = consume(arguments.bootstrap, arguments.topic, arguments.count, arguments.timeout)
     else:

@@ -28,6 +28,11 @@ def _pyplot() -> Any:
     return pyplot
 
 
+def _slug(text: str) -> str:
+    """A file-name part: no path separators or spaces."""
+    return text.replace("/", "_per_").replace("%", "pct").replace(" ", "_")
+
+
 def _label(row: Mapping[str, Any], width: int = 70) -> str:
     text = f"{row['scenario']}: {row['metric']}"
     return text if len(text) <= width else text[: width - 1] + "…"
@@ -94,9 +99,8 @@ def plot_sweeps(rows: Sequence[Mapping[str, Any]], directory: pathlib.Path, stem
         axes.set_title(f"{scenario}: {unit} by {parameter}")
         axes.legend(fontsize=8)
         figure.tight_layout()
-        unit_slug = unit.replace("/", "_per_").replace("%", "pct")
-        name = f"{stem}-{scenario}-{unit_slug}-by-{parameter}.png"
-        path = directory / name.replace(" ", "_")
+        name = f"{stem}-{scenario}-{_slug(unit)}-by-{_slug(parameter)}.png"
+        path = directory / name
         figure.savefig(path, dpi=90)
         pyplot.close(figure)
         written.append(path)

@@ -23,14 +23,20 @@ REPOSITORY = pathlib.Path(__file__).resolve().parents[1]
 DEFAULT_COMBOS: tuple[str, ...] = (
     "kill",
     "partition",
-    "pause",
+    "pause,transfer",
     "kill,partition",
-    "partition,pause",
+    "corrupt,kill",
     "loss,partition",
-    "kill,pause",
-    "kill,partition,pause,loss",
+    "kill,pause,transfer",
+    "member",
+    "partition,pause,transfer",
+    "kill,partition,pause,loss,transfer",
 )
-"""``delay`` is left out by default: it needs tc netem, which many kernels lack."""
+"""Every nemesis, alone and combined; ten combinations, so a 20-run campaign runs each
+twice. ``delay`` is left out by default: it needs tc netem, which many kernels lack."""
+MEMBER_NODES = 5
+"""Runs whose faults include ``member`` use 5 nodes: with 3, every node holds every
+replica and none can be moved."""
 HARNESS_SLACK_S = 300.0
 """Start-up, recovery, the final read and the checkers, on top of ``--time``."""
 
@@ -44,8 +50,17 @@ class CampaignOptions:
     nodes: int = 3
     combos: tuple[str, ...] = DEFAULT_COMBOS
     network: str = "auto"
+    power_loss: bool = True
+    """Every run emulates power cuts (``run --power-loss``): a killed node loses what it
+    had not fsynced, the harsher form of every kill."""
     extra: tuple[str, ...] = ()
     """Further ``run`` flags, passed through (e.g. ``--rate 80``)."""
+
+
+def nodes_for(nemesis: str, nodes: int) -> int:
+    """The node count of one run: ``member`` needs 5."""
+    kinds = {kind.partition(":")[0] for kind in nemesis.split(",")}
+    return max(nodes, MEMBER_NODES) if "member" in kinds else nodes
 
 
 @attrs.frozen
@@ -114,13 +129,18 @@ def run_campaign(options: CampaignOptions) -> int:
         seed = options.base_seed + index
         nemesis = options.combos[index % len(options.combos)]
         run_dir = options.out / f"run-{index:03d}-seed-{seed}"
+        nodes = nodes_for(nemesis, options.nodes)
         command = [
             sys.executable, "-m", "jepsen_like", "run",
-            "--nodes", str(options.nodes), "--time", f"{options.time_s:g}",
+            "--nodes", str(nodes), "--time", f"{options.time_s:g}",
             "--nemesis", nemesis, "--seed", str(seed), "--network", options.network,
-            "--out", str(run_dir), *options.extra,
+            "--out", str(run_dir), *(("--power-loss",) if options.power_loss else ()),
+            *options.extra,
         ]  # fmt: skip
-        print(f"[{index + 1}/{options.runs}] seed {seed}, nemesis {nemesis}", flush=True)
+        print(
+            f"[{index + 1}/{options.runs}] seed {seed}, nemesis {nemesis}, {nodes} nodes",
+            flush=True,
+        )
         started = time.monotonic()
         run_dir.mkdir(parents=True, exist_ok=True)
         # The run refuses a non-empty directory: its output goes next to it, then in.

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from jepsen_like.campaign import RunSummary, render
+from jepsen_like.campaign import DEFAULT_COMBOS, RunSummary, nodes_for, render
 from jepsen_like.history import Poll, Recorder, Send, Type
 from jepsen_like.linearizability import check_history
 from jepsen_like.models import LogModel, densify
@@ -164,3 +164,12 @@ def test_campaign_table_counts_verdicts() -> None:
     ]
     table = render(rows)
     assert "kill,partition" in table and "totals: INVALID 1, valid 1" in table
+
+
+def test_the_default_campaign_rotates_through_every_nemesis_but_delay() -> None:
+    used = {kind for combo in DEFAULT_COMBOS for kind in parse_kinds(combo)}
+    assert used == set(KINDS) - {"delay"}
+    assert nodes_for("member", 3) == 5
+    assert nodes_for("kill,member:one", 3) == 5
+    assert nodes_for("kill,partition", 3) == 3
+    assert nodes_for("kill", 5) == 5
