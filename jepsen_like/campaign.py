@@ -22,15 +22,15 @@ import attrs
 REPOSITORY = pathlib.Path(__file__).resolve().parents[1]
 DEFAULT_COMBOS: tuple[str, ...] = (
     "kill",
-    "partition",
+    "partition,mute",
     "pause,transfer",
     "kill,partition",
     "corrupt,kill",
     "loss,partition",
     "kill,pause,transfer",
     "member",
-    "partition,pause,transfer",
-    "kill,partition,pause,loss,transfer",
+    "mute,kill",
+    "kill,partition,pause,loss,mute,transfer",
 )
 """Every nemesis, alone and combined; ten combinations, so a 20-run campaign runs each
 twice. ``delay`` is left out by default: it needs tc netem, which many kernels lack."""

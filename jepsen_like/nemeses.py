@@ -59,7 +59,7 @@ from jepsen_like.nemesis import Edge, NemesisEvent
 from jepsen_like.network import Network
 
 KINDS: tuple[str, ...] = (
-    "kill", "pause", "partition", "delay", "loss", "transfer", "member", "corrupt"
+    "kill", "pause", "partition", "delay", "loss", "mute", "transfer", "member", "corrupt"
 )
 VARIANTS: dict[str, tuple[str, ...]] = {
     "kill": ("one", "leader", "leader", "all"),
@@ -67,6 +67,7 @@ VARIANTS: dict[str, tuple[str, ...]] = {
     "partition": ("leader", "leader", "halves", "bridge"),
     "delay": ("one", "all"),
     "loss": ("one", "all"),
+    "mute": ("leader", "leader", "one"),
     "transfer": ("one", "all"),
     "member": ("replace",),
     "corrupt": ("one", "leader"),
@@ -81,6 +82,10 @@ MEMBER_DURATION_S = 14.0
 """A ``member`` round lasts this long at least: past the dead timeout, then time for the
 learner to catch up and the promotion and removal to commit."""
 MEMBER_NODES_MIN = 4
+MUTE_DURATION_S = 7.0
+"""A ``mute`` round lasts this long at least: past the workers' request timeout (5 s), so
+the producers give up on the muted requests and resend them once the node answers again,
+and the node must recognise every resent batch it already appended."""
 DELAY_MS = (50, 20)
 LOSS_PROBABILITY = 0.2
 
@@ -137,8 +142,10 @@ def schedule(seed: int, kinds: Sequence[str], time_s: float) -> list[Round]:
             faults.append(Fault(name, variant, rng.randrange(1 << 32)))
         if "member" in chosen:
             duration = max(duration, MEMBER_DURATION_S)
-            if clock + duration > time_s:
-                return rounds
+        if "mute" in chosen:
+            duration = max(duration, MUTE_DURATION_S)
+        if clock + duration > time_s:
+            return rounds
         rounds.append(Round(clock, duration, tuple(faults)))
         clock += duration + rng.uniform(*GAP_S)
 
@@ -237,6 +244,10 @@ class Nemesis:
         elif fault.kind == "loss":
             victims = self._pick_one(fault, rng)
             self.network.lose(victims, LOSS_PROBABILITY)
+            targets = tuple(f"n{n}" for n in victims)
+        elif fault.kind == "mute":
+            victims = self._pick_one(fault, rng)
+            self.network.mute(victims)
             targets = tuple(f"n{n}" for n in victims)
         elif fault.kind == "corrupt":
             victims = self._pick_one(fault, rng)

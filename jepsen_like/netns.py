@@ -209,6 +209,14 @@ class NamespaceNetwork:
                         "--probability", f"{probability:.3f}", "-j", "DROP",
                     )  # fmt: skip
 
+    def mute(self, node_ids: Iterable[int]) -> None:
+        """DROP what leaves the node from its Kafka port: requests arrive and are carried
+        out (batches appended and replicated), their answers never reach the client."""
+        for node_id in node_ids:
+            self._iptables(
+                node_id, "-A", "OUTPUT", "-p", "tcp", "--sport", str(KAFKA_PORT), "-j", "DROP"
+            )
+
     def delay(self, node_ids: Iterable[int], delay_ms: int, jitter_ms: int) -> None:
         for node_id in node_ids:
             result = _run(

@@ -186,10 +186,18 @@ class ProxyNetwork:
                 "packet loss needs network namespaces (root with ip and iptables); the TCP "
                 "proxy carries a byte stream, where losing bytes means nothing"
             )
+        if kind == "mute":
+            return (
+                "muting a node's answers to clients needs network namespaces (root with ip "
+                "and iptables); the TCP proxy only sits between nodes"
+            )
         return None
 
     def lose(self, node_ids: Iterable[int], probability: float) -> None:
         raise NetworkError(self.unsupported("loss") or "")
+
+    def mute(self, node_ids: Iterable[int]) -> None:
+        raise NetworkError(self.unsupported("mute") or "")
 
     def delay(self, node_ids: Iterable[int], delay_ms: int, jitter_ms: int) -> None:
         with self._lock:
