@@ -42,7 +42,7 @@ from raftlog.controller.service import NOT_CONTROLLER, Controller, ControllerUna
 from raftlog.groups.records import OFFSETS_PARTITIONS, OFFSETS_TOPIC
 from raftlog.kafka.listener import KafkaListener
 from raftlog.limits import StorageLimits
-from raftlog.node.balance import LedHead
+from raftlog.node.balance import LedHead, preferred_ready
 from raftlog.node.balance import moves as balance_moves
 from raftlog.node.broker import Broker
 from raftlog.node.leadership import (
@@ -433,14 +433,7 @@ class Node:
                 if located is None or not located[1].replicas:
                     continue
                 preferred = located[1].replicas[0]
-                statistics = group.raw.statistics()
-                ready = any(
-                    peer.node_id == preferred
-                    and peer.recent_active
-                    and not peer.is_learner
-                    and peer.match_index >= statistics.last_index
-                    for peer in statistics.progress
-                )
+                ready = preferred_ready(group.raw.statistics(), preferred)
                 heads.append(LedHead(group.group_id, preferred, ready))
             for group_id, target in balance_moves(self.config.node_id, heads):
                 request = TransferRequest(group_id, target, BALANCE_TRANSFER_TIMEOUT_S)
