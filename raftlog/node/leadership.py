@@ -27,6 +27,8 @@ import trio
 
 from raftlog.controller.metadata import MetadataState
 from raftlog.raft.errors import NotLeader, RaftUsageError
+from raftlog.raft.ready import Role
+from raftlog.raft.statistics import RaftStatistics
 from raftlog.replica.group import ReplicaGroup
 
 TRANSFER_RPC = "partition.transfer_leader"
@@ -162,12 +164,12 @@ class LeadershipTransfers:
         with trio.move_on_at(deadline):
             while group.leader_id != target:
                 await trio.sleep(POLL_S)
-                if group.is_leader and group.raw.statistics().lead_transferee != target:
-                    raise TransferError(
-                        409,
-                        f"Raft abandoned the transfer: node {target} did not take over within "
-                        f"an election timeout (node {self.node_id} still leads)",
-                    )
+                # The core's own state, not the Ready loop's view of it: once the target's
+                # vote request deposes this node the core clears the transferee at once,
+                # before the role change reaches `group.is_leader`.
+                statistics = group.raw.statistics()
+                if statistics.role is Role.LEADER and statistics.lead_transferee != target:
+                    raise TransferError(409, _abandoned(target, self.node_id, statistics))
                 if group.leader_id not in (0, self.node_id, target):
                     raise TransferError(
                         409, f"node {group.leader_id} won the election instead of node {target}"
@@ -178,3 +180,15 @@ class LeadershipTransfers:
             f"node {target} did not take over within {request.timeout_s:g} s "
             f"(leader now {group.leader_id or 'unknown'})",
         )
+
+
+def _abandoned(target: int, node_id: int, statistics: RaftStatistics) -> str:
+    if statistics.lead_transferee:
+        return (
+            f"a transfer to node {statistics.lead_transferee} replaced this one "
+            f"(node {node_id} still leads)"
+        )
+    return (
+        f"Raft abandoned the transfer: node {target} did not take over within an election "
+        f"timeout (node {node_id} still leads)"
+    )
