@@ -38,6 +38,9 @@ POLL_S = 0.01
 RETRY_S = 0.2
 """Pause between two rounds of asking replicas while the leader is unknown or unreachable."""
 UNAVAILABLE = 503
+ABANDONED = 409
+"""Raft dropped the transfer, another replaced it, or another node won the election."""
+OUTCOMES = ("done", "abandoned", "timeout", "refused")
 """The one status worth retrying: no leader known or reachable (yet)."""
 
 
@@ -93,6 +96,9 @@ class LeadershipTransfers:
     lookup: Callable[[int], ReplicaGroup | None]
     forward: Forward | None
     """Sends a request to another node (None on a single node: nothing to forward to)."""
+    observer: Callable[[str], None] | None = None
+    """Told the outcome of each transfer this node ran as leader (for the metrics): one
+    of `OUTCOMES`."""
 
     async def transfer(self, request: TransferRequest, replicas: tuple[int, ...]) -> dict[str, Any]:
         """Move `request.group_id`'s leadership to `request.target`, one of `replicas`."""
@@ -152,6 +158,21 @@ class LeadershipTransfers:
     async def _transfer_here(
         self, group: ReplicaGroup, request: TransferRequest, deadline: float
     ) -> dict[str, Any]:
+        try:
+            answer = await self._run_here(group, request, deadline)
+        except TransferError as error:
+            self._observe(_outcome(error.status))
+            raise
+        self._observe("done")
+        return answer
+
+    def _observe(self, outcome: str) -> None:
+        if self.observer is not None:
+            self.observer(outcome)
+
+    async def _run_here(
+        self, group: ReplicaGroup, request: TransferRequest, deadline: float
+    ) -> dict[str, Any]:
         target = request.target
         if target not in group.raw.membership.voters:
             raise TransferError(400, f"node {target} is not a voting replica")
@@ -160,7 +181,7 @@ class LeadershipTransfers:
         except NotLeader:
             raise TransferError(UNAVAILABLE, "leadership moved while the transfer began") from None
         except RaftUsageError as error:
-            raise TransferError(409, f"cannot transfer: {error}") from None
+            raise TransferError(400, f"cannot transfer: {error}") from None
         with trio.move_on_at(deadline):
             while group.leader_id != target:
                 await trio.sleep(POLL_S)
@@ -169,10 +190,11 @@ class LeadershipTransfers:
                 # before the role change reaches `group.is_leader`.
                 statistics = group.raw.statistics()
                 if statistics.role is Role.LEADER and statistics.lead_transferee != target:
-                    raise TransferError(409, _abandoned(target, self.node_id, statistics))
+                    raise TransferError(ABANDONED, _abandoned(target, self.node_id, statistics))
                 if group.leader_id not in (0, self.node_id, target):
                     raise TransferError(
-                        409, f"node {group.leader_id} won the election instead of node {target}"
+                        ABANDONED,
+                        f"node {group.leader_id} won the election instead of node {target}",
                     )
             return {"group": request.group_id, "leader": target, "term": group.raw.term}
         raise TransferError(
@@ -180,6 +202,14 @@ class LeadershipTransfers:
             f"node {target} did not take over within {request.timeout_s:g} s "
             f"(leader now {group.leader_id or 'unknown'})",
         )
+
+
+def _outcome(status: int) -> str:
+    if status == 504:
+        return "timeout"
+    if status == ABANDONED:
+        return "abandoned"
+    return "refused"
 
 
 def _abandoned(target: int, node_id: int, statistics: RaftStatistics) -> str:

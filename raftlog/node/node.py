@@ -155,7 +155,10 @@ class Node:
         self.router = RaftRouter(self._lookup, self._execute_for_peer)
         self.router.transfer_call = self._serve_transfer
         self.transfers = LeadershipTransfers(
-            self.config.node_id, self._lookup, self._forward_transfer if self.config.peers else None
+            self.config.node_id,
+            self._lookup,
+            self._forward_transfer if self.config.peers else None,
+            observer=self.metrics.leadership_transfer,
         )
         async with trio.open_nursery() as nursery:
             self._nursery = nursery

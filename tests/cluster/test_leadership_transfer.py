@@ -101,6 +101,15 @@ def test_transfers_under_load_keep_every_acknowledged_record(tmp_path: Path) -> 
                     seen.add(message.value())
         consumer.close()
         assert set(acknowledged) <= seen, f"{len(set(acknowledged) - seen)} acknowledged lost"
+        done = sum(_transfers_done(cluster, node) for node in (1, 2, 3))
+        assert done >= len(moves), "every leader counted the transfer it ran"
+
+
+def _transfers_done(cluster: LocalCluster, node: int) -> float:
+    with urllib.request.urlopen(f"{cluster.node(node).admin_url}/metrics", timeout=10) as r:
+        text = r.read().decode()
+    prefix = 'raftlog_leadership_transfers_total{outcome="done"} '
+    return sum(float(line[len(prefix):]) for line in text.splitlines() if line.startswith(prefix))
 
 
 def test_refusals_say_why(tmp_path: Path) -> None:
