@@ -278,12 +278,13 @@ class Nemesis:
     def _plan_controller(self, live: list[int], rng: random.Random) -> str | tuple[str, str, str]:
         via = self.cluster.nodes[rng.choice(live)]
         try:
-            leader = _admin_json(via.admin_addr, "/v1/cluster", "GET")["controller_leader"]
+            cluster = _admin_json(via.admin_addr, "/v1/cluster", "GET")
+            leader, voters = cluster["controller_leader"], cluster["controller_voters"]
         except (OSError, ValueError, KeyError) as error:
             return f"controller: no cluster view ({_short(error)})"
-        others = [n for n in live if n != leader]
+        others = [n for n in live if n != leader and n in voters]
         if not others:
-            return "controller: no other live node"
+            return "controller: no other live voter"
         target = rng.choice(others)
         path = f"/v1/controller/transfer-leader?target={target}&timeout_ms={TRANSFER_TIMEOUT_MS}"
         return f"controller:n{leader}->n{target}", via.admin_addr, path

@@ -83,6 +83,7 @@ def test_documents_and_metrics_of_a_node_with_traffic(raftlog_node: LocalCluster
 
     cluster = _json(f"{base}/v1/cluster")
     assert cluster["node_id"] == 1 and cluster["controller_leader"] == 1
+    assert cluster["controller_voters"] == [1]
     assert cluster["cluster_id"] and len(cluster["cluster_id"]) == 22
     assert [entry["kafka"] for entry in cluster["nodes"]] == [node.address]
 
