@@ -129,14 +129,15 @@ class LeadershipTransfers:
         if group is not None and group.is_leader:
             return await self._transfer_here(group, request, deadline)
         known = group.leader_id if group is not None and group.leader_id else None
-        if request.hops >= HOPS_MAX or self.forward is None:
+        if request.hops >= HOPS_MAX or self.forward is None or (request.hops and not known):
             raise TransferError(
                 UNAVAILABLE,
                 f"node {self.node_id} does not lead the group"
                 + (f" (node {known} does)" if known else " and knows no leader"),
             )
         candidates = [known] if known and known != self.node_id else []
-        candidates += [r for r in replicas if r not in (self.node_id, known)]
+        if request.hops == 0:  # only the node asked fans out; a hop goes to the leader or fails
+            candidates += [r for r in replicas if r not in (self.node_id, known)]
         errors = []
         for node in candidates:
             remaining = deadline - trio.current_time()
