@@ -16,7 +16,9 @@ variants:
   netem) or dropped at random (iptables); one node or all.
 * ``transfer``: leadership transfers through a node's admin API (``POST
   .../transfer-leader``, sent to a random live node, which forwards it to the leader):
-  ``one`` moves one partition's leadership to another replica, ``all`` every partition's.
+  ``one`` moves one partition's leadership to another live replica, ``all`` every
+  partition's at once (concurrent requests), ``controller`` the controller group's. Each
+  target records ``p0:n1->n3`` (or ``controller:...``) and the outcome when refused.
   Nothing to heal: the elections they cause are the fault.
 * ``member``: ``replace`` kills one node and keeps it down past the nodes' dead timeout
   (the runner sets ``--node-dead-timeout-ms`` to ``MEMBER_DEAD_TIMEOUT_MS``), so the
@@ -41,6 +43,7 @@ appended to ``nemesis.jsonl`` as it happens.
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import random
 import time
@@ -68,11 +71,13 @@ VARIANTS: dict[str, tuple[str, ...]] = {
     "delay": ("one", "all"),
     "loss": ("one", "all"),
     "mute": ("leader", "leader", "one"),
-    "transfer": ("one", "all"),
+    "transfer": ("one", "one", "all", "controller"),
     "member": ("replace",),
     "corrupt": ("one", "leader"),
 }
 TRANSFER_TIMEOUT_MS = 5000
+TRANSFERS_AT_ONCE_MAX = 16
+REFUSAL_CHARS_MAX = 160
 WARMUP_S = 3.0
 GAP_S = (2.0, 5.0)
 DURATION_S = (4.0, 10.0)
@@ -214,11 +219,7 @@ class Nemesis:
             self._killed.update(victims)
             targets = tuple(f"n{n}" for n in victims)
         elif fault.kind == "transfer":
-            chosen = (
-                range(self.partitions) if fault.variant == "all"
-                else [rng.randrange(self.partitions)]
-            )  # fmt: skip
-            targets = tuple(self._transfer(partition, rng) for partition in chosen)
+            targets = self._transfers(fault.variant, rng)
         elif fault.kind == "kill":
             victims = self._pick_one(fault, rng)
             for node_id in victims:
@@ -259,30 +260,69 @@ class Nemesis:
         self._record(Edge.START, kind, targets, fault_id, details)
         self._open.append((fault_id, kind, targets))
 
-    def _transfer(self, partition: int, rng: random.Random) -> str:
-        """Ask a random live node to move `partition`'s leadership to another replica;
-        returns what happened, for the timeline (a refusal is an outcome, not an error:
-        the partition may be mid-election)."""
+    def _transfers(self, variant: str, rng: random.Random) -> tuple[str, ...]:
+        """Plan the transfers (every random pick, in order, from the fault's seed), then
+        send them all at once, each to a random live node; returns what happened, for the
+        timeline (a refusal is an outcome, not an error: the group may be mid-election)."""
         live = [n for n in self._nodes() if n not in self._killed and n not in self._paused]
         if not live:
-            return f"p{partition}: no live node to ask"
+            return ("no live node to ask",)
+        if variant == "controller":
+            plans = [self._plan_controller(live, rng)]
+        else:
+            chosen = (
+                range(self.partitions) if variant == "all" else [rng.randrange(self.partitions)]
+            )
+            plans = [self._plan_partition(partition, live, rng) for partition in chosen]
+        posts = [plan for plan in plans if isinstance(plan, tuple)]
+        outcomes: dict[str, str] = {}
+        if posts:
+            workers = min(len(posts), TRANSFERS_AT_ONCE_MAX)
+            with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+                for label, outcome in zip(
+                    [label for label, _, _ in posts],
+                    pool.map(lambda plan: _post(plan[1], plan[2]), posts),
+                    strict=True,
+                ):
+                    outcomes[label] = outcome
+        return tuple(
+            plan if isinstance(plan, str) else f"{plan[0]}{outcomes[plan[0]]}" for plan in plans
+        )
+
+    def _plan_partition(
+        self, partition: int, live: list[int], rng: random.Random
+    ) -> str | tuple[str, str, str]:
+        """(label, admin address, path) of one partition's transfer, or why there is none."""
         via = self.cluster.nodes[rng.choice(live)]
         try:
             document = _admin_json(via.admin_addr, f"/v1/topics/{self.topic}/partitions", "GET")
-            head = document["partitions"][partition]["segments"][-1]
-            leader = self.leader_of(partition)
-            others = [n for n in head["replicas"] if n != leader and n in live]
-            if not others:
-                return f"p{partition}: no other live replica"
-            target = rng.choice(sorted(others))
-            path = (
-                f"/v1/partitions/{self.topic}/{partition}/transfer-leader"
-                f"?target={target}&timeout_ms={TRANSFER_TIMEOUT_MS}"
-            )
-            _admin_json(via.admin_addr, path, "POST")
+            replicas = document["partitions"][partition]["segments"][-1]["replicas"]
         except (OSError, ValueError, KeyError, IndexError) as error:
-            return f"p{partition}: refused ({error})"
-        return f"p{partition}:n{leader}->n{target}"
+            return f"p{partition}: no replica list ({_short(error)})"
+        leader = self.leader_of(partition)
+        others = [n for n in replicas if n != leader and n in live]
+        if not others:
+            return f"p{partition}: no other live replica"
+        target = rng.choice(sorted(others))
+        path = (
+            f"/v1/partitions/{self.topic}/{partition}/transfer-leader"
+            f"?target={target}&timeout_ms={TRANSFER_TIMEOUT_MS}"
+        )
+        return f"p{partition}:n{leader}->n{target}", via.admin_addr, path
+
+    def _plan_controller(self, live: list[int], rng: random.Random) -> str | tuple[str, str, str]:
+        via = self.cluster.nodes[rng.choice(live)]
+        try:
+            cluster = _admin_json(via.admin_addr, "/v1/cluster", "GET")
+            leader, voters = cluster["controller_leader"], cluster["controller_voters"]
+        except (OSError, ValueError, KeyError) as error:
+            return f"controller: no cluster view ({_short(error)})"
+        others = [n for n in live if n != leader and n in voters]
+        if not others:
+            return "controller: no other live voter"
+        target = rng.choice(others)
+        path = f"/v1/controller/transfer-leader?target={target}&timeout_ms={TRANSFER_TIMEOUT_MS}"
+        return f"controller:n{leader}->n{target}", via.admin_addr, path
 
     def _corrupt(self, node_id: int, rng: random.Random) -> str:
         """Kill, damage the files, restart (unless another fault keeps it down until the
@@ -350,7 +390,25 @@ def _admin_json(admin_addr: str, path: str, method: str) -> Any:
         with urllib.request.urlopen(request, timeout=TRANSFER_TIMEOUT_MS / 1000 + 10) as answer:
             return json.loads(answer.read())
     except urllib.error.HTTPError as error:
-        raise OSError(f"HTTP {error.code}: {error.read()[:200]!r}") from None
+        try:
+            message = json.loads(error.read()).get("error", "")
+        except ValueError:
+            message = ""
+        raise OSError(f"HTTP {error.code}: {message}") from None
+
+
+def _post(admin_addr: str, path: str) -> str:
+    """One transfer: '' when done, else why not (the timeline's outcome)."""
+    try:
+        _admin_json(admin_addr, path, "POST")
+    except (OSError, ValueError) as error:
+        return f" refused ({_short(error)})"
+    return ""
+
+
+def _short(error: Exception) -> str:
+    text = str(error)
+    return text if len(text) <= REFUSAL_CHARS_MAX else text[: REFUSAL_CHARS_MAX - 3] + "..."
 
 
 def _sleep_until(when: float, keep_going: Callable[[], bool]) -> bool:

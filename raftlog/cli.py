@@ -245,7 +245,7 @@ def _kafka_command(arguments: argparse.Namespace) -> int:
 
 
 def _admin_command(arguments: argparse.Namespace) -> int:
-    """cluster status and segment list: read a node's admin HTTP API."""
+    """cluster, segment and partition commands: a node's admin HTTP API."""
     try:
         document = cli_cluster.run(arguments)
     except (ConnectionError, CommandError) as error:
@@ -254,7 +254,7 @@ def _admin_command(arguments: argparse.Namespace) -> int:
     if arguments.format == "json":
         print(json.dumps(document, indent=2))
     else:
-        print(cli_cluster.render_text(arguments.command, document, cli_groups.table))
+        print(cli_cluster.render_text(cli_cluster.view_name(arguments), document, cli_groups.table))
     return EXIT_OK
 
 

@@ -1,7 +1,8 @@
-"""`raftlog cluster status`, `raftlog segment list TOPIC/PARTITION` and `raftlog partition
-transfer-leader TOPIC PARTITION --to N`: the admin API's view, and its one action.
+"""`raftlog cluster status`, `raftlog segment list TOPIC/PARTITION`, `raftlog partition
+transfer-leader TOPIC PARTITION --to N` and `raftlog cluster transfer-controller --to N`:
+the admin API's view, and its two actions.
 
-Both read one node's admin HTTP API (`--admin`, default 127.0.0.1:9644). Every node
+All use one node's admin HTTP API (`--admin`, default 127.0.0.1:9644). Every node
 knows the whole cluster's metadata; leaders, terms, high watermarks and replica lag are
 known for the segments that node hosts (with replication factor = cluster size, all of
 them). A segment hosted elsewhere shows `-` for those columns.
@@ -38,6 +39,12 @@ def add_parsers(commands: argparse._SubParsersAction, output: argparse.ArgumentP
         parents=[admin, output],
         help="nodes, controller leader, every partition's segments, leaders, terms and lag",
     )
+    controller = cluster_sub.add_parser(
+        "transfer-controller",
+        parents=[admin, output],
+        help="make a controller voter the controller group's leader (forwarded to the leader)",
+    )
+    _transfer_arguments(controller, "the node id of the controller voter to lead")
     segment = commands.add_parser("segment", help="the segments of a partition")
     segment_sub = segment.add_subparsers(dest="segment_command", metavar="SUBCOMMAND")
     listing = segment_sub.add_parser(
@@ -53,10 +60,13 @@ def add_parsers(commands: argparse._SubParsersAction, output: argparse.ArgumentP
     )
     transfer.add_argument("topic", metavar="TOPIC")
     transfer.add_argument("partition", metavar="PARTITION", type=int)
-    transfer.add_argument("--to", dest="to", type=int, required=True, metavar="NODE",
-                          help="the node id of the replica to lead")
-    transfer.add_argument("--timeout-ms", dest="timeout_ms", type=int, default=10_000,
-                          help="give up after this long (10000)")
+    _transfer_arguments(transfer, "the node id of the replica to lead")
+
+
+def _transfer_arguments(parser: argparse.ArgumentParser, to_help: str) -> None:
+    parser.add_argument("--to", dest="to", type=int, required=True, metavar="NODE", help=to_help)
+    parser.add_argument("--timeout-ms", dest="timeout_ms", type=int, default=10_000,
+                        help="give up after this long (10000; at most 60000)")
 
 
 def get(admin: str, path: str) -> Any:
@@ -138,16 +148,31 @@ def segment_list(admin: str, target: str) -> dict[str, Any]:
 
 
 def transfer_leader(admin: str, topic: str, partition: int, target: int, timeout_ms: int) -> Any:
+    path = f"/v1/partitions/{quote(topic, safe='')}/{partition}/transfer-leader"
+    return _transfer(admin, path, target, timeout_ms)
+
+
+def transfer_controller(admin: str, target: int, timeout_ms: int) -> Any:
+    return _transfer(admin, "/v1/controller/transfer-leader", target, timeout_ms)
+
+
+def _transfer(admin: str, path: str, target: int, timeout_ms: int) -> Any:
     if timeout_ms <= 0:
         raise CommandError("--timeout-ms must be positive")
-    path = (
-        f"/v1/partitions/{quote(topic, safe='')}/{partition}/transfer-leader"
-        f"?target={target}&timeout_ms={timeout_ms}"
-    )
-    return _request(admin, "POST", path, TIMEOUT_S + timeout_ms / 1000)
+    query = f"?target={target}&timeout_ms={timeout_ms}"
+    return _request(admin, "POST", path + query, TIMEOUT_S + timeout_ms / 1000)
+
+
+def view_name(arguments: argparse.Namespace) -> str:
+    """Which rendering `render_text` uses for the command line's (sub)command."""
+    if arguments.command == "cluster" and arguments.cluster_command == "transfer-controller":
+        return "transfer-controller"
+    return str(arguments.command)
 
 
 def run(arguments: argparse.Namespace) -> Any:
+    if arguments.command == "cluster" and arguments.cluster_command == "transfer-controller":
+        return transfer_controller(arguments.admin, arguments.to, arguments.timeout_ms)
     if arguments.command == "cluster":
         return status(arguments.admin)
     if arguments.command == "partition":
@@ -159,6 +184,8 @@ def run(arguments: argparse.Namespace) -> Any:
 
 
 def render_text(command: str, document: dict[str, Any], table: Any) -> str:
+    if command == "transfer-controller":
+        return f"controller: node {document['leader']} leads (term {document['term']})"
     if command == "partition":
         return (
             f"{document['topic']}/{document['partition']}: node {document['leader']} leads "

@@ -10,11 +10,14 @@
 | `GET /v1/topics/{topic}/partitions` | each partition's segment chain |
 | `GET /v1/groups` | consumer groups this node coordinates, with lag |
 | `POST /v1/partitions/{topic}/{partition}/transfer-leader?target=N` | leadership to N |
+| `POST /v1/controller/transfer-leader?target=N` | the controller group's leadership to N |
 | `GET /` | the console (static HTML + JS polling the JSON routes) |
 
-Reads are GET and HEAD; the one action is the POST above (`&timeout_ms=T`, default
-10000): any node takes it and forwards it to the partition's leader; 200 once N leads.
-A JSON error document says what went wrong.
+Reads are GET and HEAD; the actions are the two POSTs above (`&timeout_ms=T`, default
+10000, at most 60000): any node takes them and forwards them to the group's leader; 200
+once N leads. A JSON error document says what went wrong (400 bad request or target,
+404 unknown topic or partition, 409 Raft refused or abandoned the transfer, 503 no
+leader reachable within the timeout, 504 the target did not take over in time).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from raftlog.admin.view import NodeView
 from raftlog.node.leadership import TransferError
 
 TRANSFER_ROUTE = "/v1/partitions/{topic}/{partition}/transfer-leader"
+CONTROLLER_TRANSFER_ROUTE = "/v1/controller/transfer-leader"
 
 CONSOLE_FILES = {
     "/": ("index.html", "text/html; charset=utf-8"),
@@ -72,19 +76,30 @@ class AdminApi:
 
     async def _post(self, path: str, query: dict[str, list[str]]) -> HttpResponse:
         parts = [urllib.parse.unquote(part) for part in path.strip("/").split("/")]
-        if len(parts) != 5 or parts[:2] != ["v1", "partitions"] or parts[4] != "transfer-leader":
+        controller = parts == ["v1", "controller", "transfer-leader"]
+        partition_route = (
+            len(parts) == 5 and parts[:2] == ["v1", "partitions"] and parts[4] == "transfer-leader"
+        )
+        if not controller and not partition_route:
             return attrs.evolve(
-                _error(405, f"POST is served only on {TRANSFER_ROUTE}"),
+                _error(
+                    405, f"POST is served only on {TRANSFER_ROUTE} and {CONTROLLER_TRANSFER_ROUTE}"
+                ),
                 headers=(("allow", "GET, HEAD"),),
             )
+        route = CONTROLLER_TRANSFER_ROUTE if controller else TRANSFER_ROUTE
         try:
-            partition = int(parts[3])
+            partition = 0 if controller else int(parts[3])
             target = int(query["target"][0])
             timeout_s = int(query.get("timeout_ms", ["10000"])[0]) / 1000
         except (KeyError, ValueError, IndexError):
-            return _error(400, f"usage: POST {TRANSFER_ROUTE}?target=N[&timeout_ms=T]")
+            return _error(400, f"usage: POST {route}?target=N[&timeout_ms=T]")
+        node = self.view.node
         try:
-            answer = await self.view.node.transfer_leader(parts[2], partition, target, timeout_s)
+            if controller:
+                answer = await node.transfer_controller(target, timeout_s)
+            else:
+                answer = await node.transfer_leader(parts[2], partition, target, timeout_s)
         except TransferError as error:
             return _error(error.status, str(error))
         return _json(200, answer)

@@ -5,8 +5,9 @@ one process, as in tests, keep separate numbers. Two kinds of metric:
 
 - Counted on the hot paths, once per event and never per record: Kafka requests and
   their latency per API, bytes read and written by the Kafka listener, fsync latency,
-  elections and leader changes. The per-API label children are looked up once and
-  cached, so a request costs a dict lookup, an increment and a histogram observation.
+  elections and leader changes, leadership transfers by outcome. The per-API label
+  children are looked up once and cached, so a request costs a dict lookup, an increment
+  and a histogram observation.
 - Read at scrape time from the node (`NodeView`): each hosted Raft group's term and
   commit lag, quiesced groups, readiness, and consumer lag per group and partition for
   the groups this node coordinates. Nothing is kept between scrapes, so a dropped group
@@ -32,6 +33,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from raftlog.admin.view import NodeView
+from raftlog.node.leadership import OUTCOMES as TRANSFER_OUTCOMES
 from raftlog.protocol.api_keys import API_SPECS
 from raftlog.raft.ready import Role
 
@@ -99,6 +101,16 @@ class NodeMetrics:
             "Times a hosted group saw its leader change (including to none)",
             registry=registry,
         )
+        self._transfers = Counter(
+            "raftlog_leadership_transfers",
+            "Leadership transfers this node ran as leader (asked or balancing), by outcome: "
+            "done, abandoned (Raft dropped it or another node won), timeout, refused",
+            ["outcome"],
+            registry=registry,
+        )
+        self._transfer_outcomes = {
+            outcome: self._transfers.labels(outcome) for outcome in TRANSFER_OUTCOMES
+        }
         self._by_api: dict[int, _ApiChildren] = {}
 
     def attach(self, view: NodeView) -> None:
@@ -132,6 +144,11 @@ class NodeMetrics:
         children.seconds.observe(seconds)
         if failed:
             children.failures.inc()
+
+    # -- LeadershipTransfers observer ----------------------------------------------------
+
+    def leadership_transfer(self, outcome: str) -> None:
+        self._transfer_outcomes[outcome].inc()
 
     # -- ReplicaGroup observer -----------------------------------------------------------
 

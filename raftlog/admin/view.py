@@ -74,6 +74,7 @@ class NodeView:
             "cluster_id": state.cluster_id,
             "node_id": node.config.node_id,
             "controller_leader": None if controller < 0 else controller,
+            "controller_voters": self._controller_voters(),
             "ready": self.ready,
             "nodes": [
                 {
@@ -89,6 +90,11 @@ class NodeView:
             "hosted_groups": node.hosted_groups(),
             "quiescent_groups": node.quiescent_groups(),
         }
+
+    def _controller_voters(self) -> list[int]:
+        """Who may lead the controller group (the target of a controller transfer)."""
+        group = self.node.controller.group
+        return [] if group is None else sorted(group.raw.membership.voters)
 
     def _connected(self, node_id: int) -> bool | None:
         """Whether the transport to that node is up (None for this node itself)."""

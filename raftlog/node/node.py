@@ -42,7 +42,7 @@ from raftlog.controller.service import NOT_CONTROLLER, Controller, ControllerUna
 from raftlog.groups.records import OFFSETS_PARTITIONS, OFFSETS_TOPIC
 from raftlog.kafka.listener import KafkaListener
 from raftlog.limits import StorageLimits
-from raftlog.node.balance import LedHead
+from raftlog.node.balance import LedHead, preferred_ready
 from raftlog.node.balance import moves as balance_moves
 from raftlog.node.broker import Broker
 from raftlog.node.leadership import (
@@ -89,20 +89,25 @@ FORWARD_TIMEOUT_S = 30.0
 PARTITION_LEADERS_WAIT_S = 10.0
 LIVENESS_INTERVAL_S = 1.0
 PING_TIMEOUT_S = 2.0
-FORWARD_SLACK_S = 5.0
 BALANCE_TRANSFER_TIMEOUT_S = 5.0
+FORWARD_SLACK_S = 5.0
 """A forwarded transfer's call outlives the transfer's own timeout by this much, so the
 remote node's answer (success or its own timeout) arrives rather than a transport one."""
 RECONCILE_INTERVAL_S = 0.5
 REPLACEMENTS_PER_PASS_MAX = 256
+"""Bounds the controller commands one liveness pass issues for a dead node's replicas."""
 LINK_RETRY_FIRST_S = 0.2
 LINK_RETRY_MAX_S = 5.0
-"""Bounds the controller commands one liveness pass issues for a dead node's replicas."""
 PREPARE_RESERVE_MIN_OFFSETS = 256
 """The fewest offsets a successor made ahead leaves between the head's end and its start."""
 CAMPAIGN_RETRY_S = 0.05
 CAMPAIGN_RETRIES_MAX = 40
 """A new group's first replica stands again every 50 ms for up to 2 s until it is led."""
+
+
+def _check_transfer_timeout(timeout_s: float) -> None:
+    if not 0 < timeout_s <= TRANSFER_TIMEOUT_S_MAX:
+        raise TransferError(400, f"timeout must be in (0, {TRANSFER_TIMEOUT_S_MAX:g}] s")
 
 
 class ClusterConfigError(ValueError):
@@ -161,7 +166,10 @@ class Node:
         self.router = RaftRouter(self._lookup, self._execute_for_peer)
         self.router.transfer_call = self._serve_transfer
         self.transfers = LeadershipTransfers(
-            self.config.node_id, self._lookup, self._forward_transfer if self.config.peers else None
+            self.config.node_id,
+            self._lookup,
+            self._forward_transfer if self.config.peers else None,
+            observer=self.metrics.leadership_transfer,
         )
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
@@ -506,19 +514,12 @@ class Node:
                 if located is None or not located[1].replicas:
                     continue
                 preferred = located[1].replicas[0]
-                statistics = group.raw.statistics()
-                ready = any(
-                    peer.node_id == preferred
-                    and peer.recent_active
-                    and not peer.is_learner
-                    and peer.match_index >= statistics.last_index
-                    for peer in statistics.progress
-                )
+                ready = preferred_ready(group.raw.statistics(), preferred)
                 heads.append(LedHead(group.group_id, preferred, ready))
             for group_id, target in balance_moves(self.config.node_id, heads):
                 request = TransferRequest(group_id, target, BALANCE_TRANSFER_TIMEOUT_S)
                 try:
-                    await self.transfers.transfer(request, (self.config.node_id, target))
+                    await self.transfers.transfer_local(request)
                 except TransferError as error:
                     logs.event("leader_balance_failed", group=group_id, target=target,
                                reason=str(error))
@@ -683,27 +684,49 @@ class Node:
         self, topic: str, partition: int, target: int, timeout_s: float
     ) -> dict[str, Any]:
         """Move a partition's leadership to replica `target`; raises TransferError."""
-        if not 0 < timeout_s <= TRANSFER_TIMEOUT_S_MAX:
-            raise TransferError(400, f"timeout must be in (0, {TRANSFER_TIMEOUT_S_MAX:g}] s")
-        if self.transfers is None:
-            raise TransferError(503, "the node is still starting")
+        _check_transfer_timeout(timeout_s)
         group_id, replicas = head_group(self.controller.state, topic, partition)
         if target not in replicas:
             raise TransferError(400, f"node {target} holds no replica of {topic}-{partition}")
-        answer = await self.transfers.transfer(
+        answer = await self._transfers().transfer(
             TransferRequest(group_id, target, timeout_s), replicas
         )
         return {"topic": topic, "partition": partition, **answer}
 
+    async def transfer_controller(self, target: int, timeout_s: float) -> dict[str, Any]:
+        """Move the controller group's leadership to voter `target`; raises TransferError."""
+        _check_transfer_timeout(timeout_s)
+        voters = self._transfer_replicas(CONTROLLER_GROUP_ID)
+        if target not in voters:
+            raise TransferError(
+                400, f"node {target} is not a controller voter (voters: {list(voters)})"
+            )
+        return await self._transfers().transfer(
+            TransferRequest(CONTROLLER_GROUP_ID, target, timeout_s), voters
+        )
+
+    def _transfers(self) -> LeadershipTransfers:
+        if self.transfers is None:
+            raise TransferError(503, "the node is still starting")
+        return self.transfers
+
+    def _transfer_replicas(self, group_id: int) -> tuple[int, ...]:
+        """The nodes that may lead `group_id`: a segment's replicas, the controller's voters."""
+        if group_id == CONTROLLER_GROUP_ID:
+            group = self.controller.group
+            if group is None:
+                raise TransferError(503, "the node is still starting")
+            return tuple(sorted(group.raw.membership.voters))
+        located = self.controller.state.segment_by_group(group_id)
+        if located is None:
+            raise TransferError(404, f"no segment group {group_id}")
+        return tuple(located[1].replicas)
+
     async def _serve_transfer(self, payload: bytes) -> bytes:
         try:
             request = TransferRequest.decode(payload)
-            located = self.controller.state.segment_by_group(request.group_id)
-            if located is None:
-                raise TransferError(404, f"no segment group {request.group_id}")
-            if self.transfers is None:
-                raise TransferError(503, "the node is still starting")
-            answer = await self.transfers.transfer(request, tuple(located[1].replicas))
+            replicas = self._transfer_replicas(request.group_id)
+            answer = await self._transfers().transfer(request, replicas)
         except TransferError as error:
             answer = {"error": str(error), "status": error.status}
         return json.dumps(answer).encode()

@@ -83,6 +83,7 @@ def test_documents_and_metrics_of_a_node_with_traffic(raftlog_node: LocalCluster
 
     cluster = _json(f"{base}/v1/cluster")
     assert cluster["node_id"] == 1 and cluster["controller_leader"] == 1
+    assert cluster["controller_voters"] == [1]
     assert cluster["cluster_id"] and len(cluster["cluster_id"]) == 22
     assert [entry["kafka"] for entry in cluster["nodes"]] == [node.address]
 
@@ -136,6 +137,43 @@ def test_errors_are_json_and_say_what_went_wrong(raftlog_node: LocalCluster) -> 
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(request, timeout=10)
     assert refused.value.code == 405 and refused.value.headers["allow"] == "GET, HEAD"
+
+
+def _post(url: str) -> tuple[int, Any]:
+    request = urllib.request.Request(url, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=20) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def test_transfer_routes_refuse_bad_requests_with_the_reason(raftlog_node: LocalCluster) -> None:
+    base = raftlog_node.node(1).admin_url
+    admin = AdminClient({"bootstrap.servers": raftlog_node.bootstrap})
+    admin.create_topics([NewTopic("moved", num_partitions=1)])["moved"].result(30)
+    route = f"{base}/v1/partitions/moved/0/transfer-leader"
+    status, document = _post(f"{route}?target=1")  # the leader already: done at once
+    assert status == 200 and document["leader"] == 1, document
+    assert (document["topic"], document["partition"]) == ("moved", 0) and document["term"] >= 1
+    status, document = _post(route)
+    assert status == 400 and "usage: POST" in document["error"]
+    status, document = _post(f"{route}?target=x")
+    assert status == 400 and "usage: POST" in document["error"]
+    status, document = _post(f"{route}?target=2")
+    assert status == 400 and document["error"] == "node 2 holds no replica of moved-0"
+    status, document = _post(f"{route}?target=1&timeout_ms=0")
+    assert status == 400 and "timeout must be in" in document["error"]
+    status, document = _post(f"{base}/v1/partitions/moved/5/transfer-leader?target=1")
+    assert status == 404 and document["error"] == "topic 'moved' has no partition 5"
+    status, document = _post(f"{base}/v1/partitions/nope/0/transfer-leader?target=1")
+    assert status == 404 and document["error"] == "no topic 'nope'"
+    status, document = _post(f"{base}/v1/controller/transfer-leader?target=3")
+    assert status == 400 and "not a controller voter" in document["error"]
+    status, document = _post(f"{base}/v1/controller/transfer-leader?target=1")
+    assert status == 200 and document["leader"] == 1
+    status, document = _post(f"{base}/v1/partitions/moved/0/elsewhere?target=1")
+    assert status == 405 and "POST is served only on" in document["error"]
 
 
 def test_segment_chain_shows_sealed_segments_and_the_head(tmp_path: pathlib.Path) -> None:

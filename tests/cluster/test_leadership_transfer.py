@@ -4,10 +4,12 @@ follow the new leader."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 from confluent_kafka import Consumer, Producer, TopicPartition
@@ -99,6 +101,15 @@ def test_transfers_under_load_keep_every_acknowledged_record(tmp_path: Path) -> 
                     seen.add(message.value())
         consumer.close()
         assert set(acknowledged) <= seen, f"{len(set(acknowledged) - seen)} acknowledged lost"
+        done = sum(_transfers_done(cluster, node) for node in (1, 2, 3))
+        assert done >= len(moves), "every leader counted the transfer it ran"
+
+
+def _transfers_done(cluster: LocalCluster, node: int) -> float:
+    with urllib.request.urlopen(f"{cluster.node(node).admin_url}/metrics", timeout=10) as r:
+        text = r.read().decode()
+    prefix = 'raftlog_leadership_transfers_total{outcome="done"} '
+    return sum(float(line[len(prefix):]) for line in text.splitlines() if line.startswith(prefix))
 
 
 def test_refusals_say_why(tmp_path: Path) -> None:
@@ -116,3 +127,51 @@ def test_refusals_say_why(tmp_path: Path) -> None:
         same = _transfer(cluster, via=1, to=leader)
         assert same.returncode == 0, same.stderr
         assert _leader(admin) == leader
+
+
+def _controller_leader(cluster: LocalCluster, node: int) -> int | None:
+    with urllib.request.urlopen(f"{cluster.node(node).admin_url}/v1/cluster", timeout=10) as r:
+        leader = json.loads(r.read())["controller_leader"]
+    return None if leader is None else int(leader)
+
+
+def test_a_transfer_asked_while_the_leader_dies_waits_for_the_next_one(tmp_path: Path) -> None:
+    """The node asked keeps trying while the partition elects a new leader, so the request
+    succeeds within its timeout instead of failing on the dead leader."""
+    with LocalCluster(tmp_path, nodes=3) as cluster:
+        admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
+        admin.create_topics([NewTopic(TOPIC, 1, 3)])[TOPIC].result(30)
+        leader = _leader(admin)
+        survivors = [n for n in (1, 2, 3) if n != leader]
+        cluster.node(leader).kill()
+        result = _transfer(cluster, via=survivors[0], to=survivors[1])
+        assert result.returncode == 0, result.stderr
+        assert f"{TOPIC}/0: node {survivors[1]} leads" in result.stdout
+        survivor_admin = AdminClient({"bootstrap.servers": cluster.node(survivors[0]).address})
+        partition = survivor_admin.list_topics(TOPIC, timeout=10).topics[TOPIC].partitions[0]
+        assert partition.leader == survivors[1]
+
+
+def test_the_controller_leadership_moves_and_the_cluster_keeps_working(tmp_path: Path) -> None:
+    with LocalCluster(tmp_path, nodes=3) as cluster:
+        deadline = time.monotonic() + 20
+        while (leader := _controller_leader(cluster, 1)) is None:
+            assert time.monotonic() < deadline, "no controller leader"
+            time.sleep(0.1)
+        target = next(n for n in (1, 2, 3) if n != leader)
+        via = next(n for n in (1, 2, 3) if n not in (leader, target))
+        admin_addr = cluster.node(via).admin_url.removeprefix("http://")
+        result = _cli("cluster", "transfer-controller", "--to", str(target),
+                      "--admin", admin_addr, "--timeout-ms", "15000")
+        assert result.returncode == 0, result.stderr
+        assert f"controller: node {target} leads" in result.stdout
+        for node in (1, 2, 3):
+            deadline = time.monotonic() + 10
+            while _controller_leader(cluster, node) != target:
+                assert time.monotonic() < deadline, f"node {node} does not see {target} lead"
+                time.sleep(0.1)
+        admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
+        admin.create_topics([NewTopic(TOPIC, 2, 3)])[TOPIC].result(30)
+        assert len(admin.list_topics(TOPIC, timeout=10).topics[TOPIC].partitions) == 2
+        refused = _cli("cluster", "transfer-controller", "--to", "7", "--admin", admin_addr)
+        assert refused.returncode == 1 and "not a controller voter" in refused.stderr

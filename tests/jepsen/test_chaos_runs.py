@@ -58,12 +58,13 @@ def _kinds(anomalies: dict) -> dict[str, set[str]]:
 
 
 def test_a_correct_cluster_survives_kills_partitions_and_transfers(tmp_path: Path) -> None:
-    """Kills are power cuts here (--power-loss), and leadership transfers go through the
-    admin API of a random node, which forwards them to the leader."""
+    """Kills are power cuts here (--power-loss, seed 102 has a kill:all), and every
+    partition's leadership is moved at once through the admin API of a random node, which
+    forwards each request to the partition's leader."""
     out = tmp_path / "run"
     code, anomalies, printed = _run(
-        out, "--nodes", "3", "--time", "45", "--nemesis", "kill,partition,transfer",
-        "--seed", "101", "--power-loss",
+        out, "--nodes", "3", "--time", "45", "--nemesis", "kill,partition,transfer:all",
+        "--seed", "102", "--power-loss",
     )  # fmt: skip
     assert code == 0, printed[-3000:]
     assert anomalies["verdict"] == "valid"
@@ -77,6 +78,15 @@ def test_a_correct_cluster_survives_kills_partitions_and_transfers(tmp_path: Pat
     events = [json.loads(line) for line in (out / "nemesis.jsonl").read_text().splitlines()]
     assert {event["kind"].split(":")[0] for event in events} <= {"kill", "partition", "transfer"}
     assert len(events) >= 4, "the schedule injected faults and healed them"
+    moved = [
+        target
+        for event in events
+        if event["kind"] == "transfer:all" and event["event"] == "start"
+        for target in event["targets"]
+        if "->" in target and "refused" not in target
+    ]
+    assert moved, "at least one partition's leadership moved through the admin API"
+    assert {event["kind"] for event in events} >= {"kill:all", "transfer:all"}
     sends = sum(
         1
         for line in (out / "history.jsonl").read_text().splitlines()
