@@ -77,13 +77,17 @@ def produce(bootstrap: str, topic: str, count: int, size: int, acks: str, timeou
     }
 
 
-def create_topic(bootstrap: str, topic: str, partitions: int, timeout_s: float) -> None:
-    """Create `topic` with `partitions` partitions (replication factor 1) and wait until
-    the producer sees a leader for each, so the measurement does not time elections."""
+def create_topic(
+    bootstrap: str, topic: str, partitions: int, timeout_s: float, replication: int = 1
+) -> None:
+    """Create `topic` with `partitions` partitions and wait until the producer sees a
+    leader for each, so the measurement does not time elections."""
     from confluent_kafka.admin import AdminClient, NewTopic
 
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    futures = admin.create_topics([NewTopic(topic, partitions, 1)], request_timeout=timeout_s)
+    futures = admin.create_topics(
+        [NewTopic(topic, partitions, replication)], request_timeout=timeout_s
+    )
     futures[topic].result(timeout=timeout_s)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -248,9 +252,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--timeout", type=float, default=120.0)
     parser.add_argument("--partitions", type=int, default=0,
                         help="create the topic with this many partitions first (produce)")
+    parser.add_argument("--replication", type=int, default=1,
+                        help="replication factor of the topic --partitions creates")
     arguments = parser.parse_args(argv)
     if arguments.mode == "produce" and arguments.partitions > 0:
-        create_topic(arguments.bootstrap, arguments.topic, arguments.partitions, arguments.timeout)
+        create_topic(arguments.bootstrap, arguments.topic, arguments.partitions, arguments.timeout,
+                     arguments.replication)
     if arguments.mode == "produce":
         result = produce(
             arguments.bootstrap,

@@ -28,6 +28,13 @@ def test_quick_sweep_run(tmp_path: pathlib.Path) -> None:
     assert {r["sweep"].get("partitions") for r in throughput} >= {1, 10}
     assert all(r["value"] > 0 and r["ceiling_value"] > 0 for r in throughput)
     assert all("FAILED" not in r["notes"] for r in throughput), [r["notes"] for r in throughput]
+    replicated = {(r["sweep"]["record bytes"], r["family"]) for r in throughput
+                  if r["family"].endswith("RF=3")}
+    assert replicated == {
+        (size, f"records/s acks={acks} RF=3")
+        for size in (100, 1024, 16384)
+        for acks in ("all", "1")
+    }
     plots = {path.name for path in tmp_path.glob("results-*.png")}
     assert "results-ratios.png" in plots
     assert "results-sweep-records_per_s-by-partitions.png" in plots
