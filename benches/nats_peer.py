@@ -34,6 +34,8 @@ import time
 
 import attrs
 
+from raftlog.testing import free_port
+
 SOURCE = pathlib.Path(__file__).with_name("nats_load.c")
 DEBIAN_CANDIDATES = (pathlib.Path("/usr/sbin/nats-server"), pathlib.Path("/usr/bin/nats-server"))
 STARTUP_TIMEOUT_S = 30.0
@@ -119,12 +121,6 @@ def build_load_generator(directory: pathlib.Path) -> pathlib.Path | str:
     return binary
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @attrs.define(eq=False)
 class JetStreamCluster:
     """N nats-server processes with JetStream on file storage, each with its own store
@@ -175,8 +171,8 @@ class JetStreamCluster:
         if self.sync_always and not self.binary.can_fsync_before_ack:
             raise ValueError(f"nats-server {self.binary.version_text} has no sync_interval")
         self.directory.mkdir(parents=True, exist_ok=True)
-        self.client_ports = [_free_port() for _ in range(self.nodes)]
-        cluster_ports = [_free_port() for _ in range(self.nodes)]
+        self.client_ports = [free_port() for _ in range(self.nodes)]
+        cluster_ports = [free_port() for _ in range(self.nodes)]
         for index in range(self.nodes):
             config = self.directory / f"n{index + 1}.conf"
             config.write_text(self._config(index, cluster_ports))

@@ -24,15 +24,10 @@ import time
 from collections.abc import Iterator
 
 from benches.common import Result, Settings
+from raftlog.testing import free_port
 
 RECORD_BYTES = 1024
 STARTUP_TIMEOUT_S = 30.0
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
@@ -47,7 +42,7 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 @contextlib.contextmanager
 def raftlog_node(directory: pathlib.Path) -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     log_path = directory / "raftlog.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
@@ -96,7 +91,7 @@ def _redis_rate(directory: pathlib.Path, count: int, appendfsync: str = "always"
     """XADD ops/s of a fresh redis-server with AOF at `appendfsync`; None if not installed."""
     if shutil.which("redis-server") is None or shutil.which("redis-benchmark") is None:
         return None
-    port = _free_port()
+    port = free_port()
     data = directory / f"redis-{appendfsync}"
     data.mkdir()
     server = subprocess.Popen(

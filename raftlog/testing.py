@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import pathlib
+import random
 import signal
 import socket
 import subprocess
@@ -24,8 +25,39 @@ STARTUP_TIMEOUT_S = 60.0
 STOP_GRACE_S = 20.0
 
 
+PORT_RANGE_LOW = 10_000
+PORT_TRIES = 200
+_handed_out: set[int] = set()
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(pathlib.Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port() -> int:
-    """A port that was free a moment ago (the OS picked it)."""
+    """A 127.0.0.1 port that was free a moment ago, below the kernel's ephemeral range.
+
+    A port the OS picks for ``bind(0)`` comes from the ephemeral range, which every
+    outgoing connection on the machine also draws from: between this probe and the node's
+    own bind, a client's connection could take it ("Address already in use"). Ports below
+    the range are only ever taken by an explicit bind; none is handed out twice by one
+    process."""
+    low = _ephemeral_low()
+    if low > PORT_RANGE_LOW + PORT_TRIES:
+        for _ in range(PORT_TRIES):
+            port = random.randrange(PORT_RANGE_LOW, low)
+            if port in _handed_out:
+                continue
+            with socket.socket() as probe:
+                try:
+                    probe.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+            _handed_out.add(port)
+            return port
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
