@@ -68,7 +68,7 @@ VARIANTS: dict[str, tuple[str, ...]] = {
     "kill": ("one", "leader", "leader", "all"),
     "pause": ("one", "leader"),
     "partition": ("leader", "leader", "halves", "bridge"),
-    "delay": ("one", "all"),
+    "delay": ("one", "all", "slow"),
     "loss": ("one", "all"),
     "mute": ("leader", "leader", "one"),
     "transfer": ("one", "one", "all", "controller"),
@@ -92,6 +92,9 @@ MUTE_DURATION_S = 7.0
 the producers give up on the muted requests and resend them once the node answers again,
 and the node must recognise every resent batch it already appended."""
 DELAY_MS = (50, 20)
+SLOW_DELAY_MS = (900, 300)
+"""``delay:slow`` (every node): messages take about the election timeout to arrive, so
+vote answers come back after their candidacy ended and elections split."""
 LOSS_PROBABILITY = 0.2
 
 
@@ -239,8 +242,9 @@ class Nemesis:
             self.network.cut(links)
             targets = tuple(f"n{a}-n{b}" for a, b in links)
         elif fault.kind == "delay":
-            victims = self._pick_one(fault, rng)
-            self.network.delay(victims, *DELAY_MS)
+            slow = fault.variant == "slow"
+            victims = self._nodes() if slow else self._pick_one(fault, rng)
+            self.network.delay(victims, *(SLOW_DELAY_MS if slow else DELAY_MS))
             targets = tuple(f"n{n}" for n in victims)
         elif fault.kind == "loss":
             victims = self._pick_one(fault, rng)
