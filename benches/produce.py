@@ -55,6 +55,8 @@ def raftlog_node(directory: pathlib.Path) -> Iterator[str]:
                 str(directory / "data"),
                 "--kafka-addr",
                 f"127.0.0.1:{port}",
+                "--admin-addr",
+                "127.0.0.1:0",
                 "--auto-create-topics",
                 "true",
             ],

@@ -67,6 +67,8 @@ class NodeProcess:
                     sys.executable, "-m", "raftlog.cli", "serve",
                     "--data-dir", str(self.data_dir),
                     "--kafka-addr", f"127.0.0.1:{self.port}",
+                    # Any free port: the default 9644 is taken by any other node running.
+                    "--admin-addr", "127.0.0.1:0",
                     *self.extra_args,
                 ],
                 stdout=log,

@@ -60,6 +60,7 @@ def test_half_configured_tls_is_refused_with_its_reason(tmp_path: pathlib.Path) 
             "--data-dir", str(tmp_path / "data"),
             "--kafka-addr", "127.0.0.1:0",
             "--peers", "1@127.0.0.1:0",
+            "--admin-addr", "127.0.0.1:0",
             *flags[:4],  # certificate and key, no CA
         ],
         capture_output=True,
