@@ -97,6 +97,9 @@ class PartitionReplica:
     _unpersisted_bytes: dict[int, int] = attrs.field(factory=dict)
     """Entry index -> size of batches proposed here and not yet on disk (for sealing)."""
     _unpersisted_offsets: dict[int, int] = attrs.field(factory=dict)
+    _unpersisted_batches: dict[int, BatchIdentity] = attrs.field(factory=dict)
+    """Entry index -> idempotent batches proposed here and not yet on disk: a rebuild reads
+    the disk, and must not forget them (a retry would be appended twice)."""
     """Entry index -> offsets taken by batches proposed here and not yet on disk."""
     _inherited_whole: bool = True
     """False while the memory came from a predecessor not yet sealed on this node: its last
@@ -148,6 +151,7 @@ class PartitionReplica:
     def _on_append(self, entry: Entry, result: AppendResult) -> None:
         self._unpersisted_bytes.pop(entry.index, None)
         self._unpersisted_offsets.pop(entry.index, None)
+        self._unpersisted_batches.pop(entry.index, None)
         self._remember(entry.index, result.base_offset, result.last_offset)
         if not self._epochs or self._epochs[-1][0] < entry.term:
             self._epochs.append((entry.term, result.base_offset))
@@ -158,6 +162,8 @@ class PartitionReplica:
 
     def _on_truncate(self, entry_index: int) -> None:
         self.producers.forget_from(entry_index)
+        for index in [i for i in self._unpersisted_batches if i >= entry_index]:
+            del self._unpersisted_batches[index]
         for index in [i for i in self._offsets if i >= entry_index]:
             del self._offsets[index]
         self.rebuild()
@@ -240,6 +246,7 @@ class PartitionReplica:
             self._prepare_asked = False
             self._unpersisted_bytes.clear()
             self._unpersisted_offsets.clear()
+            self._unpersisted_batches.clear()
 
     def rebuild(self) -> None:
         """Idempotence state and the epoch list from the whole log (start-up, new leader)."""
@@ -262,6 +269,9 @@ class PartitionReplica:
                 if identity is not None:
                     producers.record(identity)
                 index += 1
+        for entry_index in sorted(self._unpersisted_batches):
+            if entry_index > log.last_entry_index:
+                producers.record(self._unpersisted_batches[entry_index])
         self.producers = producers
         self._epochs = epochs
 
@@ -335,7 +345,9 @@ class PartitionReplica:
         self._unpersisted_bytes[entry_index] = len(records)
         self._unpersisted_offsets[entry_index] = header.last_offset_delta + 1
         if identity is not None:
-            self.producers.record(attrs.evolve(identity, entry_index=entry_index))
+            proposed = attrs.evolve(identity, entry_index=entry_index)
+            self.producers.record(proposed)
+            self._unpersisted_batches[entry_index] = proposed
         # Checked at proposal too, not only when entries commit: a pipelining producer can
         # propose megabytes before the next commit, and the segment would overshoot.
         self._seal_if_full()
