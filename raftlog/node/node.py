@@ -312,11 +312,15 @@ class Node:
                 self._enter_chain(group_id, partition, replica)
         group.observer = self.metrics
         scope = trio.CancelScope()
-        self._hosted[group_id] = _Hosted(group, storage, scope, directory)
+        hosted = self._hosted[group_id] = _Hosted(group, storage, scope, directory)
         group.on_input = self._awake.add
         group.on_leadership = self._membership_pending.add
         self._awake.add(group_id)
-        await self._nursery.start(self._run_group, self._hosted[group_id])
+        await self._nursery.start(self._run_group, hosted)
+        if self._hosted.get(group_id) is not hosted:
+            # Dropped while it started (a successor made ahead that another one replaced,
+            # both replayed from the controller log at start-up): its files are closed.
+            return None
         if voters[0] == self.config.node_id:
             # The first replica stands at once instead of waiting out an election timeout;
             # pre-vote keeps this from disturbing a group that already has a leader.
