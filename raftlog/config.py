@@ -81,6 +81,25 @@ class Peer:
         return f"{self.node_id}@{self.address}"
 
 
+SEEDS_MAX = 64
+"""At most this many `--seeds` addresses (a joining node tries them one after another)."""
+
+
+def parse_seeds(text: str, *, key: str) -> tuple[HostPort, ...]:
+    """`HOST:PORT,HOST:PORT,...`: internal addresses of running members to join through."""
+    seeds = tuple(
+        HostPort.parse(item, key=key) for item in filter(None, (p.strip() for p in text.split(",")))
+    )
+    if len(seeds) > SEEDS_MAX:
+        raise ConfigError(f"{key}: at most {SEEDS_MAX} seeds, got {len(seeds)}")
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(f"{key}: an address appears twice in {text!r}")
+    for seed in seeds:
+        if seed.port == 0:
+            raise ConfigError(f"{key}: a seed needs a real port, got {seed}")
+    return seeds
+
+
 def _positive(key: str) -> Any:
     def check(_instance: object, _attribute: object, value: int) -> None:
         if value <= 0:
@@ -101,6 +120,12 @@ class NodeConfig:
     """The admin HTTP API, metrics and console; None (an empty value) turns it off."""
     node_id: int = attrs.field(default=1, validator=_positive("node_id"))
     peers: tuple[Peer, ...] = ()
+    seeds: tuple[HostPort, ...] = ()
+    """Internal addresses of running members: a node not listed in `peers` joins through
+    any of them (and, restarted on its data dir, through the members it remembers)."""
+    join_timeout_ms: int = attrs.field(default=60_000, validator=_positive("join_timeout_ms"))
+    """How long a joining node keeps trying its seeds and remembered members before it
+    gives up with an error."""
     fsync: FsyncPolicy = FsyncPolicy.ALWAYS
     auto_create_topics: bool = False
     default_partitions: int = attrs.field(default=1, validator=_positive("default_partitions"))
@@ -187,6 +212,8 @@ def _convert(key: str, raw: object) -> object:
         return HostPort.parse(str(raw), key=key)
     if key == "peers":
         return Peer.parse_list(str(raw), key=key) if isinstance(raw, str) else raw
+    if key == "seeds":
+        return parse_seeds(str(raw), key=key) if isinstance(raw, str) else raw
     if key == "data_dir":
         return Path(str(raw))
     if key in ("internal_tls_cert", "internal_tls_key", "internal_tls_ca"):
@@ -213,6 +240,7 @@ def _convert(key: str, raw: object) -> object:
         "retention_ms",
         "retention_check_ms",
         "node_dead_timeout_ms",
+        "join_timeout_ms",
         "controller_nodes",
         "compaction_check_ms",
         "leader_balance_interval_ms",
