@@ -87,9 +87,13 @@ SEEDS_MAX = 64
 
 def parse_seeds(text: str, *, key: str) -> tuple[HostPort, ...]:
     """`HOST:PORT,HOST:PORT,...`: internal addresses of running members to join through."""
-    seeds = tuple(
-        HostPort.parse(item, key=key) for item in filter(None, (p.strip() for p in text.split(",")))
-    )
+    items = [item for item in (part.strip() for part in text.split(",")) if item]
+    for item in items:
+        if "@" in item:
+            raise ConfigError(
+                f"{key}: expected HOST:PORT, got {item!r} (a seed's id is learned from its answer)"
+            )
+    seeds = tuple(HostPort.parse(item, key=key) for item in items)
     if len(seeds) > SEEDS_MAX:
         raise ConfigError(f"{key}: at most {SEEDS_MAX} seeds, got {len(seeds)}")
     if len(set(seeds)) != len(seeds):
