@@ -740,12 +740,13 @@ class Node:
             rejoin=memory is not None,
             cluster_id=None if memory is None else memory.cluster_id,
         )
-        remembered = [] if memory is None else sorted(memory.addresses())
+        # Members it remembers, and any the operator listed in --peers, are asked by id.
+        known = {*self._static_addresses(), *({} if memory is None else memory.addresses())}
         answer = await join_cluster(
             self.transport,
             request,
             config.seeds,
-            [node for node in remembered if node != config.node_id],
+            sorted(known - {config.node_id}),
             config.join_timeout_ms / 1000,
         )
         self._check_same_cluster(answer)
