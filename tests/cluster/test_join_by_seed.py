@@ -192,3 +192,40 @@ def test_a_node_joins_by_seed_serves_and_rejoins_without_its_seed(tmp_path: path
             assert _read_all(joiner.address, 300) == expected
         finally:
             joiner.stop()
+
+
+def test_a_dead_nodes_replicas_move_to_a_node_that_joined_by_seed(tmp_path: pathlib.Path) -> None:
+    """Re-replication picks the joined node: it must be dialled at its registry address,
+    catch up as a learner, be promoted, and then lead and serve the partition."""
+    extra = ("--node-dead-timeout-ms", "3000")
+    with LocalCluster(tmp_path, nodes=3, extra_arguments=extra) as cluster:
+        url = cluster.node(1).admin_url
+        admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
+        admin.create_topics([NewTopic(TOPIC, 1, 3)])[TOPIC].result(30)
+        _produce(cluster.bootstrap, 0, 100)
+        joiner = _node_args(
+            4, tmp_path, (free_port(), free_port(), free_port()),
+            f"127.0.0.1:{cluster.node(1).internal_port}", *extra,
+        )  # fmt: skip
+        try:
+            joiner.start()
+            cluster.node(3).kill()
+
+            def moved() -> bool:
+                partition = _get(f"{url}/v1/topics/{TOPIC}/partitions")["partitions"][0]
+                return sorted(partition["replicas"]) == [1, 2, 4]
+
+            _wait_for(moved, "node 3's replica to move to node 4", timeout_s=40)
+            deadline = time.monotonic() + 30
+            while _leader(joiner.admin_url) != 4:  # once promoted and caught up
+                assert time.monotonic() < deadline, "node 4 never took the leadership"
+                try:
+                    _post(f"{url}/v1/partitions/{TOPIC}/0/transfer-leader?target=4&timeout_ms=3000")
+                except OSError:
+                    time.sleep(0.5)  # still a learner, or catching up: answered with an error
+            bootstrap = f"{cluster.node(1).address},{cluster.node(2).address},{joiner.address}"
+            _produce(bootstrap, 100, 100)
+            expected = [f"record-{index:05d}".encode() for index in range(200)]
+            assert _read_all(joiner.address, 200) == expected
+        finally:
+            joiner.stop()
