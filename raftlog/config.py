@@ -82,6 +82,7 @@ class Peer:
 
 
 SEEDS_MAX = 64
+JOIN_TIMEOUT_MS_MAX = 3_600_000
 """At most this many `--seeds` addresses (a joining node tries them one after another)."""
 
 
@@ -127,7 +128,7 @@ class NodeConfig:
     seeds: tuple[HostPort, ...] = ()
     """Internal addresses of running members: a node not listed in `peers` joins through
     any of them (and, restarted on its data dir, through the members it remembers)."""
-    join_timeout_ms: int = attrs.field(default=60_000, validator=_positive("join_timeout_ms"))
+    join_timeout_ms: int = attrs.field(default=60_000)
     """How long a joining node keeps trying its seeds and remembered members before it
     gives up with an error."""
     fsync: FsyncPolicy = FsyncPolicy.ALWAYS
@@ -154,6 +155,11 @@ class NodeConfig:
     )
     leader_balance_interval_ms: int = attrs.field(default=10_000)
     """How often a leader hands partitions back to their preferred replicas (0: never)."""
+
+    @join_timeout_ms.validator
+    def _check_join_timeout(self, _attribute: object, value: int) -> None:
+        if not 0 < value <= JOIN_TIMEOUT_MS_MAX:
+            raise ConfigError(f"join_timeout_ms: must be 1-{JOIN_TIMEOUT_MS_MAX}, got {value}")
 
     @leader_balance_interval_ms.validator
     def _check_balance_interval(self, _attribute: object, value: int) -> None:

@@ -28,12 +28,14 @@ from raftlog import logs
 from raftlog.config import HostPort
 from raftlog.controller.metadata import NODES_MAX
 from raftlog.node.address_book import Address, check_address
-from raftlog.transport import RpcError, Transport, TransportError
+from raftlog.transport import RpcError, SameNodeId, Transport, TransportError
 
 CLUSTER_JOIN = "cluster.join"
 JOIN_REQUEST_BYTES_MAX = 4096
-JOIN_ANSWER_BYTES_MAX = 256 * 1024
-"""NODES_MAX members at well under 256 bytes each."""
+JOIN_ANSWER_BYTES_MAX = 512 * 1024
+"""NODES_MAX members with hosts of up to 253 characters."""
+FAILURES_SHOWN_MAX = 16
+"""A JoinFailed message names at most this many addresses and what each one met."""
 IDENTIFY_TIMEOUT_S = 5.0
 JOIN_CALL_TIMEOUT_S = 40.0
 """Longer than a forwarded controller command may take, so the seed's own answer (a
@@ -196,6 +198,11 @@ async def join_cluster(
                 label = f"node {candidate}" if isinstance(candidate, int) else f"seed {candidate}"
                 try:
                     answer = await _ask(transport, request, candidate)
+                except SameNodeId as error:
+                    raise JoinRefused(
+                        f"{label}: {error.reason} (two nodes given one id, or a seed that is "
+                        "this node's own address)"
+                    ) from None
                 except (TransportError, ValueError) as error:
                     if failures.get(label) != str(error):
                         logs.event("join_attempt_failed", logging.INFO, via=label, reason=error)
@@ -204,7 +211,10 @@ async def join_cluster(
                 logs.event("joined", via=label, members=len(answer.members))
                 return answer
             await trio.sleep(ROUND_PAUSE_S)
-    tried = "; ".join(f"{label}: {reason}" for label, reason in failures.items())
+    shown = list(failures.items())[:FAILURES_SHOWN_MAX]
+    tried = "; ".join(f"{label}: {reason}" for label, reason in shown)
+    if len(failures) > len(shown):
+        tried += f"; and {len(failures) - len(shown)} more"
     raise JoinFailed(
         f"node {request.node_id} could not join: no seed and no remembered member answered "
         f"within {timeout_s:g} s ({tried or 'nothing tried'})"

@@ -40,6 +40,7 @@ from raftlog.transport.errors import (
     RpcError,
     RpcErrorCode,
     RpcTimeout,
+    SameNodeId,
 )
 from raftlog.transport.framing import (
     RPC_OVERHEAD_BYTES_MAX,
@@ -130,6 +131,8 @@ class _Identifying:
     done: trio.Event = attrs.field(factory=trio.Event)
     peer_id: int | None = None
     failure: str = ""
+    same_id: bool = False
+    """The acceptor refused the hello (421): to an `ANY_PEER` hello that means it has our id."""
 
     def finish(self, peer_id: int | None, failure: str) -> None:
         if not self.done.is_set():
@@ -231,7 +234,8 @@ class Transport:
         The hello says `ANY_PEER`, and the acceptor's answer names it. The connection then
         serves as that peer's (its address is recorded), so a `call` to the returned id goes
         over it. Raises PeerUnavailable, with the reason, when nothing there answers as a
-        raftlog node within `timeout_s` (refused, not HTTP/2, no hello answer, ...).
+        raftlog node within `timeout_s` (refused, not HTTP/2, no hello answer, ...), and
+        SameNodeId when the node there has this node's id (or is this node).
         """
         invariant(timeout_s > 0, "timeout_s must be positive")
         nursery = self._nursery
@@ -259,6 +263,8 @@ class Transport:
             await identifying.done.wait()
         if connection is not None and self._identifying.pop(connection, None) is not None:
             connection.close(f"no hello answer within {timeout_s}s")
+        if identifying.same_id:
+            raise SameNodeId(ANY_PEER, f"the node at {label} has our node id {self.node_id}")
         if identifying.peer_id is None:
             reason = identifying.failure or f"no raftlog hello answer within {timeout_s}s"
             raise PeerUnavailable(ANY_PEER, f"{label} did not answer as a raftlog node: {reason}")
@@ -568,6 +574,9 @@ class Transport:
             elif isinstance(session_event, HelloAnswered):
                 self._on_hello_answered(connection, session_event)
             elif isinstance(session_event, HelloRefused):
+                identifying = self._identifying.get(connection)
+                if identifying is not None and session_event.status == 421:
+                    identifying.same_id = True
                 connection.superseded = session_event.status == 409
                 connection.close(f"hello refused with status {session_event.status}")
             elif isinstance(session_event, PeerSaidGoodbye):

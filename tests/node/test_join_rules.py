@@ -147,8 +147,9 @@ def test_seeds_parse_and_are_bounded() -> None:
     config = resolve(config_file=None, environment={"RAFTLOG_SEEDS": "h:1"}, flags={})
     assert config.seeds == (HostPort("h", 1),)
     assert config.as_text_dict()["seeds"] == "h:1"
-    with pytest.raises(ConfigError, match="join_timeout_ms"):
-        resolve(config_file=None, environment={}, flags={"join_timeout_ms": "0"})
+    for bad in ("0", "3600001"):
+        with pytest.raises(ConfigError, match="join_timeout_ms"):
+            resolve(config_file=None, environment={}, flags={"join_timeout_ms": bad})
 
 
 # -- the controller's refusal rules ----------------------------------------------------

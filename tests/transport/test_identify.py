@@ -13,7 +13,7 @@ import socket
 import pytest
 import trio
 
-from raftlog.transport import PeerUnavailable, Transport, TransportLimits
+from raftlog.transport import PeerUnavailable, SameNodeId, Transport, TransportLimits
 from raftlog.transport.testing import RecordingHandler
 
 FAST = TransportLimits(connect_timeout_s=1.0)
@@ -94,8 +94,23 @@ def test_nothing_listening_and_our_own_address_are_refused() -> None:
             with pytest.raises(PeerUnavailable, match="connect to"):
                 await joiner.identify("127.0.0.1", closed_port, 2.0)
             assert joiner.bound_port is not None
-            with pytest.raises(PeerUnavailable, match="did not answer as a raftlog node"):
+            with pytest.raises(SameNodeId, match="has our node id 42"):
                 await joiner.identify("127.0.0.1", joiner.bound_port, 2.0)
+            assert joiner.peer_addresses == {}
+            nursery.cancel_scope.cancel()
+
+    trio.run(main)
+
+
+def test_a_node_with_our_id_is_named_as_such() -> None:
+    async def main() -> None:
+        seed, joiner = _transport(7, RecordingHandler()), _transport(7, RecordingHandler())
+        async with trio.open_nursery() as nursery:
+            await nursery.start(seed.run)
+            await nursery.start(joiner.run)
+            assert seed.bound_port is not None
+            with pytest.raises(SameNodeId, match="has our node id 7"):
+                await joiner.identify("127.0.0.1", seed.bound_port, 2.0)
             assert joiner.peer_addresses == {}
             nursery.cancel_scope.cancel()
 
