@@ -48,6 +48,11 @@ class JoinRefused(Exception):
     """The cluster refused this node (the reason says why); retrying would not help."""
 
 
+class JoinDeferred(ValueError):
+    """A member answered but cannot register nodes now (it is starting, or the controller
+    has no leader): worth another round."""
+
+
 class JoinFailed(Exception):
     """No seed and no remembered member answered in time; lists what each attempt met."""
 
@@ -139,7 +144,8 @@ class JoinAnswer:
         if "refused" in document:
             raise JoinRefused(str(document["refused"])[:1000])
         if "retry" in document:
-            raise ValueError(f"the seed cannot register nodes now: {str(document['retry'])[:1000]}")
+            reason = str(document["retry"])[:1000]
+            raise JoinDeferred(f"it cannot register nodes now: {reason}")
         members = document.get("members")
         voters = document.get("controller_voters")
         learners = document.get("controller_learners")
@@ -179,10 +185,16 @@ async def join_cluster(
     seeds: Sequence[HostPort],
     remembered: Sequence[int],
     timeout_s: float,
-) -> JoinAnswer:
+    *,
+    reachable_suffices: bool = False,
+) -> JoinAnswer | None:
     """Ask remembered members (by id), then seeds (by address), until one answers.
 
-    Raises JoinRefused at the first refusal, JoinFailed once `timeout_s` has passed.
+    With `reachable_suffices` (a node restarting on its data dir) a whole round in which
+    no one could register it but some member answered returns None: the node starts
+    from what it remembers, because the controller group may need its vote to elect the
+    leader that would register it. Raises JoinRefused at the first refusal, JoinFailed
+    once `timeout_s` has passed.
     """
     failures: dict[str, str] = {}
     own = request.internal
@@ -194,6 +206,7 @@ async def join_cluster(
         raise JoinFailed("no seed other than this node's own address, and no remembered member")
     with trio.move_on_after(timeout_s):
         while True:
+            answered_by: str | None = None
             for candidate in candidates:
                 label = f"node {candidate}" if isinstance(candidate, int) else f"seed {candidate}"
                 try:
@@ -204,12 +217,17 @@ async def join_cluster(
                         "this node's own address)"
                     ) from None
                 except (TransportError, ValueError) as error:
+                    if isinstance(error, JoinDeferred):
+                        answered_by = label
                     if failures.get(label) != str(error):
                         logs.event("join_attempt_failed", logging.INFO, via=label, reason=error)
                     failures[label] = str(error)
                     continue
                 logs.event("joined", via=label, members=len(answer.members))
                 return answer
+            if reachable_suffices and answered_by is not None:
+                logs.event("rejoined_from_memory", via=answered_by, reason=failures[answered_by])
+                return None
             await trio.sleep(ROUND_PAUSE_S)
     shown = list(failures.items())[:FAILURES_SHOWN_MAX]
     tried = "; ".join(f"{label}: {reason}" for label, reason in shown)

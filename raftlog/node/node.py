@@ -748,7 +748,18 @@ class Node:
             config.seeds,
             sorted(known - {config.node_id}),
             config.join_timeout_ms / 1000,
+            reachable_suffices=memory is not None,
         )
+        if answer is None:
+            assert memory is not None
+            # Members answered but none could register us now: start from what we
+            # remember (the addresses are in the transport already); `_register` updates
+            # the registry once the controller group has a leader again.
+            self._controller_bootstrap = (
+                list(memory.controller_voters),
+                list(memory.controller_learners),
+            )
+            return
         self._check_same_cluster(answer)
         bootstrap = (list(answer.controller_voters), list(answer.controller_learners))
         self._controller_bootstrap = bootstrap
@@ -798,7 +809,7 @@ class Node:
             return refusal(f"the connection is node {from_peer}'s, the request node "
                            f"{request.node_id}'s")
         bootstrap = self._controller_bootstrap
-        if self.controller.group is None or bootstrap is None or not self.broker_ready():
+        if self.controller.group is None or bootstrap is None:
             return retry_later(f"node {self.config.node_id} is still starting")
         try:
             await self.controller.execute(request.command(), FORWARD_TIMEOUT_S)
@@ -813,9 +824,6 @@ class Node:
         }
         answer = JoinAnswer(state.cluster_id, members, tuple(bootstrap[0]), tuple(bootstrap[1]))
         return answer.encode()
-
-    def broker_ready(self) -> bool:
-        return self.broker is not None and self.broker.ready.is_set()
 
     def _learn_node(self, node: NodeInfo) -> None:
         """A member registered (or re-registered): dial it there; remember it if joined."""
