@@ -806,8 +806,7 @@ class Node:
         except ValueError as error:
             return refusal(f"malformed join request: {error}")
         if request.node_id != from_peer:
-            return refusal(f"the connection is node {from_peer}'s, the request node "
-                           f"{request.node_id}'s")
+            return refusal(f"node {from_peer} asked to join as node {request.node_id}")
         bootstrap = self._controller_bootstrap
         if self.controller.group is None or bootstrap is None:
             return retry_later(f"node {self.config.node_id} is still starting")

@@ -90,8 +90,9 @@ def _wait_for(predicate: Any, what: str, timeout_s: float = 20) -> None:
         time.sleep(0.2)
 
 
-def _node_args(node_id: int, directory: pathlib.Path, ports: tuple[int, int, int], seeds: str,
-               *extra: str) -> LocalNode:
+def _node_args(
+    node_id: int, directory: pathlib.Path, ports: tuple[int, int, int], seeds: str, *extra: str
+) -> LocalNode:
     kafka, internal, admin = ports
     arguments = [
         "--node-id", str(node_id),
@@ -172,9 +173,7 @@ def test_a_node_joins_by_seed_serves_and_rejoins_without_its_seed(tmp_path: path
             assert 4 in replicas, replicas  # the least loaded node
             _wait_for(lambda: _leader(url) > 0, "a leader")
             if _leader(url) != 4:
-                _post(
-                    f"{url}/v1/partitions/{TOPIC}/0/transfer-leader?target=4&timeout_ms=10000"
-                )
+                _post(f"{url}/v1/partitions/{TOPIC}/0/transfer-leader?target=4&timeout_ms=10000")
             assert _leader(joiner.admin_url) == 4
             _produce(f"{cluster.bootstrap},{joiner.address}", 0, 200)
             expected = [f"record-{index:05d}".encode() for index in range(200)]
