@@ -228,3 +228,36 @@ def test_a_dead_nodes_replicas_move_to_a_node_that_joined_by_seed(tmp_path: path
             assert _read_all(joiner.address, 200) == expected
         finally:
             joiner.stop()
+
+
+def test_joining_over_mutual_tls_and_a_cleartext_joiner_is_refused(tmp_path: pathlib.Path) -> None:
+    trustme = pytest.importorskip("trustme", reason="trustme (test extra) makes certificates")
+    ca = trustme.CA()
+    certificate = ca.issue_cert("127.0.0.1")
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    certificate.cert_chain_pems[0].write_to_path(str(tmp_path / "node.pem"))
+    certificate.private_key_pem.write_to_path(str(tmp_path / "node.key"))
+    tls = (
+        "--internal-tls-cert", str(tmp_path / "node.pem"),
+        "--internal-tls-key", str(tmp_path / "node.key"),
+        "--internal-tls-ca", str(tmp_path / "ca.pem"),
+    )  # fmt: skip
+    with LocalCluster(tmp_path / "cluster", nodes=3, extra_arguments=tls) as cluster:
+        seeds = f"127.0.0.1:{cluster.node(3).internal_port}"
+        cleartext = _node_args(
+            5, tmp_path, (free_port(), free_port(), free_port()), seeds, "--join-timeout-ms", "3000"
+        )
+        assert "did not answer as a raftlog node" in _refused(cleartext, 40)
+        joiner = _node_args(4, tmp_path, (free_port(), free_port(), free_port()), seeds, *tls)
+        try:
+            joiner.start()  # listening: it caught up on the controller log over TLS
+            url = cluster.node(1).admin_url
+
+            def listed() -> bool:
+                nodes = [node["node_id"] for node in _get(f"{url}/v1/cluster")["nodes"]]
+                return nodes == [1, 2, 3, 4]
+
+            _wait_for(listed, "node 1 to list node 4")
+            assert b"tls=True" in joiner.log_path.read_bytes()
+        finally:
+            joiner.stop()
