@@ -807,6 +807,13 @@ class Node:
             return refusal(f"malformed join request: {error}")
         if request.node_id != from_peer:
             return refusal(f"node {from_peer} asked to join as node {request.node_id}")
+        listed = self._static_addresses().get(request.node_id)
+        if listed is not None and listed != request.internal:
+            # Perhaps not registered yet (that member has not started): the registry
+            # would not catch it, this node's --peers does.
+            return refusal(
+                f"node id {request.node_id} is listed in --peers at {listed[0]}:{listed[1]}"
+            )
         bootstrap = self._controller_bootstrap
         if self.controller.group is None or bootstrap is None:
             return retry_later(f"node {self.config.node_id} is still starting")

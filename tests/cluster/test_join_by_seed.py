@@ -160,6 +160,11 @@ def test_a_node_joins_by_seed_serves_and_rejoins_without_its_seed(tmp_path: path
                 f"127.0.0.1:{cluster.node(1).internal_port}",
             )  # fmt: skip
             assert "already registered with internal address" in _refused(impostor, 40)
+            static = _node_args(
+                3, tmp_path / "static", (free_port(), free_port(), free_port()),
+                f"127.0.0.1:{cluster.node(1).internal_port}",
+            )  # fmt: skip
+            assert "node id 3 is listed in --peers at" in _refused(static, 40)
             stray = _node_args(
                 5, tmp_path, (free_port(), free_port(), free_port()),
                 cluster.node(1).address, "--join-timeout-ms", "3000",
