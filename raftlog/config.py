@@ -82,6 +82,8 @@ class Peer:
 
 
 SEEDS_MAX = 64
+NODE_ID_MAX = (1 << 31) - 1
+"""Kafka's broker ids are int32."""
 JOIN_TIMEOUT_MS_MAX = 3_600_000
 """At most this many `--seeds` addresses (a joining node tries them one after another)."""
 
@@ -123,7 +125,7 @@ class NodeConfig:
     internal_addr: HostPort = HostPort("127.0.0.1", 9093)
     admin_addr: HostPort | None = HostPort("127.0.0.1", 9644)
     """The admin HTTP API, metrics and console; None (an empty value) turns it off."""
-    node_id: int = attrs.field(default=1, validator=_positive("node_id"))
+    node_id: int = attrs.field(default=1)
     peers: tuple[Peer, ...] = ()
     seeds: tuple[HostPort, ...] = ()
     """Internal addresses of running members: a node not listed in `peers` joins through
@@ -155,6 +157,13 @@ class NodeConfig:
     )
     leader_balance_interval_ms: int = attrs.field(default=10_000)
     """How often a leader hands partitions back to their preferred replicas (0: never)."""
+
+    @node_id.validator
+    def _check_node_id(self, _attribute: object, value: int) -> None:
+        if value <= 0:
+            raise ConfigError(f"node_id: must be positive, got {value}")
+        if value > NODE_ID_MAX:
+            raise ConfigError(f"node_id: at most {NODE_ID_MAX} (a Kafka int32), got {value}")
 
     @join_timeout_ms.validator
     def _check_join_timeout(self, _attribute: object, value: int) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 
 import attrs
 
+from raftlog.config import NODE_ID_MAX
 from raftlog.invariant import invariant
 
 TOPIC_NAME_PATTERN = re.compile(r"^[a-zA-Z0-9._-]{1,249}$")
@@ -44,8 +45,6 @@ INVALID_REQUEST = 42
 
 NODES_MAX = 1024
 """The most members a cluster registers (every node pings, dials and lists each one)."""
-NODE_ID_MAX = (1 << 31) - 1
-"""Kafka's broker ids are int32."""
 HOST_CHARS_MAX = 253
 
 

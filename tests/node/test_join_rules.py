@@ -147,6 +147,8 @@ def test_seeds_parse_and_are_bounded() -> None:
     config = resolve(config_file=None, environment={"RAFTLOG_SEEDS": "h:1"}, flags={})
     assert config.seeds == (HostPort("h", 1),)
     assert config.as_text_dict()["seeds"] == "h:1"
+    with pytest.raises(ConfigError, match="node_id: at most 2147483647"):
+        resolve(config_file=None, environment={}, flags={"node_id": str(NODE_ID_MAX + 1)})
     for bad in ("0", "3600001"):
         with pytest.raises(ConfigError, match="join_timeout_ms"):
             resolve(config_file=None, environment={}, flags={"join_timeout_ms": bad})
