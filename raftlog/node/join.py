@@ -234,8 +234,8 @@ async def join_cluster(
     if len(failures) > len(shown):
         tried += f"; and {len(failures) - len(shown)} more"
     raise JoinFailed(
-        f"node {request.node_id} could not join: no seed and no remembered member answered "
-        f"within {timeout_s:g} s ({tried or 'nothing tried'})"
+        f"node {request.node_id} could not join within {timeout_s:g} s: no seed and no "
+        f"remembered member registered it ({tried or 'nothing tried'})"
     )
 
 
