@@ -38,6 +38,19 @@ def _add_node_flags(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--node-id", dest="node_id", help="this node's id (1)")
     parser.add_argument("--peers", help="cluster members as ID@HOST:PORT,...")
+    parser.add_argument(
+        "--internal-addr",
+        dest="internal_addr",
+        help="node-to-node HOST:PORT when not given by --peers (127.0.0.1:9093)",
+    )
+    parser.add_argument(
+        "--seeds", help="join through these members' internal HOST:PORT,... (not in --peers)"
+    )
+    parser.add_argument(
+        "--join-timeout-ms",
+        dest="join_timeout_ms",
+        help="give up joining when no seed or remembered member answers this long (60000)",
+    )
     parser.add_argument("--fsync", help="always (default) or relaxed")
     parser.add_argument(
         "--auto-create-topics", dest="auto_create_topics", help="true or false (false)"
@@ -87,6 +100,9 @@ FLAG_SETTINGS = (
     "admin_addr",
     "node_id",
     "peers",
+    "internal_addr",
+    "seeds",
+    "join_timeout_ms",
     "fsync",
     "auto_create_topics",
     "log_format",

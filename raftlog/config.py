@@ -81,6 +81,32 @@ class Peer:
         return f"{self.node_id}@{self.address}"
 
 
+SEEDS_MAX = 64
+NODE_ID_MAX = (1 << 31) - 1
+"""Kafka's broker ids are int32."""
+JOIN_TIMEOUT_MS_MAX = 3_600_000
+"""At most this many `--seeds` addresses (a joining node tries them one after another)."""
+
+
+def parse_seeds(text: str, *, key: str) -> tuple[HostPort, ...]:
+    """`HOST:PORT,HOST:PORT,...`: internal addresses of running members to join through."""
+    items = [item for item in (part.strip() for part in text.split(",")) if item]
+    for item in items:
+        if "@" in item:
+            raise ConfigError(
+                f"{key}: expected HOST:PORT, got {item!r} (a seed's id is learned from its answer)"
+            )
+    seeds = tuple(HostPort.parse(item, key=key) for item in items)
+    if len(seeds) > SEEDS_MAX:
+        raise ConfigError(f"{key}: at most {SEEDS_MAX} seeds, got {len(seeds)}")
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(f"{key}: an address appears twice in {text!r}")
+    for seed in seeds:
+        if seed.port == 0:
+            raise ConfigError(f"{key}: a seed needs a real port, got {seed}")
+    return seeds
+
+
 def _positive(key: str) -> Any:
     def check(_instance: object, _attribute: object, value: int) -> None:
         if value <= 0:
@@ -99,8 +125,14 @@ class NodeConfig:
     internal_addr: HostPort = HostPort("127.0.0.1", 9093)
     admin_addr: HostPort | None = HostPort("127.0.0.1", 9644)
     """The admin HTTP API, metrics and console; None (an empty value) turns it off."""
-    node_id: int = attrs.field(default=1, validator=_positive("node_id"))
+    node_id: int = attrs.field(default=1)
     peers: tuple[Peer, ...] = ()
+    seeds: tuple[HostPort, ...] = ()
+    """Internal addresses of running members: a node not listed in `peers` joins through
+    any of them (and, restarted on its data dir, through the members it remembers)."""
+    join_timeout_ms: int = attrs.field(default=60_000)
+    """How long a joining node keeps trying its seeds and remembered members before it
+    gives up with an error."""
     fsync: FsyncPolicy = FsyncPolicy.ALWAYS
     auto_create_topics: bool = False
     default_partitions: int = attrs.field(default=1, validator=_positive("default_partitions"))
@@ -125,6 +157,18 @@ class NodeConfig:
     )
     leader_balance_interval_ms: int = attrs.field(default=10_000)
     """How often a leader hands partitions back to their preferred replicas (0: never)."""
+
+    @node_id.validator
+    def _check_node_id(self, _attribute: object, value: int) -> None:
+        if value <= 0:
+            raise ConfigError(f"node_id: must be positive, got {value}")
+        if value > NODE_ID_MAX:
+            raise ConfigError(f"node_id: at most {NODE_ID_MAX} (a Kafka int32), got {value}")
+
+    @join_timeout_ms.validator
+    def _check_join_timeout(self, _attribute: object, value: int) -> None:
+        if not 0 < value <= JOIN_TIMEOUT_MS_MAX:
+            raise ConfigError(f"join_timeout_ms: must be 1-{JOIN_TIMEOUT_MS_MAX}, got {value}")
 
     @leader_balance_interval_ms.validator
     def _check_balance_interval(self, _attribute: object, value: int) -> None:
@@ -187,6 +231,8 @@ def _convert(key: str, raw: object) -> object:
         return HostPort.parse(str(raw), key=key)
     if key == "peers":
         return Peer.parse_list(str(raw), key=key) if isinstance(raw, str) else raw
+    if key == "seeds":
+        return parse_seeds(str(raw), key=key) if isinstance(raw, str) else raw
     if key == "data_dir":
         return Path(str(raw))
     if key in ("internal_tls_cert", "internal_tls_key", "internal_tls_ca"):
@@ -213,6 +259,7 @@ def _convert(key: str, raw: object) -> object:
         "retention_ms",
         "retention_check_ms",
         "node_dead_timeout_ms",
+        "join_timeout_ms",
         "controller_nodes",
         "compaction_check_ms",
         "leader_balance_interval_ms",

@@ -17,6 +17,7 @@ from typing import Any
 
 import attrs
 
+from raftlog.config import NODE_ID_MAX
 from raftlog.invariant import invariant
 
 TOPIC_NAME_PATTERN = re.compile(r"^[a-zA-Z0-9._-]{1,249}$")
@@ -40,6 +41,11 @@ INVALID_PARTITIONS = 37
 INVALID_REPLICATION_FACTOR = 38
 INVALID_TOPIC_EXCEPTION = 17
 INVALID_CONFIG = 40
+INVALID_REQUEST = 42
+
+NODES_MAX = 1024
+"""The most members a cluster registers (every node pings, dials and lists each one)."""
+HOST_CHARS_MAX = 253
 
 
 @attrs.frozen
@@ -175,6 +181,8 @@ class MetadataState:
 
 
 def _register_node(state: MetadataState, command: dict[str, Any]) -> NodeInfo:
+    if int(command["node_id"]) not in state.nodes and len(state.nodes) >= NODES_MAX:
+        raise MetadataError(INVALID_REQUEST, f"the cluster already has {NODES_MAX} nodes")
     node = NodeInfo(
         node_id=int(command["node_id"]),
         kafka_host=str(command["kafka_host"]),
@@ -183,6 +191,49 @@ def _register_node(state: MetadataState, command: dict[str, Any]) -> NodeInfo:
         internal_port=int(command["internal_port"]),
     )
     state.nodes[node.node_id] = node
+    return node
+
+
+def _join_node(state: MetadataState, command: dict[str, Any]) -> NodeInfo:
+    """Register a node that joined through a seed, unless that would confuse two nodes.
+
+    Refused: an id outside 1..NODE_ID_MAX, a bad address, an id already registered at
+    another internal address (two machines configured with the same id) unless the node
+    proves it restarts on its own data dir by naming this cluster's id (`rejoin`), an
+    internal address already registered to another id, and a cluster full at NODES_MAX.
+    The same node joining again at the same address is accepted (a restart).
+    """
+    node_id = command.get("node_id")
+    if not isinstance(node_id, int) or isinstance(node_id, bool) or not 0 < node_id <= NODE_ID_MAX:
+        raise MetadataError(INVALID_REQUEST, f"node id must be 1-{NODE_ID_MAX}, got {node_id!r}")
+    addresses = {}
+    for prefix in ("internal", "kafka"):
+        host, port = command.get(f"{prefix}_host"), command.get(f"{prefix}_port")
+        if not isinstance(host, str) or not 0 < len(host) <= HOST_CHARS_MAX:
+            raise MetadataError(INVALID_REQUEST, f"node {node_id}: bad {prefix} host {host!r}")
+        if not isinstance(port, int) or isinstance(port, bool) or not 0 < port <= 65535:
+            raise MetadataError(INVALID_REQUEST, f"node {node_id}: bad {prefix} port {port!r}")
+        addresses[prefix] = (host, port)
+    internal = addresses["internal"]
+    known = state.nodes.get(node_id)
+    if known is not None and (known.internal_host, known.internal_port) != internal:
+        rejoin = command.get("rejoin") is True and command.get("cluster_id") == state.cluster_id
+        if not rejoin:
+            raise MetadataError(
+                INVALID_REQUEST,
+                f"node id {node_id} is already registered with internal address "
+                f"{known.internal_host}:{known.internal_port}, not {internal[0]}:{internal[1]}",
+            )
+    for other in state.nodes.values():
+        if other.node_id != node_id and (other.internal_host, other.internal_port) == internal:
+            raise MetadataError(
+                INVALID_REQUEST,
+                f"internal address {internal[0]}:{internal[1]} is node {other.node_id}'s",
+            )
+    if known is None and len(state.nodes) >= NODES_MAX:
+        raise MetadataError(INVALID_REQUEST, f"the cluster already has {NODES_MAX} nodes")
+    node = NodeInfo(node_id, *addresses["kafka"], *internal)
+    state.nodes[node_id] = node
     return node
 
 
@@ -425,6 +476,7 @@ _HANDLERS = {
     "alter_topic_configs": _alter_topic_configs,
     "init_cluster": _init_cluster,
     "register_node": _register_node,
+    "join_node": _join_node,
     "create_topic": _create_topic,
     "delete_topic": _delete_topic,
     "seal_and_link": _seal_and_link,

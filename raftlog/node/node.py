@@ -8,7 +8,10 @@ clients, so a client never sees a node that has not recovered.
 In cluster mode (`--peers`, which lists every member with its internal address, this node
 included) the controller group's voters are the listed members, every group's Raft
 messages travel over one HTTP/2 transport per node (`raft_router`), and a node that is not
-the controller leader forwards controller commands to the leader.
+the controller leader forwards controller commands to the leader. A node not listed in
+`--peers` but given `--seeds` joins through a seed first (`join.py`), before it opens the
+controller group, since it must learn the group's bootstrap membership and the members'
+addresses; restarted, it rejoins through the members it remembers (`address_book.py`).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from raftlog.controller.metadata import (
     CONTROLLER_GROUP_ID,
     TOPIC_ALREADY_EXISTS,
     MetadataError,
+    NodeInfo,
     SegmentInfo,
     TopicInfo,
 )
@@ -42,9 +46,19 @@ from raftlog.controller.service import NOT_CONTROLLER, Controller, ControllerUna
 from raftlog.groups.records import OFFSETS_PARTITIONS, OFFSETS_TOPIC
 from raftlog.kafka.listener import KafkaListener
 from raftlog.limits import StorageLimits
+from raftlog.node import address_book
+from raftlog.node.address_book import Address, ClusterMemory, merge_addresses
 from raftlog.node.balance import LedHead, preferred_ready
 from raftlog.node.balance import moves as balance_moves
 from raftlog.node.broker import Broker
+from raftlog.node.join import (
+    JoinAnswer,
+    JoinRefused,
+    JoinRequest,
+    join_cluster,
+    refusal,
+    retry_later,
+)
 from raftlog.node.leadership import (
     TIMEOUT_S_MAX as TRANSFER_TIMEOUT_S_MAX,
 )
@@ -151,6 +165,23 @@ class Node:
     """Groups whose leader here may have to change the Raft membership (newly led, or
     re-replicated); the reconcile loop visits only these."""
     _nursery: trio.Nursery | None = None
+    _internal_address: Address | None = None
+    """This node's internal address as registered (its --peers entry, else --internal-addr
+    with the bound port)."""
+    _controller_bootstrap: tuple[list[int], list[int]] | None = None
+    """The controller group's voters and learners before its first entry (same everywhere)."""
+    _memory: ClusterMemory | None = None
+    """What this node, having joined by seed, keeps in `cluster.json` (None otherwise)."""
+
+    @property
+    def clustered(self) -> bool:
+        return bool(self.config.peers or self.config.seeds)
+
+    @property
+    def joins_by_seed(self) -> bool:
+        """Not listed in --peers: it learns the cluster through --seeds."""
+        listed = any(peer.node_id == self.config.node_id for peer in self.config.peers)
+        return bool(self.config.seeds) and not listed
 
     async def run(self, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
         """Run until cancelled; reports the bound Kafka port once clients may connect."""
@@ -165,15 +196,16 @@ class Node:
         self.controller.listeners.append(self._on_metadata)
         self.router = RaftRouter(self._lookup, self._execute_for_peer)
         self.router.transfer_call = self._serve_transfer
+        self.router.join_call = self._serve_join
         self.transfers = LeadershipTransfers(
             self.config.node_id,
             self._lookup,
-            self._forward_transfer if self.config.peers else None,
+            self._forward_transfer if self.clustered else None,
             observer=self.metrics.leadership_transfer,
         )
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
-            if self.config.peers:
+            if self.clustered:
                 await self._start_transport(nursery)
                 await nursery.start(self.router.run_heartbeat_flusher)
                 self.controller.forward = self._forward
@@ -188,6 +220,8 @@ class Node:
             self.kafka_port = await nursery.start(listener.serve, address.host, address.port)
             # Up before recovery, so /healthz answers and /readyz says 503 until it is done.
             self.admin_port = await start_admin(self, nursery)
+            if self.joins_by_seed:
+                await self._join_by_seed()
             voters, learners = self._controller_members()
             group = await self._host(
                 CONTROLLER_GROUP_ID, data_dir / "controller", None, voters, learners=learners
@@ -207,7 +241,7 @@ class Node:
             nursery.start_soon(self.broker.coordinator.expire_forever)
             nursery.start_soon(self._ensure_offsets_topic)
             nursery.start_soon(self._retention_forever)
-            if self.config.peers:
+            if self.clustered:
                 nursery.start_soon(self._liveness_forever)
                 nursery.start_soon(self._reconcile_forever)
                 if self.config.leader_balance_interval_ms:
@@ -633,32 +667,195 @@ class Node:
     def _controller_members(self) -> tuple[list[int], list[int]]:
         """Voters and learners of the controller group: the first `controller_nodes` members
         (by id) vote; the rest receive the metadata log without voting, so a larger cluster
-        keeps a small, fast controller quorum that loses no majority when spare nodes die."""
-        if not self.config.peers:
-            return [self.config.node_id], []
-        members = sorted(peer.node_id for peer in self.config.peers)
-        return members[: self.config.controller_nodes], members[self.config.controller_nodes :]
+        keeps a small, fast controller quorum that loses no majority when spare nodes die.
+        A node that joined by seed opens the group as the cluster's first members did (the
+        seed told it how), and becomes a learner when the controller leader adds it."""
+        if self._controller_bootstrap is None:
+            if not self.config.peers:
+                self._controller_bootstrap = ([self.config.node_id], [])
+            else:
+                members = sorted(peer.node_id for peer in self.config.peers)
+                size = self.config.controller_nodes
+                self._controller_bootstrap = (members[:size], members[size:])
+        return self._controller_bootstrap
+
+    def _static_addresses(self) -> dict[int, Address]:
+        return {peer.node_id: (peer.address.host, peer.address.port) for peer in self.config.peers}
 
     async def _start_transport(self, nursery: trio.Nursery) -> None:
         peers = {peer.node_id: peer.address for peer in self.config.peers}
         own = peers.pop(self.config.node_id, None)
-        if own is None:
+        if own is None and not self.config.seeds:
             raise ClusterConfigError(
-                f"--peers must list this node (id {self.config.node_id}) with its internal address"
+                f"--peers must list this node (id {self.config.node_id}) with its internal "
+                "address, or --seeds must name members to join through"
+            )
+        if own is None:
+            own = self.config.internal_addr
+        self._memory = address_book.load(self.config.data_dir)
+        if self._memory is not None and not self.joins_by_seed:
+            raise ClusterConfigError(
+                f"{self.config.data_dir} joined its cluster by seed ({address_book.CLUSTER_FILE}):"
+                " start it with --seeds, without an entry for itself in --peers"
             )
         contexts = internal_tls_contexts(self.config)
         server_context, client_context = contexts if contexts is not None else (None, None)
+        remembered = {} if self._memory is None else self._memory.addresses()
         self.transport = Transport(
             self.config.node_id,
             own.host,
             own.port,
             self.router,
-            peer_addresses={node: (address.host, address.port) for node, address in peers.items()},
+            peer_addresses=merge_addresses(
+                own_id=self.config.node_id,
+                static=self._static_addresses(),
+                learned={},
+                remembered=remembered,
+            ),
             server_ssl_context=server_context,
             client_ssl_context=client_context,
         )
         self.router.transport = self.transport
         await nursery.start(self.transport.run)
+        self._internal_address = (own.host, own.port or self.transport.bound_port or 0)
+
+    async def _join_by_seed(self) -> None:
+        """Be registered through a seed or a remembered member; learn the cluster's shape.
+
+        Raises JoinRefused or JoinFailed (with every address tried and why) instead of
+        starting a node that is not part of the cluster.
+        """
+        assert self.transport is not None and self._internal_address is not None
+        config = self.config
+        memory = self._memory
+        if memory is None and (config.data_dir / "controller").exists():
+            raise JoinRefused(
+                f"{config.data_dir} holds a controller log but no {address_book.CLUSTER_FILE}: "
+                "it belongs to a node started with --peers (or alone), not one that joined by seed"
+            )
+        if memory is not None and memory.node_id != config.node_id:
+            raise JoinRefused(
+                f"{config.data_dir} belongs to node {memory.node_id}, not node {config.node_id}"
+            )
+        advertised = config.advertised
+        request = JoinRequest(
+            config.node_id,
+            self._internal_address,
+            (advertised.host, advertised.port or self.kafka_port or 0),
+            rejoin=memory is not None,
+            cluster_id=None if memory is None else memory.cluster_id,
+        )
+        # Members it remembers, and any the operator listed in --peers, are asked by id.
+        known = {*self._static_addresses(), *({} if memory is None else memory.addresses())}
+        answer = await join_cluster(
+            self.transport,
+            request,
+            config.seeds,
+            sorted(known - {config.node_id}),
+            config.join_timeout_ms / 1000,
+            reachable_suffices=memory is not None,
+        )
+        if answer is None:
+            assert memory is not None
+            # Members answered but none could register us now: start from what we
+            # remember (the addresses are in the transport already); `_register` updates
+            # the registry once the controller group has a leader again.
+            self._controller_bootstrap = (
+                list(memory.controller_voters),
+                list(memory.controller_learners),
+            )
+            return
+        self._check_same_cluster(answer)
+        bootstrap = (list(answer.controller_voters), list(answer.controller_learners))
+        self._controller_bootstrap = bootstrap
+        addresses = merge_addresses(
+            own_id=config.node_id,
+            static=self._static_addresses(),
+            learned=answer.members,
+            remembered={} if memory is None else memory.addresses(),
+        )
+        for node, (host, port) in addresses.items():
+            self.transport.set_peer_address(node, host, port)
+        self._memory = ClusterMemory(
+            config.node_id,
+            answer.cluster_id or (None if memory is None else memory.cluster_id),
+            tuple(bootstrap[0]),
+            tuple(bootstrap[1]),
+            (),
+        ).with_members({**answer.members, config.node_id: self._internal_address})
+        address_book.save(config.data_dir, self._memory)
+
+    def _check_same_cluster(self, answer: JoinAnswer) -> None:
+        memory = self._memory
+        if memory is None:
+            return
+        if memory.cluster_id and answer.cluster_id and memory.cluster_id != answer.cluster_id:
+            raise JoinRefused(
+                f"{self.config.data_dir} belongs to cluster {memory.cluster_id}, "
+                f"the seed to cluster {answer.cluster_id}"
+            )
+        if (memory.controller_voters, memory.controller_learners) != (
+            answer.controller_voters,
+            answer.controller_learners,
+        ):
+            raise JoinRefused(
+                f"{self.config.data_dir} remembers a controller group started as voters "
+                f"{list(memory.controller_voters)}, the seed's started as "
+                f"{list(answer.controller_voters)}: another cluster"
+            )
+
+    async def _serve_join(self, from_peer: int, payload: bytes) -> bytes:
+        """A node asks to join through this one: have the controller register it."""
+        try:
+            request = JoinRequest.decode(payload)
+        except ValueError as error:
+            return refusal(f"malformed join request: {error}")
+        if request.node_id != from_peer:
+            return refusal(f"node {from_peer} asked to join as node {request.node_id}")
+        listed = self._static_addresses().get(request.node_id)
+        if listed is not None and listed != request.internal:
+            # Perhaps not registered yet (that member has not started): the registry
+            # would not catch it, this node's --peers does.
+            return refusal(
+                f"node id {request.node_id} is listed in --peers at {listed[0]}:{listed[1]}"
+            )
+        bootstrap = self._controller_bootstrap
+        if self.controller.group is None or bootstrap is None:
+            return retry_later(f"node {self.config.node_id} is still starting")
+        try:
+            await self.controller.execute(request.command(), FORWARD_TIMEOUT_S)
+        except ControllerUnavailable as error:
+            return retry_later(str(error))
+        except MetadataError as error:
+            logs.event("join_refused", logging.WARNING, node=request.node_id, reason=str(error))
+            return refusal(str(error))
+        state = self.controller.state
+        members = {
+            node: (info.internal_host, info.internal_port) for node, info in state.nodes.items()
+        }
+        answer = JoinAnswer(state.cluster_id, members, tuple(bootstrap[0]), tuple(bootstrap[1]))
+        return answer.encode()
+
+    def _learn_node(self, node: NodeInfo) -> None:
+        """A member registered (or re-registered): dial it there; remember it if joined."""
+        if node.node_id == self.config.node_id:
+            return
+        address = (node.internal_host, node.internal_port)
+        static = self._static_addresses()
+        if self.transport is not None and node.node_id not in static:
+            # --peers entries stay the operator's word: a stale registration replayed from
+            # the log must not send a static member's traffic to an old address.
+            self.transport.set_peer_address(node.node_id, *address)
+        memory = self._memory
+        if memory is not None and memory.addresses().get(node.node_id) != address:
+            self._memory = memory.with_members({**memory.addresses(), node.node_id: address})
+            address_book.save(self.config.data_dir, self._memory)
+
+    def _learn_cluster_id(self, cluster_id: str) -> None:
+        memory = self._memory
+        if memory is not None and memory.cluster_id != cluster_id:
+            self._memory = attrs.evolve(memory, cluster_id=cluster_id)
+            address_book.save(self.config.data_dir, self._memory)
 
     async def _forward(self, leader_id: int, command: dict[str, Any]) -> dict[str, Any]:
         assert self.transport is not None
@@ -822,17 +1019,20 @@ class Node:
         advertised = config.advertised
         if advertised.port == 0:
             advertised = attrs.evolve(advertised, port=self.kafka_port or 0)
-        # In a cluster this node's internal address is its own entry in --peers.
-        own = [peer.address for peer in config.peers if peer.node_id == config.node_id]
-        internal = own[0] if own else config.internal_addr
+        # In a cluster this node's internal address is its own entry in --peers, or (joined
+        # by seed) --internal-addr as bound.
+        internal_host, internal_port = self._internal_address or (
+            config.internal_addr.host,
+            config.internal_addr.port,
+        )
         known = self.controller.state.nodes.get(config.node_id)
         wanted = {
             "type": "register_node",
             "node_id": config.node_id,
             "kafka_host": advertised.host,
             "kafka_port": advertised.port,
-            "internal_host": internal.host,
-            "internal_port": internal.port,
+            "internal_host": internal_host,
+            "internal_port": internal_port,
         }
         current = None if known is None else attrs.asdict(known)
         if current != {key: value for key, value in wanted.items() if key != "type"}:
@@ -841,7 +1041,11 @@ class Node:
     def _on_metadata(self, command: dict[str, Any], result: Any) -> None:
         """Open or drop the groups this node hosts as topics come and go."""
         assert self._nursery is not None and self.broker is not None
-        if command["type"] == "create_topic":
+        if command["type"] in ("register_node", "join_node"):
+            self._learn_node(result)
+        elif command["type"] == "init_cluster":
+            self._learn_cluster_id(result)
+        elif command["type"] == "create_topic":
             topic: TopicInfo = result
             for partition in topic.partitions:
                 head = partition.head

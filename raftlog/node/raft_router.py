@@ -11,7 +11,7 @@ marked by the reserved group id `BATCH_GROUP_ID`, and the receiver fans it out. 
 leading thousands of groups so sends one heartbeat message per peer per tick, not thousands.
 
 The router also serves the node's RPCs: controller commands forwarded by nodes that are
-not the controller leader, liveness pings, and leader queries.
+not the controller leader, liveness pings, leader queries, leadership transfers and joins.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import attrs
 import trio
 
 from raftlog import logs
+from raftlog.node.join import CLUSTER_JOIN
 from raftlog.node.leadership import TRANSFER_RPC
 from raftlog.raft import codec
 from raftlog.raft.heartbeat_batch import (
@@ -60,6 +61,8 @@ class RaftRouter:
     transport: Transport | None = None
     transfer_call: Callable[[bytes], Awaitable[bytes]] | None = None
     """Serves a forwarded leadership transfer (`raftlog.node.leadership.TRANSFER_RPC`)."""
+    join_call: Callable[[int, bytes], Awaitable[bytes]] | None = None
+    """Serves a node joining through this one (`raftlog.node.join.CLUSTER_JOIN`)."""
     dropped_unknown_group: int = 0
     dropped_undecodable: int = 0
     heartbeat_batches_sent: int = 0
@@ -157,6 +160,8 @@ class RaftRouter:
             return self._group_leaders(payload)
         if method == TRANSFER_RPC and self.transfer_call is not None:
             return await self.transfer_call(payload)
+        if method == CLUSTER_JOIN and self.join_call is not None:
+            return await self.join_call(from_peer, payload)
         if method != CONTROLLER_EXECUTE:
             raise NoSuchMethod(method)
         command = json.loads(payload)

@@ -11,6 +11,7 @@ from raftlog.transport.errors import (
     RpcError,
     RpcErrorCode,
     RpcTimeout,
+    SameNodeId,
     TransportError,
 )
 from raftlog.transport.limits import TransportLimits
@@ -28,6 +29,7 @@ __all__ = [
     "RpcError",
     "RpcErrorCode",
     "RpcTimeout",
+    "SameNodeId",
     "Transport",
     "TransportError",
     "TransportLimits",

@@ -47,6 +47,8 @@ class Connection:
     """The peer refused our hello because it keeps another connection with us (409)."""
     close_reason: str | None = None
     _scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
+    _unsent: bytes = b""
+    """Bytes taken from the session after the connection was closed, sent with the goodbye."""
     _wake_event: trio.Event = attrs.field(factory=trio.Event)
     _last_received_s: float = attrs.field(factory=trio.current_time)
     _last_ping_s: float = -math.inf
@@ -88,7 +90,7 @@ class Connection:
     async def _say_goodbye(self) -> None:
         with contextlib.suppress(h2.exceptions.ProtocolError):
             self.session.say_goodbye()
-        data = self.session.data_to_send()
+        data = self._unsent + self.session.data_to_send()
         if not data:
             return
         with trio.move_on_after(_GOODBYE_TIMEOUT_S):
@@ -132,6 +134,11 @@ class Connection:
                     return
                 if not data:
                     break
+                if self._scope.cancel_called:
+                    # Closed while this writer was scheduled (the reader refused a hello,
+                    # say): these bytes, often that refusal, go out with the goodbye.
+                    self._unsent += data
+                    return
                 self._write_started_s = trio.current_time()
                 try:
                     await self.stream.send_all(data)

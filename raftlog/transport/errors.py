@@ -22,6 +22,11 @@ class PeerUnavailable(TransportError):
         self.reason = reason
 
 
+class SameNodeId(PeerUnavailable):
+    """`Transport.identify`: the node at that address refused our hello because it has
+    our node id (two nodes configured with one id)."""
+
+
 class RpcTimeout(TransportError):
     """The peer did not answer a call within its timeout (it may still run the handler)."""
 

@@ -12,7 +12,9 @@ Wire protocol (prior-knowledge h2c, or h2 inside TLS):
   never ended.
 - The acceptor answers the hello with 200 and its own id and incarnation, or with 409
   (it keeps another connection to this peer) or 421 (wrong node); then it answers each
-  channel stream with 200 and never ends the response.
+  channel stream with 200 and never ends the response. A hello whose `raftlog-peer-id`
+  is `ANY_PEER` (0, never a node id) is meant for whoever listens there: a node joining
+  by seed knows a seed's address but not its id, and learns it from the answer.
 - From then on each channel stream is full duplex: the dialler writes its messages in
   the request body, the acceptor in the response body, both as length-prefixed messages
   (`framing.py`). So one TCP connection carries both directions.
@@ -48,6 +50,8 @@ HEADER_NODE_ID = b"raftlog-node-id"
 HEADER_PEER_ID = b"raftlog-peer-id"
 HEADER_INCARNATION = b"raftlog-incarnation"
 HELLO_STREAM_ID = 1
+ANY_PEER = 0
+"""The peer id of a hello dialled to an address whose node id is not known (a seed)."""
 _STREAMS_MAX = 2 + len(Channel)  # hello + channels, with one to spare
 _HEADER_LIST_SIZE_BYTES_MAX = 4096
 _H2_DEFAULT_WINDOW = 65_535
@@ -289,7 +293,7 @@ class Session:
         if path == HELLO_PATH:
             if stream_id != HELLO_STREAM_ID:
                 raise ProtocolViolation("hello on a stream other than 1")
-            if _header_int(headers, HEADER_PEER_ID) != self._node_id:
+            if _header_int(headers, HEADER_PEER_ID) not in (self._node_id, ANY_PEER):
                 self.refuse_hello(421)
                 raise ProtocolViolation(
                     f"hello meant for node {headers.get(HEADER_PEER_ID)!r}, we are {self._node_id}"
@@ -327,7 +331,9 @@ class Session:
                 except ValueError as error:
                     raise ProtocolViolation(f"hello answered with {status!r}") from error
             peer_id = _header_int(headers, HEADER_NODE_ID)
-            if peer_id != self._expected_peer_id:
+            if peer_id <= 0:
+                raise ProtocolViolation(f"the acceptor answered with node id {peer_id}")
+            if self._expected_peer_id not in (peer_id, ANY_PEER):
                 raise ProtocolViolation(
                     f"dialled node {self._expected_peer_id} but node {peer_id} answered"
                 )

@@ -40,6 +40,7 @@ from raftlog.transport.errors import (
     RpcError,
     RpcErrorCode,
     RpcTimeout,
+    SameNodeId,
 )
 from raftlog.transport.framing import (
     RPC_OVERHEAD_BYTES_MAX,
@@ -54,6 +55,7 @@ from raftlog.transport.framing import (
 from raftlog.transport.limits import TransportLimits, reconnect_delay_s
 from raftlog.transport.queues import ChannelQueue
 from raftlog.transport.session import (
+    ANY_PEER,
     HelloAnswered,
     HelloReceived,
     HelloRefused,
@@ -121,6 +123,24 @@ class _Peer:
 
 
 @attrs.define(eq=False)
+class _Identifying:
+    """A dial to an address whose node id is unknown, until the hello answer names it."""
+
+    host: str
+    port: int
+    done: trio.Event = attrs.field(factory=trio.Event)
+    peer_id: int | None = None
+    failure: str = ""
+    same_id: bool = False
+    """The acceptor refused the hello (421): to an `ANY_PEER` hello that means it has our id."""
+
+    def finish(self, peer_id: int | None, failure: str) -> None:
+        if not self.done.is_set():
+            self.peer_id, self.failure = peer_id, failure
+            self.done.set()
+
+
+@attrs.define(eq=False)
 class Transport:
     """This node's end of every node-to-node connection. Run it with `run` in a nursery."""
 
@@ -147,6 +167,7 @@ class Transport:
     _protocol_violations: int = attrs.field(default=0, init=False)
     _dropped_unknown_peer: int = attrs.field(default=0, init=False)
     _handler_errors: int = attrs.field(default=0, init=False)
+    _identifying: dict[Connection, _Identifying] = attrs.field(factory=dict, init=False)
 
     # --- lifecycle -------------------------------------------------------------------
 
@@ -206,6 +227,56 @@ class Transport:
         self._lose_peer_connection(peer, "peer removed")
         if connection is not None:
             connection.close("peer removed")
+
+    async def identify(self, host: str, port: int, timeout_s: float) -> int:
+        """Dial an address whose node id is not known (a seed); return the id that answers.
+
+        The hello says `ANY_PEER`, and the acceptor's answer names it. The connection then
+        serves as that peer's (its address is recorded), so a `call` to the returned id goes
+        over it. Raises PeerUnavailable, with the reason, when nothing there answers as a
+        raftlog node within `timeout_s` (refused, not HTTP/2, no hello answer, ...), and
+        SameNodeId when the node there has this node's id (or is this node).
+        """
+        invariant(timeout_s > 0, "timeout_s must be positive")
+        nursery = self._nursery
+        if nursery is None:
+            raise PeerUnavailable(ANY_PEER, "this transport is not running")
+        label = f"{host}:{port}"
+        identifying = _Identifying(host, port)
+        connection: Connection | None = None
+        with trio.move_on_after(timeout_s):
+            try:
+                stream = await self._connect(host, port)
+            except (OSError, trio.TooSlowError, trio.BrokenResourceError) as error:
+                raise PeerUnavailable(ANY_PEER, f"connect to {label} failed: {error!r}") from None
+            session = Session(
+                client_side=True,
+                node_id=self.node_id,
+                incarnation=self.incarnation,
+                limits=self.limits,
+                authority=label,
+            )
+            session.start_client(ANY_PEER)
+            connection = self._connection(stream, session, label, dialled_by_us=True)
+            self._identifying[connection] = identifying
+            nursery.start_soon(self._serve_identifying, connection)
+            await identifying.done.wait()
+        if connection is not None and self._identifying.pop(connection, None) is not None:
+            connection.close(f"no hello answer within {timeout_s}s")
+        if identifying.same_id:
+            raise SameNodeId(ANY_PEER, f"the node at {label} has our node id {self.node_id}")
+        if identifying.peer_id is None:
+            reason = identifying.failure or f"no raftlog hello answer within {timeout_s}s"
+            raise PeerUnavailable(ANY_PEER, f"{label} did not answer as a raftlog node: {reason}")
+        return identifying.peer_id
+
+    async def _serve_identifying(self, connection: Connection) -> None:
+        try:
+            await self._serve(connection)
+        finally:
+            identifying = self._identifying.pop(connection, None)
+            if identifying is not None:
+                identifying.finish(None, connection.close_reason or "closed")
 
     # --- sending ---------------------------------------------------------------------
 
@@ -503,6 +574,9 @@ class Transport:
             elif isinstance(session_event, HelloAnswered):
                 self._on_hello_answered(connection, session_event)
             elif isinstance(session_event, HelloRefused):
+                identifying = self._identifying.get(connection)
+                if identifying is not None and session_event.status == 421:
+                    identifying.same_id = True
                 connection.superseded = session_event.status == 409
                 connection.close(f"hello refused with status {session_event.status}")
             elif isinstance(session_event, PeerSaidGoodbye):
@@ -511,9 +585,9 @@ class Transport:
                 connection.wake()
 
     def _on_hello(self, connection: Connection, hello: HelloReceived) -> None:
-        if hello.peer_id == self.node_id:
+        if hello.peer_id == self.node_id or hello.peer_id <= 0:
             connection.session.refuse_hello(421)
-            raise ProtocolViolation("hello from a node claiming our own id")
+            raise ProtocolViolation(f"hello from a node claiming id {hello.peer_id}")
         connection.peer_id = hello.peer_id
         connection.peer_incarnation = hello.peer_incarnation
         connection.dialler_id = hello.peer_id
@@ -534,6 +608,18 @@ class Transport:
     def _on_hello_answered(self, connection: Connection, hello: HelloAnswered) -> None:
         connection.peer_incarnation = hello.peer_incarnation
         connection.dialler_id = self.node_id
+        identifying = self._identifying.pop(connection, None)
+        if identifying is not None:
+            if hello.peer_id == self.node_id:
+                connection.close("dialled our own address")
+                identifying.finish(None, "that address is this node's own")
+                return
+            # A seed: from now on it is a peer like any other, at the address we dialled.
+            connection.peer_id = hello.peer_id
+            self.peer_addresses[hello.peer_id] = (identifying.host, identifying.port)
+            if hello.peer_id not in self._peers:
+                self._new_peer(hello.peer_id)
+            identifying.finish(hello.peer_id, "")
         peer = self._peers.get(hello.peer_id)
         if peer is None:  # removed while we dialled
             connection.close("peer removed")
