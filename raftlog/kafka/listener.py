@@ -7,6 +7,12 @@ response in request order once its handler is done. The number of requests in fl
 connection is bounded; when it is reached the reader stops reading, which pushes back on
 the client through TCP.
 
+Requests of the group protocol and of committed offsets (`IN_ORDER_APIS`) start only once
+every earlier request of their connection is done, as Kafka, which handles a connection's
+requests one at a time, would: a client that commits and then rejoins its group on one
+connection must not have the join complete (and a new owner of its partitions read the
+committed offsets) before the commit does. Produce and fetch stay pipelined.
+
 A handler that raises does not take the node down: the error is logged with the client
 id, and the connection is closed (the client reconnects and retries), because a response
 we cannot build correctly is worse than none.
@@ -37,6 +43,21 @@ Handler = Callable[[RequestReceived], Awaitable[Message | None]]
 """Answers one request; None means the request gets no response (acks=0 produce)."""
 
 RECEIVE_CHUNK_BYTES = 256 * 1024
+IN_ORDER_APIS = frozenset(
+    {
+        8,  # OffsetCommit
+        9,  # OffsetFetch
+        10,  # FindCoordinator
+        11,  # JoinGroup
+        12,  # Heartbeat
+        13,  # LeaveGroup
+        14,  # SyncGroup
+        15,  # DescribeGroups
+        16,  # ListGroups
+        42,  # DeleteGroups
+        47,  # OffsetDelete
+    }
+)
 
 
 class ListenerObserver(Protocol):
@@ -147,6 +168,7 @@ class KafkaListener:
         slots: trio.MemorySendChannel[_Slot],
         nursery: trio.Nursery,
     ) -> None:
+        pending: list[_Slot] = []  # this connection's requests whose handlers may still run
         while True:
             event = connection.next_request()
             if event is NEED_DATA:
@@ -176,13 +198,18 @@ class KafkaListener:
             assert isinstance(event, RequestReceived)
             self._requests_total += 1
             slot = _Slot(event)
-            nursery.start_soon(self._handle, slot)
+            pending = [earlier for earlier in pending if not earlier.done.is_set()]
+            after = tuple(pending) if event.api_key in IN_ORDER_APIS else ()
+            pending.append(slot)
+            nursery.start_soon(self._handle, slot, after)
             if event.expects_response:
                 await slots.send(slot)
 
-    async def _handle(self, slot: _Slot) -> None:
+    async def _handle(self, slot: _Slot, after: tuple[_Slot, ...] = ()) -> None:
         event = slot.event
         assert isinstance(event, RequestReceived)
+        for earlier in after:
+            await earlier.done.wait()
         started = time.perf_counter()
         try:
             slot.body = await self.handler(event)
