@@ -399,7 +399,13 @@ class PartitionReplica:
         except trio.TooSlowError:
             return ProduceOutcome(int(ErrorCode.REQUEST_TIMED_OUT))
         except ProposalLost as lost:
-            return ProduceOutcome(int(ErrorCode.NOT_LEADER_OR_FOLLOWER), error_message=str(lost))
+            # Appended here, then leadership moved before the commit: the new leader may
+            # still commit it. NOT_LEADER_OR_FOLLOWER would tell librdkafka the batch was
+            # not persisted; when a later in-flight batch then fails too, it bumps its
+            # epoch and renumbers, and the retried batch is appended a second time (chaos
+            # run seed 9009). REQUEST_TIMED_OUT means "possibly persisted": the client
+            # retries the same sequence, which the new leader recognises if it holds it.
+            return ProduceOutcome(int(ErrorCode.REQUEST_TIMED_OUT), error_message=str(lost))
         finally:
             self._proposed_terms.pop(entry_index, None)
         try:
