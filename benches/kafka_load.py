@@ -13,10 +13,28 @@ import json
 import statistics
 import sys
 import time
+from collections.abc import Callable
 
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
 BATCH_BYTES = 1 << 20
+
+
+class _Deliveries:
+    """Acknowledgement latencies and failures of sends, from their delivery reports."""
+
+    def __init__(self) -> None:
+        self.latencies: list[float] = []
+        self.failures: list[str] = []
+
+    def callback(self, sent: float) -> Callable[[object, object], None]:
+        def delivered(error: object, _message: object) -> None:
+            if error is not None:
+                self.failures.append(str(error))
+            else:
+                self.latencies.append(time.perf_counter() - sent)
+
+        return delivered
 
 
 def _percentile(samples: list[float], fraction: float) -> float:
@@ -39,14 +57,8 @@ def produce(bootstrap: str, topic: str, count: int, size: int, acks: str, timeou
         }
     )
     value = b"x" * size
-    latencies: list[float] = []
-    failures: list[str] = []
-
-    def delivered(error: object, _message: object, sent: float) -> None:
-        if error is not None:
-            failures.append(str(error))
-        else:
-            latencies.append(time.perf_counter() - sent)
+    deliveries = _Deliveries()
+    latencies, failures = deliveries.latencies, deliveries.failures
 
     started = time.perf_counter()
     deadline = started + timeout_s
@@ -54,7 +66,7 @@ def produce(bootstrap: str, topic: str, count: int, size: int, acks: str, timeou
         sent = time.perf_counter()
         while True:
             try:
-                producer.produce(topic, value, on_delivery=lambda e, m, s=sent: delivered(e, m, s))
+                producer.produce(topic, value, on_delivery=deliveries.callback(sent))
                 break
             except BufferError:
                 producer.poll(0.01)
@@ -162,14 +174,8 @@ def e2e_produce(bootstrap: str, topic: str, count: int, size: int, rate: float,
     then padding) for the consumer; acks=all latencies of the same sends are returned."""
     producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 0})
     padding = b"x" * max(0, size - 20)
-    latencies: list[float] = []
-    failures: list[str] = []
-
-    def delivered(error: object, _message: object, sent: float) -> None:
-        if error is not None:
-            failures.append(str(error))
-        else:
-            latencies.append(time.perf_counter() - sent)
+    deliveries = _Deliveries()
+    latencies, failures = deliveries.latencies, deliveries.failures
 
     started = time.perf_counter()
     for index in range(count):
@@ -179,7 +185,7 @@ def e2e_produce(bootstrap: str, topic: str, count: int, size: int, rate: float,
         sent = time.perf_counter()
         stamp = b"%020d" % time.monotonic_ns()
         producer.produce(topic, stamp + padding,
-                         on_delivery=lambda e, m, s=sent: delivered(e, m, s))
+                         on_delivery=deliveries.callback(sent))
         producer.poll(0)
     producer.flush(timeout_s)
     elapsed = time.perf_counter() - started

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 import attrs
 import trio
@@ -82,11 +83,7 @@ class JoinRequest:
     @classmethod
     def decode(cls, payload: bytes) -> JoinRequest:
         """Raise ValueError unless `payload` is a well-formed, bounded join request."""
-        if len(payload) > JOIN_REQUEST_BYTES_MAX:
-            raise ValueError(f"join request of {len(payload)} bytes, over {JOIN_REQUEST_BYTES_MAX}")
-        document = json.loads(payload)
-        if not isinstance(document, dict):
-            raise ValueError("a join request is a JSON object")
+        document = _json_object(payload, JOIN_REQUEST_BYTES_MAX, "join request")
         node_id = document.get("node_id")
         if not isinstance(node_id, int) or isinstance(node_id, bool):
             raise ValueError(f"bad node id {node_id!r}")
@@ -136,11 +133,7 @@ class JoinAnswer:
     @classmethod
     def decode(cls, payload: bytes) -> JoinAnswer:
         """The answer, or JoinRefused (the seed's refusal), or ValueError (malformed)."""
-        if len(payload) > JOIN_ANSWER_BYTES_MAX:
-            raise ValueError(f"join answer of {len(payload)} bytes, over {JOIN_ANSWER_BYTES_MAX}")
-        document = json.loads(payload)
-        if not isinstance(document, dict):
-            raise ValueError("a join answer is a JSON object")
+        document = _json_object(payload, JOIN_ANSWER_BYTES_MAX, "join answer")
         if "refused" in document:
             raise JoinRefused(str(document["refused"])[:1000])
         if "retry" in document:
@@ -250,3 +243,13 @@ async def _ask(transport: Transport, request: JoinRequest, candidate: int | Host
         # A seed that is still starting, or older, fails the call: worth another round.
         raise ValueError(f"node {peer_id} could not serve the join: {error.message}") from None
     return JoinAnswer.decode(reply)
+
+
+def _json_object(payload: bytes, bytes_max: int, what: str) -> dict[str, Any]:
+    """`payload` as a JSON object of at most `bytes_max` bytes; ValueError otherwise."""
+    if len(payload) > bytes_max:
+        raise ValueError(f"{what} of {len(payload)} bytes, over {bytes_max}")
+    document = json.loads(payload)
+    if not isinstance(document, dict):
+        raise ValueError(f"a {what} is a JSON object")
+    return document
