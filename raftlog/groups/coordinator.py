@@ -48,6 +48,10 @@ INITIAL_REBALANCE_DELAY_S = 0.3
 EXPIRY_CHECK_INTERVAL_S = 0.25
 GROUPS_MAX = 100_000
 MEMBERS_PER_GROUP_MAX = 1000
+SESSION_TIMEOUT_MS_MIN = 6_000
+SESSION_TIMEOUT_MS_MAX = 1_800_000
+"""Kafka's `group.min.session.timeout.ms` and `group.max.session.timeout.ms` defaults: a
+JoinGroup outside them is answered INVALID_SESSION_TIMEOUT."""
 COMMIT_TIMEOUT_S = 30.0
 READ_BYTES = 64 << 20
 
@@ -233,6 +237,8 @@ class GroupCoordinator:
         require_known_member_id: bool,
     ) -> JoinResult:
         self._coordinating(group_id)
+        if not SESSION_TIMEOUT_MS_MIN <= session_timeout_ms <= SESSION_TIMEOUT_MS_MAX:
+            raise GroupError(ErrorCode.INVALID_SESSION_TIMEOUT)
         group = self._group(group_id)
         if group.protocol_type and group.members and protocol_type != group.protocol_type:
             raise GroupError(ErrorCode.INCONSISTENT_GROUP_PROTOCOL)

@@ -40,11 +40,12 @@ JOIN_VERSION = 5  # MEMBER_ID_REQUIRED from v4, group_instance_id from v5
 SESSION_MS = 6000
 
 
-def _join(address: str, group: str, member_id: str = "", instance: str | None = None) -> Message:
+def _join(address: str, group: str, member_id: str = "", instance: str | None = None,
+          session_ms: int = SESSION_MS) -> Message:  # fmt: skip
     with KafkaAdminConnection(address, timeout_s=30) as connection:
         return connection.request(
             JoinGroupRequest(
-                group_id=group, session_timeout_ms=SESSION_MS, rebalance_timeout_ms=SESSION_MS,
+                group_id=group, session_timeout_ms=session_ms, rebalance_timeout_ms=session_ms,
                 member_id=member_id, group_instance_id=instance, protocol_type="consumer",
                 protocols=[JoinGroupRequestProtocol(name="range", metadata=b"\x00\x00")],
             ),
@@ -112,6 +113,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
 def test_dynamic_member_errors(cluster: LocalCluster) -> None:
     group = "dynamic"
     node_id, coordinator = _coordinator(cluster, group)
+    for session_ms in (-1, 0, 5999, 1_800_001):  # Kafka's default bounds: 6 s to 30 min
+        refused = _join(coordinator, group, session_ms=session_ms)
+        assert refused.error_code == ErrorCode.INVALID_SESSION_TIMEOUT  # type: ignore[attr-defined]
     first = _join(coordinator, group)
     assert first.error_code == ErrorCode.MEMBER_ID_REQUIRED  # type: ignore[attr-defined]
     member = first.member_id  # type: ignore[attr-defined]
