@@ -108,6 +108,11 @@ class NodeMetrics:
             ["outcome"],
             registry=registry,
         )
+        self._forwarded_reads = Counter(
+            "raftlog_sealed_reads_forwarded",
+            "Fetches of sealed segments not held here that another replica answered",
+            registry=registry,
+        )
         self._transfer_outcomes = {
             outcome: self._transfers.labels(outcome) for outcome in TRANSFER_OUTCOMES
         }
@@ -149,6 +154,9 @@ class NodeMetrics:
 
     def leadership_transfer(self, outcome: str) -> None:
         self._transfer_outcomes[outcome].inc()
+
+    def sealed_read_forwarded(self) -> None:
+        self._forwarded_reads.inc()
 
     # -- ReplicaGroup observer -----------------------------------------------------------
 

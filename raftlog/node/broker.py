@@ -33,6 +33,7 @@ from raftlog.controller.placement import (
 from raftlog.controller.service import Controller
 from raftlog.groups.coordinator import GroupCoordinator
 from raftlog.kafka.handlers import HANDLERS, SUPPORTED_VERSIONS
+from raftlog.node.sealed_reads import SealedReads
 from raftlog.partition.chain import PartitionChain
 from raftlog.partition.cleanup import TopicConfigError, check_topic_configs
 from raftlog.protocol.connection import RequestReceived
@@ -67,6 +68,8 @@ class Broker:
     """Set in cluster mode: how to learn leaders of groups this node does not host."""
     unreachable: Callable[[], frozenset[int]] = frozenset
     """Nodes this node has no connection to now: new replicas avoid them if they can."""
+    sealed_reads: SealedReads | None = None
+    """Set in cluster mode: fetches of sealed segments not held here go to a replica."""
     _remote_leaders: dict[int, tuple[int, int, float]] = attrs.field(factory=dict)
     """group id -> (leader, term, when learned) for head groups hosted elsewhere."""
 

@@ -46,7 +46,7 @@ from raftlog.controller.service import NOT_CONTROLLER, Controller, ControllerUna
 from raftlog.groups.records import OFFSETS_PARTITIONS, OFFSETS_TOPIC
 from raftlog.kafka.listener import KafkaListener
 from raftlog.limits import StorageLimits
-from raftlog.node import address_book
+from raftlog.node import address_book, sealed_reads
 from raftlog.node.address_book import Address, ClusterMemory, merge_addresses
 from raftlog.node.balance import LedHead, preferred_ready
 from raftlog.node.balance import moves as balance_moves
@@ -76,6 +76,7 @@ from raftlog.node.membership import (
     next_change,
 )
 from raftlog.node.raft_router import CONTROLLER_EXECUTE, GROUP_LEADERS, NODE_PING, RaftRouter
+from raftlog.node.sealed_reads import SealedReads
 from raftlog.node.tls import internal_tls_contexts
 from raftlog.partition.chain import PartitionChain, retention_cut
 from raftlog.partition.cleanup import CLEANUP_POLICY, cleanup_policy
@@ -197,6 +198,7 @@ class Node:
         self.router = RaftRouter(self._lookup, self._execute_for_peer)
         self.router.transfer_call = self._serve_transfer
         self.router.join_call = self._serve_join
+        self.router.segment_read_call = self._serve_segment_read
         self.transfers = LeadershipTransfers(
             self.config.node_id,
             self._lookup,
@@ -211,6 +213,13 @@ class Node:
                 self.controller.forward = self._forward
                 self.broker.ask_leaders = self._ask_leaders
                 self.broker.unreachable = self._unreachable_peers
+                self.broker.sealed_reads = SealedReads(
+                    self.config.node_id,
+                    lambda: self.controller.state,
+                    self.transport.call,
+                    self._unreachable_peers,
+                    self.metrics.sealed_read_forwarded,
+                )
             # Bind first, so that the advertised port is known even for port 0; the broker
             # holds every request until recovery is done.
             listener = KafkaListener(
@@ -559,8 +568,9 @@ class Node:
                 try:
                     await self.transfers.transfer_local(request)
                 except TransferError as error:
-                    logs.event("leader_balance_failed", group=group_id, target=target,
-                               reason=str(error))
+                    logs.event(
+                        "leader_balance_failed", group=group_id, target=target, reason=str(error)
+                    )
                     continue
                 logs.event("leader_balanced", group=group_id, leader=target)
 
@@ -941,6 +951,10 @@ class Node:
         if "error" in answer:
             raise TransferError(int(answer.get("status", 500)), str(answer["error"]))
         return dict(answer)
+
+    def _serve_segment_read(self, payload: bytes) -> bytes:
+        assert self.broker is not None
+        return sealed_reads.serve(self.controller.state, self.broker.partition, payload)
 
     async def _execute_for_peer(self, command: dict[str, Any]) -> dict[str, Any]:
         return await self.controller.execute_for_peer(command, FORWARD_TIMEOUT_S)

@@ -11,7 +11,8 @@ marked by the reserved group id `BATCH_GROUP_ID`, and the receiver fans it out. 
 leading thousands of groups so sends one heartbeat message per peer per tick, not thousands.
 
 The router also serves the node's RPCs: controller commands forwarded by nodes that are
-not the controller leader, liveness pings, leader queries, leadership transfers and joins.
+not the controller leader, liveness pings, leader queries, leadership transfers, joins
+and reads of sealed segments.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import trio
 from raftlog import logs
 from raftlog.node.join import CLUSTER_JOIN
 from raftlog.node.leadership import TRANSFER_RPC
+from raftlog.node.sealed_reads import SEGMENT_READ
 from raftlog.raft import codec
 from raftlog.raft.heartbeat_batch import (
     HeartbeatBatch,
@@ -63,6 +65,8 @@ class RaftRouter:
     """Serves a forwarded leadership transfer (`raftlog.node.leadership.TRANSFER_RPC`)."""
     join_call: Callable[[int, bytes], Awaitable[bytes]] | None = None
     """Serves a node joining through this one (`raftlog.node.join.CLUSTER_JOIN`)."""
+    segment_read_call: Callable[[bytes], bytes] | None = None
+    """Serves a read of a sealed segment (`raftlog.node.sealed_reads.SEGMENT_READ`)."""
     dropped_unknown_group: int = 0
     dropped_undecodable: int = 0
     heartbeat_batches_sent: int = 0
@@ -162,6 +166,8 @@ class RaftRouter:
             return await self.transfer_call(payload)
         if method == CLUSTER_JOIN and self.join_call is not None:
             return await self.join_call(from_peer, payload)
+        if method == SEGMENT_READ and self.segment_read_call is not None:
+            return self.segment_read_call(payload)
         if method != CONTROLLER_EXECUTE:
             raise NoSuchMethod(method)
         command = json.loads(payload)

@@ -73,9 +73,21 @@ class PartitionChain:
         start = self.log_start_offset
         if offset < start or offset > high_watermark:
             return ReadResult(int(ErrorCode.OFFSET_OUT_OF_RANGE), b"", high_watermark, start)
+        segment = self.segment_holding(offset)
+        if segment is None:
+            # The offset exists in the partition but this node does not hold it now (a
+            # replica moving here is still arriving): a retriable error, so the client asks
+            # again rather than resetting its position as OFFSET_OUT_OF_RANGE would make it.
+            # The fetch handler first asks a replica that holds it (`sealed_reads`).
+            return ReadResult(int(ErrorCode.NOT_LEADER_OR_FOLLOWER), b"", high_watermark, start)
+        result = segment.read_committed(offset, max_bytes, at_least_one=at_least_one)
+        return ReadResult(result.error_code, result.records, high_watermark, start)
+
+    def segment_holding(self, offset: int) -> PartitionReplica | None:
+        """The local segment that answers for `offset`, or None if none here does now."""
         for segment, following in itertools.zip_longest(self.segments, self.segments[1:]):
             if offset < segment.log_start_offset:
-                break  # the segment holding it is not (yet) here
+                return None  # the segment holding it is not (yet) here
             sealed_end = segment.sealed_last_offset
             if sealed_end is not None and offset > sealed_end:
                 continue
@@ -84,12 +96,8 @@ class PartitionChain:
                 # catching up, say after cutting corrupt data) must not answer for offsets
                 # of its successor: new leaders of a sealed group append NOOPs there.
                 continue
-            result = segment.read_committed(offset, max_bytes, at_least_one=at_least_one)
-            return ReadResult(result.error_code, result.records, high_watermark, start)
-        # The offset exists in the partition but this node does not hold it now (a replica
-        # moving here is still arriving): a retriable error, so the client asks again
-        # rather than resetting its position as OFFSET_OUT_OF_RANGE would make it.
-        return ReadResult(int(ErrorCode.NOT_LEADER_OR_FOLLOWER), b"", high_watermark, start)
+            return segment
+        return None
 
     def offset_for_timestamp(self, timestamp_ms: int) -> tuple[int, int] | None:
         for segment in self.segments:
