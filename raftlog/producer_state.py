@@ -35,6 +35,11 @@ class ProducerError(enum.IntEnum):
     INVALID_PRODUCER_EPOCH = 47
 
 
+def _is_ahead(sequence: int, expected: int) -> bool:
+    """`sequence` comes after `expected` (within half the wrapping sequence space)."""
+    return 0 < (sequence - expected) % SEQUENCE_LIMIT < SEQUENCE_LIMIT // 2
+
+
 def last_sequence(base_sequence: int, record_count: int) -> int:
     """The sequence number of a batch's last record, with Kafka's wrap at 2**31."""
     return (base_sequence + record_count - 1) % SEQUENCE_LIMIT
@@ -80,6 +85,12 @@ class Reject:
 
     error: ProducerError
     reason: str
+    ahead: bool = False
+    """The batch's sequence is ahead of the next one expected: the batches before it may
+    still be on their way (a client pipelines them, and requests handled concurrently can
+    reach the table in another order than they were sent)."""
+    expected: int = -1
+    """The sequence this producer's next batch must start at (-1: not a sequence error)."""
 
 
 CheckResult = Accept | Duplicate | Reject
@@ -131,6 +142,8 @@ class ProducerStateTable:
                     ProducerError.OUT_OF_ORDER_SEQUENCE_NUMBER,
                     f"producer {batch.producer_id} is unknown and its first batch has "
                     f"sequence {batch.base_sequence}, not 0",
+                    _is_ahead(batch.base_sequence, 0),
+                    0,
                 )
             return Accept()
         if batch.producer_epoch < entry.epoch:
@@ -145,6 +158,8 @@ class ProducerStateTable:
                     ProducerError.OUT_OF_ORDER_SEQUENCE_NUMBER,
                     f"producer {batch.producer_id} starts epoch {batch.producer_epoch} at "
                     f"sequence {batch.base_sequence}, not 0",
+                    _is_ahead(batch.base_sequence, 0),
+                    0,
                 )
             return Accept()
         for known in entry.batches:
@@ -159,6 +174,8 @@ class ProducerStateTable:
                 ProducerError.OUT_OF_ORDER_SEQUENCE_NUMBER,
                 f"producer {batch.producer_id} sent sequence {batch.base_sequence}, "
                 f"expected {expected}",
+                _is_ahead(batch.base_sequence, expected),
+                expected,
             )
         return Accept()
 

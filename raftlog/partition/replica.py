@@ -38,12 +38,33 @@ REBUILD_READ_BYTES = 16 << 20
 PREPARE_AT_FRACTION = 0.8
 """The head's leader asks for its successor once the log holds this share of `seal_bytes`."""
 SEAL_SLACK_OFFSETS = 16
+"""Offsets kept free below a promised end for entries the leader does not propose itself
+(a new leader's NOOP, membership changes) and the SEAL batch."""
 SUCCESSOR_WAIT_S_MAX = 2.0
 """How long a produce refused by a sealing head waits for the successor's link before it
 answers NOT_LEADER_OR_FOLLOWER: the client's metadata refresh then finds the new head at
 once, instead of backing off while it keeps being sent to the old one."""
-"""Offsets kept free below a promised end for entries the leader does not propose itself
-(a new leader's NOOP, membership changes) and the SEAL batch."""
+REORDER_WAIT_S = 0.5
+"""How long a batch ahead of its producer's next sequence waits for the batches before it.
+
+A client pipelines a partition's batches (librdkafka up to five requests) and the listener
+handles them concurrently, so two sent back to back can reach the sequence check in either
+order (trio runs a batch of ready tasks in random order). Answering the later one
+OUT_OF_ORDER_SEQUENCE_NUMBER at once would be wrong for a client that did nothing wrong:
+librdkafka then bumps its epoch and renumbers every unacknowledged message, so a batch
+whose earlier attempt is still in doubt is stored twice (chaos run seed 10001). The wait
+ends as soon as the producer's sequence moves; a real gap is still refused, only later."""
+
+
+REFUSED_PRODUCERS_MAX = 4096
+"""Producers whose last refused batch is remembered (`_refused`); the oldest go first."""
+
+
+class _Ahead:
+    """`_produce_once` refused a batch whose earlier batches may still arrive."""
+
+
+_AHEAD = _Ahead()
 
 
 @attrs.frozen
@@ -107,6 +128,10 @@ class PartitionReplica:
     until it is whole."""
     _offsets: OrderedDict[int, tuple[int, int]] = attrs.field(factory=OrderedDict)
     _proposed_terms: dict[int, int] = attrs.field(factory=dict)
+    _refused_batches: OrderedDict[int, tuple[int, int]] = attrs.field(factory=OrderedDict)
+    """producer id -> (epoch, base sequence) of its latest batch refused retriably here."""
+    _sequences_moved: trio.Event = attrs.field(factory=trio.Event)
+    """Set (and replaced) whenever the producer table learns batches: wakes `_Ahead` waits."""
     _epochs: list[tuple[int, int]] = attrs.field(factory=list)
     """(epoch, first offset of that epoch), ascending: answers OffsetForLeaderEpoch."""
 
@@ -274,16 +299,29 @@ class PartitionReplica:
                 producers.record(self._unpersisted_batches[entry_index])
         self.producers = producers
         self._epochs = epochs
+        self._note_sequences_moved()
 
     # -- produce -----------------------------------------------------------------------
 
     async def produce(self, records: object, acks: int, timeout_s: float) -> ProduceOutcome:
+        wait_until = trio.current_time() + min(REORDER_WAIT_S, max(timeout_s, 0.0))
+        while True:
+            moved = self._sequences_moved
+            outcome = await self._produce_once(records, acks, timeout_s, wait_until)
+            if not isinstance(outcome, _Ahead):
+                return outcome
+            with trio.move_on_at(wait_until):
+                await moved.wait()
+
+    def _note_sequences_moved(self) -> None:
+        self._sequences_moved.set()
+        self._sequences_moved = trio.Event()
+
+    async def _produce_once(
+        self, records: object, acks: int, timeout_s: float, wait_until: float
+    ) -> ProduceOutcome | _Ahead:
         if not self.group.is_leader:
             return ProduceOutcome(int(ErrorCode.NOT_LEADER_OR_FOLLOWER))
-        if not self._inherited_whole:
-            refusal = self._complete_inheritance()
-            if refusal is not None:
-                return refusal
         if not isinstance(records, bytes | bytearray | memoryview) or len(records) == 0:
             return ProduceOutcome(int(ErrorCode.CORRUPT_MESSAGE), error_message="no records")
         if len(records) > 16 and records[16] != 2:
@@ -317,10 +355,25 @@ class PartitionReplica:
             if refusal is not None:
                 return refusal
         identity = _identity(header, 0)
+        if not self._inherited_whole:
+            refusal = self._complete_inheritance()
+            if refusal is not None:
+                return self._refused(identity, refusal)
         # DELIBERATE BUG skip-idempotence: a retried batch is appended again.
         if identity is not None and not bugs.active(bugs.Bug.SKIP_IDEMPOTENCE):
             verdict = self.producers.check(identity)
             if isinstance(verdict, Reject):
+                if verdict.ahead and self._refused_batches.get(identity.producer_id) == (
+                    identity.producer_epoch,
+                    verdict.expected,
+                ):
+                    return ProduceOutcome(
+                        int(ErrorCode.NOT_LEADER_OR_FOLLOWER),
+                        error_message=f"sequence {verdict.expected} of this producer was "
+                        "refused here and must be retried first",
+                    )
+                if verdict.ahead and trio.current_time() < wait_until:
+                    return _AHEAD
                 return ProduceOutcome(int(verdict.error), error_message=verdict.reason)
             if isinstance(verdict, Duplicate):
                 if verdict.offsets is not None:
@@ -331,16 +384,24 @@ class PartitionReplica:
             # The successor made ahead starts at seal_through + 1: seal here, and the client
             # retries on the successor once it refreshes its metadata.
             self._propose_seal()
-            await self._wait_successor(timeout_s)
-            return ProduceOutcome(
-                int(ErrorCode.NOT_LEADER_OR_FOLLOWER), error_message="segment is sealing"
+            refusal = self._refused(
+                identity,
+                ProduceOutcome(
+                    int(ErrorCode.NOT_LEADER_OR_FOLLOWER), error_message="segment is sealing"
+                ),
             )
+            await self._wait_successor(timeout_s)
+            return refusal
         try:
             entry_index, term = self.group.propose(bytes(records))
         except RaftError as error:
+            refusal = self._refused(
+                identity,
+                ProduceOutcome(int(ErrorCode.NOT_LEADER_OR_FOLLOWER), error_message=str(error)),
+            )
             if self._seal_proposed or self.sealed_last_offset is not None:
                 await self._wait_successor(timeout_s)
-            return ProduceOutcome(int(ErrorCode.NOT_LEADER_OR_FOLLOWER), error_message=str(error))
+            return refusal
         self._proposed_terms[entry_index] = term
         self._unpersisted_bytes[entry_index] = len(records)
         self._unpersisted_offsets[entry_index] = header.last_offset_delta + 1
@@ -348,12 +409,29 @@ class PartitionReplica:
             proposed = attrs.evolve(identity, entry_index=entry_index)
             self.producers.record(proposed)
             self._unpersisted_batches[entry_index] = proposed
+            self._note_sequences_moved()
         # Checked at proposal too, not only when entries commit: a pipelining producer can
         # propose megabytes before the next commit, and the segment would overshoot.
         self._seal_if_full()
         if acks == 0:
             return ProduceOutcome(0)
         return await self._answer(entry_index, acks, timeout_s)
+
+    def _refused(self, identity: BatchIdentity | None, refusal: ProduceOutcome) -> ProduceOutcome:
+        """Remember a batch refused retriably, so its producer's batches behind it are too.
+
+        A client pipelines: were the batch behind a refused one judged on its own, it would
+        meet a sequence gap and get OUT_OF_ORDER_SEQUENCE_NUMBER, upon which librdkafka
+        bumps its epoch and renumbers messages that may be stored already (a duplicate).
+        Kafka never splits a pipeline so: a node that is not the leader refuses them all.
+        """
+        if identity is not None:
+            refused = self._refused_batches
+            refused.pop(identity.producer_id, None)
+            refused[identity.producer_id] = (identity.producer_epoch, identity.base_sequence)
+            while len(refused) > REFUSED_PRODUCERS_MAX:
+                refused.popitem(last=False)
+        return refusal
 
     def _complete_inheritance(self) -> ProduceOutcome | None:
         """Take the predecessor's whole memory once it is sealed here; until then refuse
