@@ -320,8 +320,6 @@ class PartitionReplica:
     async def _produce_once(
         self, records: object, acks: int, timeout_s: float, wait_until: float
     ) -> ProduceOutcome | _Ahead:
-        if not self.group.is_leader:
-            return ProduceOutcome(int(ErrorCode.NOT_LEADER_OR_FOLLOWER))
         if not isinstance(records, bytes | bytearray | memoryview) or len(records) == 0:
             return ProduceOutcome(int(ErrorCode.CORRUPT_MESSAGE), error_message="no records")
         if len(records) > 16 and records[16] != 2:
@@ -355,6 +353,9 @@ class PartitionReplica:
             if refusal is not None:
                 return refusal
         identity = _identity(header, 0)
+        if not self.group.is_leader:
+            # Remembered too: this replica may lead again before the batch behind arrives.
+            return self._refused(identity, ProduceOutcome(int(ErrorCode.NOT_LEADER_OR_FOLLOWER)))
         if not self._inherited_whole:
             refusal = self._complete_inheritance()
             if refusal is not None:
