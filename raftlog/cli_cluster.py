@@ -45,6 +45,12 @@ def add_parsers(commands: argparse._SubParsersAction, output: argparse.ArgumentP
         help="make a controller voter the controller group's leader (forwarded to the leader)",
     )
     _transfer_arguments(controller, "the node id of the controller voter to lead")
+    decommission = cluster_sub.add_parser(
+        "decommission",
+        parents=[admin, output],
+        help="drain a node: its replicas move to the others, then it leaves the node list",
+    )
+    decommission.add_argument("node", metavar="NODE", type=int, help="the node id to drain")
     segment = commands.add_parser("segment", help="the segments of a partition")
     segment_sub = segment.add_subparsers(dest="segment_command", metavar="SUBCOMMAND")
     listing = segment_sub.add_parser(
@@ -65,8 +71,13 @@ def add_parsers(commands: argparse._SubParsersAction, output: argparse.ArgumentP
 
 def _transfer_arguments(parser: argparse.ArgumentParser, to_help: str) -> None:
     parser.add_argument("--to", dest="to", type=int, required=True, metavar="NODE", help=to_help)
-    parser.add_argument("--timeout-ms", dest="timeout_ms", type=int, default=10_000,
-                        help="give up after this long (10000; at most 60000)")
+    parser.add_argument(
+        "--timeout-ms",
+        dest="timeout_ms",
+        type=int,
+        default=10_000,
+        help="give up after this long (10000; at most 60000)",
+    )
 
 
 def get(admin: str, path: str) -> Any:
@@ -163,16 +174,25 @@ def _transfer(admin: str, path: str, target: int, timeout_ms: int) -> Any:
     return _request(admin, "POST", path + query, TIMEOUT_S + timeout_ms / 1000)
 
 
+def decommission(admin: str, node: int) -> Any:
+    return _request(admin, "POST", f"/v1/nodes/{node}/decommission", TIMEOUT_S)
+
+
 def view_name(arguments: argparse.Namespace) -> str:
     """Which rendering `render_text` uses for the command line's (sub)command."""
-    if arguments.command == "cluster" and arguments.cluster_command == "transfer-controller":
-        return "transfer-controller"
+    if arguments.command == "cluster" and arguments.cluster_command in (
+        "transfer-controller",
+        "decommission",
+    ):
+        return str(arguments.cluster_command)
     return str(arguments.command)
 
 
 def run(arguments: argparse.Namespace) -> Any:
     if arguments.command == "cluster" and arguments.cluster_command == "transfer-controller":
         return transfer_controller(arguments.admin, arguments.to, arguments.timeout_ms)
+    if arguments.command == "cluster" and arguments.cluster_command == "decommission":
+        return decommission(arguments.admin, arguments.node)
     if arguments.command == "cluster":
         return status(arguments.admin)
     if arguments.command == "partition":
@@ -184,6 +204,11 @@ def run(arguments: argparse.Namespace) -> Any:
 
 
 def render_text(command: str, document: dict[str, Any], table: Any) -> str:
+    if command == "decommission":
+        return (
+            f"node {document['node_id']}: decommissioning; {document['replicas']} replica(s) "
+            "to move (watch `raftlog cluster status`)"
+        )
     if command == "transfer-controller":
         return f"controller: node {document['leader']} leads (term {document['term']})"
     if command == "partition":
@@ -211,6 +236,8 @@ def render_text(command: str, document: dict[str, Any], table: Any) -> str:
                         "kafka": node["kafka"],
                         "internal": node["internal"],
                         "link": "self" if node["this_node"] else _link(node["connected"]),
+                        "replicas": node["replicas"],
+                        "state": "decommissioning" if node["decommissioning"] else "active",
                     }
                     for node in cluster["nodes"]
                 ]

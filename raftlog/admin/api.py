@@ -11,9 +11,15 @@
 | `GET /v1/groups` | consumer groups this node coordinates, with lag |
 | `POST /v1/partitions/{topic}/{partition}/transfer-leader?target=N` | leadership to N |
 | `POST /v1/controller/transfer-leader?target=N` | the controller group's leadership to N |
+| `POST /v1/nodes/{id}/decommission` | drain node {id}: its replicas move, then it is unlisted |
 | `GET /` | the console (static HTML + JS polling the JSON routes) |
 
-Reads are GET and HEAD; the actions are the two POSTs above (`&timeout_ms=T`, default
+Decommissioning answers once the controller recorded it (400 if the node is unknown or too
+few nodes would remain, 503 if no controller leader answers); the moves follow, and
+`GET /v1/cluster` shows each node's `decommissioning` flag and replica count until the
+node holds nothing and leaves the list.
+
+Reads are GET and HEAD; the transfers are the other two POSTs (`&timeout_ms=T`, default
 10000, at most 60000): any node takes them and forwards them to the group's leader; 200
 once N leads. A JSON error document says what went wrong (400 bad request or target,
 404 unknown topic or partition, 409 Raft refused or abandoned the transfer, 503 no
@@ -33,10 +39,13 @@ from raftlog.admin.http_server import HttpRequest, HttpResponse
 from raftlog.admin.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from raftlog.admin.metrics import NodeMetrics
 from raftlog.admin.view import NodeView
+from raftlog.controller.metadata import MetadataError
+from raftlog.controller.service import ControllerUnavailable
 from raftlog.node.leadership import TransferError
 
 TRANSFER_ROUTE = "/v1/partitions/{topic}/{partition}/transfer-leader"
 CONTROLLER_TRANSFER_ROUTE = "/v1/controller/transfer-leader"
+DECOMMISSION_ROUTE = "/v1/nodes/{id}/decommission"
 
 CONSOLE_FILES = {
     "/": ("index.html", "text/html; charset=utf-8"),
@@ -76,6 +85,8 @@ class AdminApi:
 
     async def _post(self, path: str, query: dict[str, list[str]]) -> HttpResponse:
         parts = [urllib.parse.unquote(part) for part in path.strip("/").split("/")]
+        if len(parts) == 4 and parts[:2] == ["v1", "nodes"] and parts[3] == "decommission":
+            return await self._decommission(parts[2])
         controller = parts == ["v1", "controller", "transfer-leader"]
         partition_route = (
             len(parts) == 5 and parts[:2] == ["v1", "partitions"] and parts[4] == "transfer-leader"
@@ -83,7 +94,9 @@ class AdminApi:
         if not controller and not partition_route:
             return attrs.evolve(
                 _error(
-                    405, f"POST is served only on {TRANSFER_ROUTE} and {CONTROLLER_TRANSFER_ROUTE}"
+                    405,
+                    f"POST is served only on {TRANSFER_ROUTE}, {CONTROLLER_TRANSFER_ROUTE} "
+                    f"and {DECOMMISSION_ROUTE}",
                 ),
                 headers=(("allow", "GET, HEAD"),),
             )
@@ -102,6 +115,19 @@ class AdminApi:
                 answer = await node.transfer_leader(parts[2], partition, target, timeout_s)
         except TransferError as error:
             return _error(error.status, str(error))
+        return _json(200, answer)
+
+    async def _decommission(self, node_id: str) -> HttpResponse:
+        try:
+            target = int(node_id)
+        except ValueError:
+            return _error(400, f"usage: POST {DECOMMISSION_ROUTE} with a numeric id")
+        try:
+            answer = await self.view.node.decommission(target)
+        except ControllerUnavailable as error:
+            return _error(503, str(error))
+        except MetadataError as error:
+            return _error(400, str(error))
         return _json(200, answer)
 
     def route(self, path: str) -> HttpResponse:

@@ -83,6 +83,8 @@ class NodeView:
                     "internal": f"{info.internal_host}:{info.internal_port}",
                     "connected": self._connected(info.node_id),
                     "this_node": info.node_id == node.config.node_id,
+                    "decommissioning": info.node_id in state.decommissioned,
+                    "replicas": state.replica_count(info.node_id),
                 }
                 for info in sorted(state.nodes.values(), key=lambda info: info.node_id)
             ],

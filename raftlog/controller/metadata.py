@@ -126,6 +126,9 @@ class MetadataState:
     next_producer_id: int = 0
     cluster_id: str | None = None
     """Chosen once, by the first node that finds none; every node then answers with it."""
+    decommissioned: set[int] = attrs.field(factory=set)
+    """Registered nodes being drained (`decommission_node`): they get no new replicas, the
+    controller leader moves theirs away, then `forget_node` drops them from `nodes`."""
     applied_commands: int = 0
     _by_group: dict[int, tuple[PartitionInfo, SegmentInfo]] | None = attrs.field(
         default=None, init=False
@@ -145,6 +148,23 @@ class MetadataState:
             self._by_group = None  # handlers look segments up before they change them
         self.applied_commands += 1
         return result
+
+    def replica_count(self, node_id: int) -> int:
+        """Segment replicas (sealed, head and made-ahead) that `node_id` holds."""
+        return sum(
+            segment.replicas.count(node_id)
+            for topic in self.topics.values()
+            for partition in topic.partitions
+            for segment in (
+                partition.segments
+                if partition.prepared is None
+                else (*partition.segments, partition.prepared)
+            )
+        )
+
+    def active_nodes(self) -> list[int]:
+        """Registered nodes that may receive replicas: all but the decommissioned."""
+        return sorted(node for node in self.nodes if node not in self.decommissioned)
 
     def segment_by_group(self, group_id: int) -> tuple[PartitionInfo, SegmentInfo] | None:
         if self._by_group is None:
@@ -192,6 +212,43 @@ def _register_node(state: MetadataState, command: dict[str, Any]) -> NodeInfo:
     )
     state.nodes[node.node_id] = node
     return node
+
+
+def _decommission_node(state: MetadataState, command: dict[str, Any]) -> int:
+    """Start draining a registered node; the same command again changes nothing.
+
+    Refused when it would leave no node to move replicas to: the other active nodes must
+    be at least as many as the largest replication factor of any topic.
+    """
+    node_id = command.get("node_id")
+    if not isinstance(node_id, int) or isinstance(node_id, bool) or node_id not in state.nodes:
+        raise MetadataError(INVALID_REQUEST, f"no registered node {node_id!r}")
+    if node_id in state.decommissioned:
+        return node_id
+    remaining = len(state.active_nodes()) - 1
+    needed = max((topic.replication_factor for topic in state.topics.values()), default=1)
+    if remaining < needed:
+        raise MetadataError(
+            INVALID_REPLICATION_FACTOR,
+            f"decommissioning node {node_id} would leave {remaining} active node(s); "
+            f"a topic needs {needed} replicas",
+        )
+    state.decommissioned.add(node_id)
+    return node_id
+
+
+def _forget_node(state: MetadataState, command: dict[str, Any]) -> int:
+    """Drop a decommissioned node that holds no replica any more from the registry."""
+    node_id = command.get("node_id")
+    if node_id not in state.decommissioned:
+        raise MetadataError(INVALID_REQUEST, f"node {node_id!r} is not being decommissioned")
+    assert isinstance(node_id, int)
+    held = state.replica_count(node_id)
+    if held:
+        raise MetadataError(INVALID_REQUEST, f"node {node_id} still holds {held} replica(s)")
+    state.decommissioned.discard(node_id)
+    del state.nodes[node_id]
+    return node_id
 
 
 def _join_node(state: MetadataState, command: dict[str, Any]) -> NodeInfo:
@@ -389,8 +446,8 @@ def _replace_replica(state: MetadataState, command: dict[str, Any]) -> SegmentIn
         raise MetadataError(INVALID_REPLICATION_FACTOR, f"node {dead} holds no replica of it")
     if new in segment.replicas:
         raise MetadataError(INVALID_REPLICATION_FACTOR, f"node {new} already holds a replica")
-    if new not in state.nodes:
-        raise MetadataError(INVALID_REPLICATION_FACTOR, f"unknown node {new}")
+    if new not in state.nodes or new in state.decommissioned:
+        raise MetadataError(INVALID_REPLICATION_FACTOR, f"node {new} may not receive replicas")
     replaced = attrs.evolve(
         segment,
         replicas=tuple(new if node == dead else node for node in segment.replicas),
@@ -483,6 +540,8 @@ _HANDLERS = {
     "prepare_successor": _prepare_successor,
     "drop_segments": _drop_segments,
     "replace_replica": _replace_replica,
+    "decommission_node": _decommission_node,
+    "forget_node": _forget_node,
 }
 
 

@@ -190,7 +190,7 @@ class Broker:
     # -- changes -----------------------------------------------------------------------
 
     def _replication(self, replication: int | None) -> int:
-        live = len(self.controller.state.nodes)
+        live = len(self.controller.state.active_nodes())
         return min(3, max(live, 1)) if replication is None else replication
 
     def check_topic_creation(
@@ -207,7 +207,7 @@ class Broker:
         if not 1 <= partitions <= PARTITIONS_PER_TOPIC_MAX:
             raise MetadataError(INVALID_PARTITIONS, f"{partitions} partitions is out of range")
         wanted = self._replication(replication)
-        nodes = len(self.controller.state.nodes)
+        nodes = len(self.controller.state.active_nodes())
         if not 1 <= wanted <= nodes:
             raise MetadataError(
                 INVALID_REPLICATION_FACTOR,
@@ -219,7 +219,7 @@ class Broker:
     ) -> TopicInfo:
         self.check_topic_creation(name, partitions, replication, configs)
         wanted = self._replication(replication)
-        node_ids = [node.node_id for node in self.nodes()]
+        node_ids = self.controller.state.active_nodes()
         candidates = live_candidates(node_ids, self.unreachable(), wanted)
         try:
             assignments = place_replicas(

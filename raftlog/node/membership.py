@@ -96,17 +96,19 @@ def controller_target(
 ) -> tuple[frozenset[int], frozenset[int]]:
     """Voters and learners the controller group should have, given who is dead.
 
-    Dead voters give way to live learners (lowest ids first) until the group has `size`
-    voters again; the replaced voters stay on as learners, so a node that comes back
-    catches up on the metadata it missed. Every `registered` node that is not a voter is
-    a learner: a replaced voter leaves the group (a voter can only become a learner by
-    leaving and joining again) and must be let back in, or it would never hear of the
-    metadata again and could not start.
+    Dead (or decommissioned) voters give way to live learners (lowest ids first) until the
+    group has `size` voters again; the replaced voters stay on as learners, so a node that
+    comes back catches up on the metadata it missed. Every `registered` node that is not a
+    voter is a learner: a replaced voter leaves the group (a voter can only become a
+    learner by leaving and joining again) and must be let back in, or it would never hear
+    of the metadata again and could not start. A member no longer registered (a
+    decommissioned node the registry forgot) leaves the group.
     """
     gone = frozenset(dead)
+    listed = frozenset(registered)
     voters = set(membership.voters - gone)
-    spares = sorted(membership.learners - gone)
+    spares = sorted((membership.learners & listed) - gone)
     while len(voters) < size and spares:
         voters.add(spares.pop(0))
-    learners = (membership.members() | frozenset(registered)) - voters
+    learners = listed - voters
     return frozenset(voters), frozenset(learners)

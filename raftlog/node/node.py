@@ -916,6 +916,13 @@ class Node:
             TransferRequest(CONTROLLER_GROUP_ID, target, timeout_s), voters
         )
 
+    async def decommission(self, node_id: int) -> dict[str, Any]:
+        """Start draining `node_id`; raises MetadataError (ControllerUnavailable: 503)."""
+        command = {"type": "decommission_node", "node_id": node_id}
+        await self.controller.execute(command, FORWARD_TIMEOUT_S)
+        state = self.controller.state
+        return {"node_id": node_id, "replicas": state.replica_count(node_id)}
+
     def _transfers(self) -> LeadershipTransfers:
         if self.transfers is None:
             raise TransferError(503, "the node is still starting")
@@ -1282,8 +1289,12 @@ class Node:
             async with trio.open_nursery() as pings:
                 for node in others:
                     pings.start_soon(self._ping, liveness, node)
-            self._replace_dead_controllers(group, liveness.dead(trio.current_time()))
+            leaving = self.controller.state.decommissioned
+            self._replace_dead_controllers(
+                group, sorted({*liveness.dead(trio.current_time()), *leaving})
+            )
             await self._replace_dead(liveness, trio.current_time())
+            await self._forget_drained(group)
 
     async def _ping(self, liveness: Liveness, node: int) -> None:
         assert self.transport is not None
@@ -1331,11 +1342,29 @@ class Node:
             node=change.node_id,
         )
 
+    async def _forget_drained(self, group: ReplicaGroup) -> None:
+        """Drop decommissioned nodes that hold nothing any more from the registry."""
+        state = self.controller.state
+        for node in sorted(state.decommissioned):
+            if state.replica_count(node) or node in group.raw.membership.voters:
+                continue
+            try:
+                command = {"type": "forget_node", "node_id": node}
+                await self.controller.execute(command, FORWARD_TIMEOUT_S)
+            except MetadataError as error:
+                logs.event("node_forget_skipped", logging.INFO, node=node, reason=str(error))
+                continue
+            logs.event("node_forgotten", node=node)
+
     async def _replace_dead(self, liveness: Liveness, now_s: float) -> None:
-        dead = liveness.dead(now_s)
+        """Move the replicas of dead and of decommissioned nodes to active live ones."""
+        leaving = self.controller.state.decommissioned
+        dead = sorted({*liveness.dead(now_s), *leaving})
         if not dead:
             return
-        alive = [*liveness.alive(now_s), self.config.node_id]
+        alive = [
+            node for node in (*liveness.alive(now_s), self.config.node_id) if node not in leaving
+        ]
         load: dict[int, int] = {}
         moves: list[dict[str, Any]] = []
         for topic in self.controller.state.topics.values():

@@ -237,7 +237,7 @@ def test_cluster_status_and_segment_list_on_three_nodes(tmp_path: pathlib.Path) 
         assert f"controller leader {cluster_document['controller_leader']}" in text
         for member in cluster.members:
             assert member.address in text
-        links = [line.split()[-1] for line in text.splitlines()[3:6]]
+        links = [line.split()[3] for line in text.splitlines()[3:6]]
         assert links == ["up", "self", "up"], text
         assert "replicated/0" in text and "replicated/1" in text
 

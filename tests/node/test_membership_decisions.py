@@ -83,21 +83,32 @@ def test_next_change_reaches_any_target_keeping_a_voter(
 
 def test_controller_promotes_a_live_learner_for_a_dead_voter() -> None:
     membership = Membership({1, 2, 3}, {4, 5})
-    assert controller_target(membership, [], 3) == ({1, 2, 3}, {4, 5})
-    assert controller_target(membership, [3], 3) == ({1, 2, 4}, {3, 5})
-    assert controller_target(membership, [3, 4], 3) == ({1, 2, 5}, {3, 4})
-    assert controller_target(Membership({1, 2, 3}), [3], 3) == ({1, 2}, {3})
+    every = [1, 2, 3, 4, 5]
+    assert controller_target(membership, [], 3, every) == ({1, 2, 3}, {4, 5})
+    assert controller_target(membership, [3], 3, every) == ({1, 2, 4}, {3, 5})
+    assert controller_target(membership, [3, 4], 3, every) == ({1, 2, 5}, {3, 4})
+    assert controller_target(Membership({1, 2, 3}), [3], 3, [1, 2, 3]) == ({1, 2}, {3})
 
 
 def test_a_replaced_controller_voter_is_let_back_in_as_a_learner() -> None:
     """After the removal half of a demotion, the replaced node is no member at all: only
     the registered nodes remind the target that it must come back as a learner."""
     after_removal = Membership({1, 2, 4}, {5})
-    assert controller_target(after_removal, [3], 3) == ({1, 2, 4}, {5})
     voters, learners = controller_target(after_removal, [3], 3, registered=[1, 2, 3, 4, 5])
     assert (voters, learners) == ({1, 2, 4}, {3, 5})
     change = next_change(voters, after_removal, _progress({}), 0, learners)
     assert change is not None and (change.kind, change.node_id) == (ConfigChangeKind.ADD_LEARNER, 3)
+
+
+def test_a_forgotten_node_leaves_the_controller_group() -> None:
+    """A decommissioned node the registry dropped is no learner any more, and a
+    decommissioned voter is replaced like a dead one while a spare is registered."""
+    membership = Membership({1, 2, 3}, {4, 5})
+    assert controller_target(membership, [], 3, [1, 2, 3, 4]) == ({1, 2, 3}, {4})
+    change = next_change({1, 2, 3}, membership, _progress({}), 0, {4})
+    assert change is not None and (change.kind, change.node_id) == (ConfigChangeKind.REMOVE_NODE, 5)
+    # Node 3 decommissioned: a registered spare (4) takes its vote, 5 (forgotten) is not used.
+    assert controller_target(membership, [3], 3, [1, 2, 3, 4]) == ({1, 2, 4}, {3})
 
 
 def test_next_change_demotes_a_voter_to_learner() -> None:

@@ -151,3 +151,34 @@ def test_the_first_cluster_id_wins() -> None:
     assert state.apply({"type": "init_cluster", "cluster_id": "first"}) == "first"
     assert state.apply({"type": "init_cluster", "cluster_id": "second"}) == "first"
     assert state.cluster_id == "first"
+
+
+def test_a_decommissioned_node_is_drained_then_forgotten() -> None:
+    state = state_with_nodes(1, 2, 3, 4)
+    head = state.apply(create("t", [[1, 2, 3]], rf=3)).partitions[0].head
+    assert state.apply({"type": "decommission_node", "node_id": 4}) == 4
+    with pytest.raises(MetadataError, match="may not receive replicas"):
+        state.apply({"type": "replace_replica", "group_id": head.group_id, "dead": 1, "new": 4})
+    state.apply({"type": "forget_node", "node_id": 4})  # it held nothing
+    state.apply(node(4))
+    assert state.apply({"type": "decommission_node", "node_id": 3}) == 3
+    assert state.apply({"type": "decommission_node", "node_id": 3}) == 3  # again: no change
+    assert state.active_nodes() == [1, 2, 4]
+    with pytest.raises(MetadataError, match="not being decommissioned"):
+        state.apply({"type": "forget_node", "node_id": 2})
+    with pytest.raises(MetadataError, match="still holds 1 replica"):
+        state.apply({"type": "forget_node", "node_id": 3})
+    state.apply({"type": "replace_replica", "group_id": head.group_id, "dead": 3, "new": 4})
+    assert state.replica_count(3) == 0
+    state.apply({"type": "forget_node", "node_id": 3})
+    assert sorted(state.nodes) == [1, 2, 4] and state.decommissioned == set()
+
+
+def test_decommissioning_may_not_leave_too_few_nodes() -> None:
+    state = state_with_nodes(1, 2, 3)
+    state.apply(create("t", [[1, 2, 3]], rf=3))
+    with pytest.raises(MetadataError, match="would leave 2 active node"):
+        state.apply({"type": "decommission_node", "node_id": 3})
+    with pytest.raises(MetadataError, match="no registered node"):
+        state.apply({"type": "decommission_node", "node_id": 9})
+    assert state.decommissioned == set()
