@@ -167,17 +167,27 @@ def test_skip_idempotence_is_caught(tmp_path: Path) -> None:
     assert "duplicate" in _kinds(anomalies).get("duplicates", set()), _kinds(anomalies)
 
 
+STALE_VOTE_SEEDS = (32, 33)
+
+
 def test_stale_vote_is_caught(tmp_path: Path) -> None:
-    code, anomalies, printed = _run(
-        tmp_path / "run",
-        "--nodes", "5", "--time", "90", "--network", "proxy",
-        "--nemesis", "delay:slow,kill:leader", "--seed", "32", "--inject-bug", "stale-vote",
-        timeout_s=420,
-    )  # fmt: skip
-    assert code == 1, printed[-3000:]
-    assert "two-leaders-one-term" in _kinds(anomalies).get("election-safety", set()), _kinds(
-        anomalies
-    )
+    """Whether a late vote answer meets a candidate still standing is a matter of timing,
+    which a heavily loaded machine shifts: a second seed is tried if the first run draws
+    no two leaders in one term (it did in one CI dry run beside a chaos campaign)."""
+    outcomes = []
+    for seed in STALE_VOTE_SEEDS:
+        code, anomalies, printed = _run(
+            tmp_path / f"run-{seed}",
+            "--nodes", "5", "--time", "90", "--network", "proxy",
+            "--nemesis", "delay:slow,kill:leader", "--seed", str(seed),
+            "--inject-bug", "stale-vote",
+            timeout_s=420,
+        )  # fmt: skip
+        found = _kinds(anomalies).get("election-safety", set())
+        if code == 1 and "two-leaders-one-term" in found:
+            return
+        outcomes.append(f"seed {seed}: exit {code}, {_kinds(anomalies)}\n{printed[-1500:]}")
+    raise AssertionError("stale-vote was not caught:\n" + "\n".join(outcomes))
 
 
 def test_ack_before_fsync_is_caught_with_power_loss(tmp_path: Path) -> None:
