@@ -137,7 +137,7 @@ def test_coordinator_failover_with_a_live_group(tmp_path: pathlib.Path, group_wo
         )
         coordinator, _answer = _describe(cluster.bootstrap, "auditors")
         before = _committed_by_client(cluster.bootstrap, "auditors", "ledger")
-        assert sum(before.values()) > 0
+        assert any(offset > 0 for offset in before.values()), before  # -1001: none yet
         cluster.node(coordinator).kill()
 
         survivors = cluster.bootstrap  # only running nodes
