@@ -111,6 +111,8 @@ class RawNode:
         self._repair_floor_term = config.repair_floor_term
         self._scan_stable_log(storage)
         self._become_follower(self.term, NO_NODE)
+        if config.lead_fresh_group:
+            self._lead_fresh_group(hard_state)
         self._previous_hard_state = hard_state
         self._previous_soft_state = SoftState(NO_NODE, Role.FOLLOWER)
 
@@ -122,6 +124,32 @@ class RawNode:
             invariant(bool(chunk), "node: storage returned no entries while scanning")
             self._note_appended(chunk)
             low = chunk[-1].index + 1
+
+    def _lead_fresh_group(self, hard_state: HardState) -> None:
+        """Lead the group's first term at once (``raftlog.raft.bootstrap``).
+
+        Refused unless the state is exactly what a fresh bootstrap leaves: this node's
+        vote in a term >= 1, nothing committed, an empty log, and this node a voter.
+        """
+        problems = [
+            problem
+            for problem, bad in (
+                (f"the vote is {hard_state.vote}, not this node", hard_state.vote != self.id),
+                ("the term is 0", hard_state.term < 1),
+                (f"commit is {hard_state.commit}", hard_state.commit != 0),
+                (f"the log holds {self._log.last_index()} entries", self._log.last_index() != 0),
+                ("this node is not a voter", self.id not in self.membership.voters),
+            )
+            if bad
+        ]
+        if problems:
+            detail = "; ".join(problems)
+            raise RaftUsageError(f"lead_fresh_group on a group that is not fresh: {detail}")
+        # Every voter's vote in this term was cast for us when the group was created: the
+        # election is already won, so go straight from candidate to leader.
+        self.role = Role.CANDIDATE
+        self._become_leader()
+        self._broadcast_append()
 
     # ------------------------------------------------------------------ public API
 
