@@ -51,6 +51,7 @@ from raftlog.node.address_book import Address, ClusterMemory, merge_addresses
 from raftlog.node.balance import LedHead, preferred_ready
 from raftlog.node.balance import moves as balance_moves
 from raftlog.node.broker import Broker
+from raftlog.node.group_opener import GroupOpener
 from raftlog.node.join import (
     JoinAnswer,
     JoinRefused,
@@ -88,6 +89,7 @@ from raftlog.partition.replica import (
 from raftlog.raft.entry import EntryKind
 from raftlog.raft.errors import ProposalDropped
 from raftlog.raft.membership import ConfigChange, encode_config_change
+from raftlog.raft.ready import Role
 from raftlog.replica.factory import open_replica_group
 from raftlog.replica.group import ReplicaGroup
 from raftlog.replica.raft_storage import SegmentGroupLog
@@ -115,6 +117,9 @@ LINK_RETRY_MAX_S = 5.0
 PREPARE_RESERVE_MIN_OFFSETS = 256
 """The fewest offsets a successor made ahead leaves between the head's end and its start."""
 CAMPAIGN_RETRY_S = 0.05
+FIRST_LEADER_PATIENCE_S = 30.0
+"""How long a bootstrapped follower of a new group waits for its first leader's first
+message before its election timer runs (a dead first replica costs this much)."""
 CAMPAIGN_RETRIES_MAX = 40
 """A new group's first replica stands again every 50 ms for up to 2 s until it is led."""
 
@@ -157,8 +162,10 @@ class Node:
     _awake: set[int] = attrs.field(factory=set)
     _opening: set[int] = attrs.field(factory=set)
     _linking: set[int] = attrs.field(factory=set)
-    _open_limiter: trio.CapacityLimiter = attrs.field(factory=lambda: trio.CapacityLimiter(4))
     """Groups that had input since they were last seen quiescent: the ones the tick visits."""
+    _opener: GroupOpener[tuple[ReplicaGroup, SegmentGroupLog]] = attrs.field(
+        factory=lambda: GroupOpener(lambda opened: opened[1].log.close())
+    )
     _standby: dict[int, tuple[tuple[str, int], PartitionReplica]] = attrs.field(factory=dict)
     """Successors made ahead of their seal and running here, not yet in their chain."""
     _membership_pending: set[int] = attrs.field(factory=set)
@@ -205,6 +212,7 @@ class Node:
         )
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
+            await nursery.start(self._opener.run)
             if self.clustered:
                 await self._start_transport(nursery)
                 await nursery.start(self.router.run_heartbeat_flusher)
@@ -270,11 +278,16 @@ class Node:
         base_offset: int = 0,
         base_term: int = 0,
         learners: Sequence[int] = (),
+        created: bool = False,
     ) -> ReplicaGroup | None:
         """Open (recover or create) a group hosted here; None if it is no longer ours.
 
         Metadata commands are applied (and their hosting tasks started) faster than the
         tasks run, so by the time this runs a segment may have been dropped or moved away.
+        `created`: the command that made the group was just applied (a new topic, a
+        successor); a replica opened fresh then bootstraps, and the first replica leads
+        without an election (`open_replica_group`'s `bootstrap`). Every replica of the
+        initial set applies the same command, so all of them bootstrap or none does.
         """
         assert self._nursery is not None and self.broker is not None
         if partition is not None and not self._assigned_here(group_id):
@@ -309,13 +322,14 @@ class Node:
             log_config=log_config,
             base_offset=base_offset,
             base_term=base_term,
+            bootstrap=created,
         )
         try:
             # Creating or recovering a group's files (and fsyncing them) blocks: done in
-            # worker threads, a few at a time, the event loop keeps serving peers and
+            # worker threads, a batch at a time, the event loop keeps serving peers and
             # clients while thousands of groups open (a topic of 10,000 partitions, or a
             # restart), instead of going silent long enough for peers to drop it.
-            group, storage = await trio.to_thread.run_sync(open_group, limiter=self._open_limiter)
+            group, storage = await self._opener.open(directory, open_group)
         finally:
             self._opening.discard(group_id)
         if partition is not None and not self._assigned_here(group_id):
@@ -349,19 +363,39 @@ class Node:
         hosted = self._hosted[group_id] = _Hosted(group, storage, scope, directory)
         group.on_input = self._awake.add
         group.on_leadership = self._membership_pending.add
-        self._awake.add(group_id)
+        if created and self._awaits_first_leader(group, voters):
+            # Not ticked until its leader's first message (which wakes it) or a patience
+            # runs out: the first replica may open the group seconds after this node
+            # when thousands open at once, and an election timeout run meanwhile would
+            # start a needless election in the next term (and undo the first leader's
+            # NOOP here). A dead first replica is replaced after the patience.
+            self._nursery.start_soon(self._wake_if_leaderless, group_id, group)
+        else:
+            self._awake.add(group_id)
         await self._nursery.start(self._run_group, hosted)
         if self._hosted.get(group_id) is not hosted:
             # Dropped while it started (a successor made ahead that another one replaced,
             # both replayed from the controller log at start-up): its files are closed.
             return None
-        if voters[0] == self.config.node_id:
-            # The first replica stands at once instead of waiting out an election timeout;
-            # pre-vote keeps this from disturbing a group that already has a leader.
+        if voters[0] == self.config.node_id and group.raw.role is not Role.LEADER:
+            # A bootstrapped new group starts led. Otherwise the first replica stands at
+            # once instead of waiting out an election timeout; pre-vote keeps this from
+            # disturbing a group that already has a leader.
             group.campaign()
             if partition is not None and not storage.log.size_bytes:
                 self._nursery.start_soon(self._campaign_until_led, group_id, group)
         return group
+
+    @staticmethod
+    def _awaits_first_leader(group: ReplicaGroup, voters: Sequence[int]) -> bool:
+        """A bootstrapped follower of a new group: its vote given, nothing received yet."""
+        raw = group.raw
+        return raw.role is not Role.LEADER and raw.vote == voters[0] and not raw.log.last_index()
+
+    async def _wake_if_leaderless(self, group_id: int, group: ReplicaGroup) -> None:
+        await trio.sleep(FIRST_LEADER_PATIENCE_S)
+        if self._hosted.get(group_id) is not None and not group.leader_id:
+            self._awake.add(group_id)
 
     async def _campaign_until_led(self, group_id: int, group: ReplicaGroup) -> None:
         """Stand again, briefly, while a new group has no leader.
@@ -1052,11 +1086,14 @@ class Node:
                 if self.config.node_id in head.replicas:
                     directory = self._group_directory(head.group_id)
                     self._nursery.start_soon(
-                        self._host,
-                        head.group_id,
-                        directory,
-                        (topic.name, partition.index),
-                        head.replicas,
+                        functools.partial(
+                            self._host,
+                            head.group_id,
+                            directory,
+                            (topic.name, partition.index),
+                            head.replicas,
+                            created=True,
+                        )
                     )
         elif command["type"] == "seal_and_link":
             successor: SegmentInfo = result
@@ -1100,6 +1137,7 @@ class Node:
                         successor.replicas,
                         base_offset=successor.base_offset,
                         base_term=int(command["base_term"]),
+                        created=True,
                     )
                 )
         elif command["type"] == "prepare_successor":
@@ -1166,6 +1204,7 @@ class Node:
                     prepared.replicas,
                     base_offset=prepared.base_offset,
                     base_term=int(command["base_term"]),
+                    created=True,
                 )
             )
 

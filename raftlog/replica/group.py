@@ -107,6 +107,11 @@ class ReplicaGroup:
     on_leadership: Callable[[int], None] | None = None
     """Called with the group id when this replica becomes leader."""
     observer: GroupObserver | None = None
+    _durable_term_vote: tuple[int, int] = (-1, -1)
+    """Term and vote as last saved (the core starts from the saved ones)."""
+
+    def __attrs_post_init__(self) -> None:
+        self._durable_term_vote = (self.raw.term, self.raw.vote)
 
     @property
     def is_leader(self) -> bool:
@@ -228,7 +233,7 @@ class ReplicaGroup:
         if ready.entries:
             self.log.append_entries(ready.entries)
         if ready.hard_state is not None:
-            self.log.save_hard_state(ready.hard_state)
+            await self._save_hard_state(ready.hard_state)
         # A leader's appends may leave before its own fsync (Raft thesis 10.2.1): the core
         # counts the leader towards a quorum only once `advance` says its log is durable,
         # so followers' fsyncs overlap the leader's instead of following it. Anyone else's
@@ -258,6 +263,19 @@ class ReplicaGroup:
             terms = {entry.index: entry.term for entry in ready.committed_entries}
             self._release(self._commit_waiters, self._applied_index, terms)
         self.raw.advance(ready)
+
+    async def _save_hard_state(self, state: HardState) -> None:
+        """Store the hard state; a new term or vote (fsynced) in a worker thread.
+
+        Thousands of groups electing at once (a restart, a topic of many partitions)
+        would otherwise hold the event loop in fsync for each of them in turn.
+        """
+        term_vote = (state.term, state.vote)
+        if term_vote == self._durable_term_vote:
+            self.log.save_hard_state(state)  # only the commit hint: no fsync
+            return
+        await trio.to_thread.run_sync(self.log.save_hard_state, state)
+        self._durable_term_vote = term_vote
 
     def _note_role(self, role: Role, leader_id: int) -> None:
         if (role, leader_id) == (self._role, self._leader_id):
