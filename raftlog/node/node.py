@@ -1042,11 +1042,17 @@ class Node:
     async def _wait_partitions_led(self) -> None:
         """Give hosted partitions a moment to find leaders (clients retry if they have not)."""
         assert self.broker is not None
+        waiting = list(self.broker.partitions.values())
         with trio.move_on_after(PARTITION_LEADERS_WAIT_S):
-            while not all(
-                chain.group.leader_id for chain in self.broker.partitions.values() if chain.segments
-            ):
-                await trio.sleep(0.005)
+            while True:
+                # Only chains still without a leader are looked at again (see
+                # `Broker._wait_hosted`).
+                waiting = [
+                    chain for chain in waiting if chain.segments and not chain.group.leader_id
+                ]
+                if not waiting:
+                    return
+                await trio.sleep(0.005 if len(waiting) < 100 else 0.05)
 
     async def _register(self) -> None:
         config = self.config
