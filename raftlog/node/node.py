@@ -79,7 +79,7 @@ from raftlog.node.membership import (
 from raftlog.node.raft_router import CONTROLLER_EXECUTE, GROUP_LEADERS, NODE_PING, RaftRouter
 from raftlog.node.tls import internal_tls_contexts
 from raftlog.partition.chain import PartitionChain, retention_cut
-from raftlog.partition.cleanup import CLEANUP_POLICY, cleanup_policy
+from raftlog.partition.cleanup import CLEANUP_POLICY, CleanupPolicy, cleanup_policy
 from raftlog.partition.compaction import CompactionState, compact_partition, needs_pass
 from raftlog.partition.replica import (
     SEAL_SLACK_OFFSETS,
@@ -586,7 +586,10 @@ class Node:
                 if located is None or not located[1].replicas:
                     continue
                 preferred = located[1].replicas[0]
-                ready = preferred_ready(group.raw.statistics(), preferred)
+                # Led by its preferred replica already (most heads): nothing to measure.
+                ready = preferred != self.config.node_id and preferred_ready(
+                    group.raw.statistics(), preferred
+                )
                 heads.append(LedHead(group.group_id, preferred, ready))
             for group_id, target in balance_moves(self.config.node_id, heads):
                 request = TransferRequest(group_id, target, BALANCE_TRANSFER_TIMEOUT_S)
@@ -650,12 +653,15 @@ class Node:
         states: dict[tuple[str, int], CompactionState] = {}
         while True:
             await trio.sleep(self.config.compaction_check_ms / 1000)
+            policies: dict[str, CleanupPolicy] = {}  # per topic, not per partition
             for key, chain in list(self.broker.partitions.items()):
                 topic = self.controller.state.topics.get(key[0])
                 if topic is None or key[1] >= len(topic.partitions):
                     states.pop(key, None)
                     continue
-                policy = cleanup_policy(dict(topic.configs))
+                policy = policies.get(key[0])
+                if policy is None:
+                    policy = policies[key[0]] = cleanup_policy(dict(topic.configs))
                 state = states.setdefault(key, CompactionState())
                 now_ms = int(time.time() * 1000)
                 if not needs_pass(chain, policy, state, now_ms):

@@ -104,6 +104,8 @@ class RawNode:
         self._pending_config_index = 0
         self._uncommitted_size_bytes = 0
         self._quiesced = False
+        # A fresh group's first leader that has not yet heard from a quorum (`_tick_leader`).
+        self._awaiting_first_quorum = False
         self._broadcast_pending = False
         self._snapshot_assembly: SnapshotAssembly | None = None
         self._outstanding_ready: Ready | None = None
@@ -149,6 +151,7 @@ class RawNode:
         # election is already won, so go straight from candidate to leader.
         self.role = Role.CANDIDATE
         self._become_leader()
+        self._awaiting_first_quorum = True
         self._broadcast_append()
 
     # ------------------------------------------------------------------ public API
@@ -600,6 +603,7 @@ class RawNode:
         self._uncommitted_size_bytes = 0
         self._reads.clear()
         self._quiesced = False
+        self._awaiting_first_quorum = False
 
     def _become_follower(self, term: int, leader_id: int) -> None:
         self._reset(term)
@@ -669,9 +673,15 @@ class RawNode:
         if self._election_elapsed >= self.config.election_tick:
             self._election_elapsed = 0
             if self.config.check_quorum:
-                if not self._quorum_active():
+                active = self._quorum_active()
+                if not active and not self._awaiting_first_quorum:
                     self._become_follower(self.term, NO_NODE)
                     return
+                # An elected leader heard a quorum in its votes. A fresh group's first
+                # leader has not: its followers may open the group seconds after it
+                # (thousands of groups created at once), and stepping down would only
+                # make it campaign in the next term; nobody else can lead this one.
+                self._awaiting_first_quorum = self._awaiting_first_quorum and not active
                 for node_id, progress in self._progress.items():
                     if node_id != self.id:
                         progress.recent_active = False

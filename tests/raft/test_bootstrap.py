@@ -89,6 +89,26 @@ def test_a_restarted_first_voter_never_leads_term_one_again() -> None:
     assert max(cluster.checker.leader_by_term) >= 1
 
 
+def test_the_first_leader_waits_for_followers_that_open_late() -> None:
+    """Check-quorum does not depose it before it has heard from a quorum once (its
+    followers may open the group seconds later); afterwards it applies as usual."""
+    cluster = _fresh(3)
+    for _ in range(5 * cluster.options.election_tick):
+        cluster.tick(1)  # the followers have not opened the group: they never answer
+        cluster.process_ready(1)
+        cluster.network.in_flight.clear()
+    assert (cluster.raw(1).role, cluster.raw(1).term) == (Role.LEADER, 1)
+    cluster.tick(1)  # a heartbeat: the followers answer, the leader sends its NOOP
+    cluster.flush()
+    assert [cluster.raw(node).leader_id for node in (1, 2, 3)] == [1, 1, 1]
+    cluster.network.partition({1: 1})  # now cut off: it steps down within two timeouts
+    for _ in range(2 * cluster.options.election_tick + 1):
+        cluster.tick(1)
+        cluster.process_ready(1)
+        cluster.network.in_flight.clear()
+    assert cluster.raw(1).role != Role.LEADER
+
+
 def _raw(storage: MemoryStorage, node_id: int = 1) -> RawNode:
     config = RaftConfig(node_id=node_id, random_source=random.Random(1), lead_fresh_group=True)
     return RawNode(config, storage)
