@@ -686,9 +686,21 @@ class RawNode:
                     if node_id != self.id:
                         progress.recent_active = False
             self._lead_transferee = NO_NODE
-        if self._heartbeat_elapsed >= self.config.heartbeat_tick:
+        interval = self.config.heartbeat_tick
+        if self._awaiting_first_quorum:
+            # Its followers are still opening the group (it was created on every node at
+            # once): until a quorum answers, probe at half an election timeout, not every
+            # tick; with thousands of new groups, faster probes are mostly dropped by
+            # nodes that have not opened their copy yet, and cost them the decoding.
+            interval = max(interval, self.config.election_tick // 2)
+        if self._heartbeat_elapsed >= interval:
             self._heartbeat_elapsed = 0
             self._broadcast_heartbeat()
+
+    def _note_active(self, progress: Progress) -> None:
+        progress.recent_active = True
+        if self._awaiting_first_quorum and self._quorum_active():
+            self._awaiting_first_quorum = False
 
     def _quorum_active(self) -> bool:
         def active(node_id: int) -> bool:
@@ -832,7 +844,7 @@ class RawNode:
         progress = self._progress.get(message.from_id)
         if progress is None:
             return
-        progress.recent_active = True
+        self._note_active(progress)
         if message.rejected and message.index == 0:
             # A loss notice (see `_send_loss_notice`): replicate again from what it holds.
             if message.reject_hint_index < progress.match_index:
@@ -883,7 +895,7 @@ class RawNode:
         progress = self._progress.get(message.from_id)
         if progress is None:
             return
-        progress.recent_active = True
+        self._note_active(progress)
         progress.probe_sent = False
         if progress.state == ProgressState.REPLICATE and progress.inflights.full():
             progress.inflights.free_first()

@@ -68,7 +68,12 @@ class HardStateFile:
     _saved_at_s: float = attrs.field(init=False, default=0.0)
 
     def load(self) -> HardState:
-        """The saved state, or the initial state if the group has never saved one."""
+        """The saved state, or the initial state if the group has never saved one.
+
+        The commit hint counts as just saved: thousands of groups opened at once would
+        otherwise each rewrite the file for their first commit, on the event loop.
+        """
+        self._saved_at_s = time.monotonic()
         try:
             data = self.path.read_bytes()
         except FileNotFoundError:

@@ -15,7 +15,7 @@ from raftlog.raft.config import RaftConfig
 from raftlog.raft.entry import Entry, EntryKind, HardState
 from raftlog.raft.errors import RaftUsageError
 from raftlog.raft.membership import Membership
-from raftlog.raft.messages import RequestPreVote, RequestVote
+from raftlog.raft.messages import Heartbeat, RequestPreVote, RequestVote
 from raftlog.raft.node import RawNode
 from raftlog.raft.ready import Role
 from raftlog.raft.storage import MemoryStorage
@@ -91,20 +91,28 @@ def test_a_restarted_first_voter_never_leads_term_one_again() -> None:
 
 def test_the_first_leader_waits_for_followers_that_open_late() -> None:
     """Check-quorum does not depose it before it has heard from a quorum once (its
-    followers may open the group seconds later); afterwards it applies as usual."""
+    followers may open the group seconds later), and it probes them at half an election
+    timeout meanwhile, not every tick; afterwards both work as usual."""
     cluster = _fresh(3)
-    for _ in range(5 * cluster.options.election_tick):
+    ticks = 5 * cluster.options.election_tick
+    probes = 0
+    for _ in range(ticks):
         cluster.tick(1)  # the followers have not opened the group: they never answer
         cluster.process_ready(1)
+        probes += sum(isinstance(m, Heartbeat) for m in cluster.network.in_flight)
         cluster.network.in_flight.clear()
     assert (cluster.raw(1).role, cluster.raw(1).term) == (Role.LEADER, 1)
-    cluster.tick(1)  # a heartbeat: the followers answer, the leader sends its NOOP
+    rounds = ticks // (cluster.options.election_tick // 2)
+    assert probes == 2 * rounds  # two followers
+    for _ in range(cluster.options.election_tick // 2):
+        cluster.tick(1)  # the next probe: the followers answer, then get the NOOP
     cluster.flush()
     assert [cluster.raw(node).leader_id for node in (1, 2, 3)] == [1, 1, 1]
+    cluster.tick(1)
+    assert sum(isinstance(m, Heartbeat) for m in cluster.raw(1).ready().messages) == 2
     cluster.network.partition({1: 1})  # now cut off: it steps down within two timeouts
     for _ in range(2 * cluster.options.election_tick + 1):
         cluster.tick(1)
-        cluster.process_ready(1)
         cluster.network.in_flight.clear()
     assert cluster.raw(1).role != Role.LEADER
 
