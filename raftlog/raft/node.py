@@ -304,7 +304,12 @@ class RawNode:
             raise RaftUsageError("advance() the previous Ready before asking for another")
         if self._broadcast_pending:
             self._broadcast_pending = False
-            if self.role == Role.LEADER:
+            if self.role == Role.LEADER and self._can_quiesce():
+                # A commit that leaves every member holding the whole log (a new group's
+                # first entry, the end of a burst): the heartbeat carries the commit as
+                # the append would, and quiesces the group now rather than a tick later.
+                self._broadcast_heartbeat()
+            elif self.role == Role.LEADER:
                 self._broadcast_append()
         hard_state = self._hard_state()
         soft_state = self._soft_state()
