@@ -37,6 +37,9 @@ class GroupLog(Protocol):
     def append_entries(self, entries: Sequence[Entry]) -> None:
         """Store entries, first dropping every stored entry at or after the first's index."""
 
+    def hard_state_pending(self, state: HardState) -> bool:
+        """Whether `save_hard_state(state)` would write anything now (else it is free)."""
+
     def save_hard_state(self, state: HardState) -> None:
         """Store term, vote and commit (term and vote durably)."""
 
@@ -107,11 +110,6 @@ class ReplicaGroup:
     on_leadership: Callable[[int], None] | None = None
     """Called with the group id when this replica becomes leader."""
     observer: GroupObserver | None = None
-    _durable_term_vote: tuple[int, int] = (-1, -1)
-    """Term and vote as last saved (the core starts from the saved ones)."""
-
-    def __attrs_post_init__(self) -> None:
-        self._durable_term_vote = (self.raw.term, self.raw.vote)
 
     @property
     def is_leader(self) -> bool:
@@ -265,17 +263,16 @@ class ReplicaGroup:
         self.raw.advance(ready)
 
     async def _save_hard_state(self, state: HardState) -> None:
-        """Store the hard state; a new term or vote (fsynced) in a worker thread.
+        """Store the hard state; whenever that writes the file, in a worker thread.
 
-        Thousands of groups electing at once (a restart, a topic of many partitions)
-        would otherwise hold the event loop in fsync for each of them in turn.
+        Thousands of groups electing or committing at once (a restart, a topic of many
+        partitions) would otherwise hold the event loop in fsync and rename for each of
+        them in turn.
         """
-        term_vote = (state.term, state.vote)
-        if term_vote == self._durable_term_vote:
-            self.log.save_hard_state(state)  # only the commit hint: no fsync
-            return
-        await trio.to_thread.run_sync(self.log.save_hard_state, state)
-        self._durable_term_vote = term_vote
+        if self.log.hard_state_pending(state):
+            await trio.to_thread.run_sync(self.log.save_hard_state, state)
+        else:
+            self.log.save_hard_state(state)
 
     def _note_role(self, role: Role, leader_id: int) -> None:
         if (role, leader_id) == (self._role, self._leader_id):
