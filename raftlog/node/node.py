@@ -160,9 +160,9 @@ class Node:
     """The admin HTTP API's bound port (None when `admin_addr` is empty)."""
     _hosted: dict[int, _Hosted] = attrs.field(factory=dict)
     _awake: set[int] = attrs.field(factory=set)
+    """Groups that had input since they were last seen quiescent: the ones the tick visits."""
     _opening: set[int] = attrs.field(factory=set)
     _linking: set[int] = attrs.field(factory=set)
-    """Groups that had input since they were last seen quiescent: the ones the tick visits."""
     _opener: GroupOpener[tuple[ReplicaGroup, SegmentGroupLog]] = attrs.field(
         factory=lambda: GroupOpener(lambda opened: opened[1].log.close())
     )
