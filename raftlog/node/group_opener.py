@@ -7,10 +7,17 @@ the shared `groups/` directory per new group. Here requests queue up and are ope
 batch at a time: one hop per batch, and one fsync of the parent directory for all the
 group directories the batch creates (`files.make_directories`), before any group of the
 batch is handed back (so before it can handle a message).
+
+Requests are opened lowest `order` first (the group id): trio runs the tasks that ask in
+an arbitrary order, and every node should open a new topic's groups in the same order,
+so that a group's leader and followers open it at about the same time rather than up to
+the whole opening apart.
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import pathlib
 from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar
@@ -60,14 +67,23 @@ class GroupOpener(Generic[Opened]):
     close: Callable[[Opened], None]
     """Closes an opened group whose requester went away (cancelled) meanwhile."""
     batch_groups_max: int = BATCH_GROUPS_MAX
-    _pending: list[_Request[Opened]] = attrs.field(factory=list)
+    _pending: list[tuple[int, int, _Request[Opened]]] = attrs.field(factory=list)
+    """A heap by (order, arrival)."""
+    _arrivals: itertools.count[int] = attrs.field(factory=itertools.count)
     _wake: trio.Event = attrs.field(factory=trio.Event)
-    _in_flight: trio.Semaphore = attrs.field(factory=lambda: trio.Semaphore(BATCHES_IN_FLIGHT_MAX))
+    batches_in_flight_max: int = BATCHES_IN_FLIGHT_MAX
+    _in_flight: trio.Semaphore = attrs.field(init=False)
 
-    async def open(self, directory: pathlib.Path, open_group: Callable[[], Opened]) -> Opened:
-        """Open one group (in a batch with others); raises what its opening raised."""
+    def __attrs_post_init__(self) -> None:
+        self._in_flight = trio.Semaphore(self.batches_in_flight_max)
+
+    async def open(
+        self, directory: pathlib.Path, open_group: Callable[[], Opened], order: int = 0
+    ) -> Opened:
+        """Open one group (in a batch with others, lowest `order` first); raises what its
+        opening raised."""
         request: _Request[Opened] = _Request(directory, open_group)
-        self._pending.append(request)
+        heapq.heappush(self._pending, (order, next(self._arrivals), request))
         self._wake.set()
         try:
             await request.done.wait()
@@ -86,9 +102,13 @@ class GroupOpener(Generic[Opened]):
                 await self._wake.wait()
                 self._wake = trio.Event()
                 while self._pending:
-                    batch = self._pending[: self.batch_groups_max]
-                    del self._pending[: self.batch_groups_max]
                     await self._in_flight.acquire()
+                    # Taken once a batch may start, so that later arrivals with a lower
+                    # order still go first.
+                    batch = [
+                        heapq.heappop(self._pending)[2]
+                        for _ in range(min(self.batch_groups_max, len(self._pending)))
+                    ]
                     nursery.start_soon(self._open, batch)
 
     async def _open(self, batch: list[_Request[Opened]]) -> None:

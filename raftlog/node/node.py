@@ -329,7 +329,7 @@ class Node:
             # worker threads, a batch at a time, the event loop keeps serving peers and
             # clients while thousands of groups open (a topic of 10,000 partitions, or a
             # restart), instead of going silent long enough for peers to drop it.
-            group, storage = await self._opener.open(directory, open_group)
+            group, storage = await self._opener.open(directory, open_group, order=group_id)
         finally:
             self._opening.discard(group_id)
         if partition is not None and not self._assigned_here(group_id):

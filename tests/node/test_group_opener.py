@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import trio
+import trio.testing
 
 from raftlog.node.group_opener import GroupOpener
 
@@ -38,6 +39,36 @@ def test_openings_are_batched_and_each_gets_its_result(tmp_path: Path) -> None:
     assert results == {index: f"group {index}" for index in range(20)}
     assert sorted(batches) == list(range(20))
     assert closed == []
+
+
+def test_groups_open_lowest_order_first_whatever_order_they_were_asked_in(
+    tmp_path: Path,
+) -> None:
+    """Every node opens a new topic's groups in group-id order, so a group's replicas
+    open at about the same time on every node."""
+    opener: GroupOpener[int] = GroupOpener(
+        lambda opened: None, batch_groups_max=4, batches_in_flight_max=1
+    )
+    opened: list[int] = []
+
+    def opening(index: int) -> int:
+        opened.append(index)
+        return index
+
+    async def open_one(index: int) -> None:
+        await opener.open(tmp_path / str(index), lambda: opening(index), order=index)
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            async with trio.open_nursery() as callers:
+                for index in (7, 3, 9, 0, 5, 1, 8, 2, 6, 4):
+                    callers.start_soon(open_one, index)
+                await trio.testing.wait_all_tasks_blocked()
+                await nursery.start(opener.run)
+            nursery.cancel_scope.cancel()
+
+    trio.run(main)
+    assert opened == list(range(10))
 
 
 def test_one_failing_opening_fails_only_its_caller(tmp_path: Path) -> None:
