@@ -163,6 +163,8 @@ class Node:
     """Groups that had input since they were last seen quiescent: the ones the tick visits."""
     _opening: set[int] = attrs.field(factory=set)
     _linking: set[int] = attrs.field(factory=set)
+    _dormant: dict[int, int] = attrs.field(factory=dict)
+    """Bootstrapped followers of new groups not ticked yet -> the group's first replica."""
     _opener: GroupOpener[tuple[ReplicaGroup, SegmentGroupLog]] = attrs.field(
         factory=lambda: GroupOpener(lambda opened: opened[1].log.close())
     )
@@ -368,7 +370,9 @@ class Node:
             # runs out: the first replica may open the group seconds after this node
             # when thousands open at once, and an election timeout run meanwhile would
             # start a needless election in the next term (and undo the first leader's
-            # NOOP here). A dead first replica is replaced after the patience.
+            # NOOP here). A first replica that is dead is replaced after the patience, or
+            # as soon as the transport to it is down.
+            self._dormant[group_id] = voters[0]
             self._nursery.start_soon(self._wake_if_leaderless, group_id, group)
         else:
             self._awake.add(group_id)
@@ -394,6 +398,7 @@ class Node:
 
     async def _wake_if_leaderless(self, group_id: int, group: ReplicaGroup) -> None:
         await trio.sleep(FIRST_LEADER_PATIENCE_S)
+        self._dormant.pop(group_id, None)
         if self._hosted.get(group_id) is not None and not group.leader_id:
             self._awake.add(group_id)
 
@@ -1003,6 +1008,11 @@ class Node:
                     for group_id, hosted in self._hosted.items()
                     if hosted.group.leader_id in unreachable
                 )
+                # So must followers of new groups whose first replica is cut off.
+                for group_id, first in list(self._dormant.items()):
+                    if first in unreachable:
+                        del self._dormant[group_id]
+                        self._awake.add(group_id)
             for group_id in list(self._awake):
                 hosted = self._hosted.get(group_id)
                 if hosted is None:
