@@ -241,16 +241,23 @@ class Broker:
         it would on Kafka, rather than an unknown partition. Bounded: a large topic may
         return before all are ready, and clients retry what is not.
         """
-        mine = [
+        waiting = [
             (topic.name, partition.index)
             for partition in topic.partitions
             if self.config.node_id in partition.head.replicas
         ]
         with trio.move_on_after(PARTITIONS_READY_WAIT_S):
-            while not all(
-                key in self.partitions and self.partitions[key].group.leader_id for key in mine
-            ):
-                await trio.sleep(0.005)
+            while True:
+                # Only the partitions still waiting are looked at again: with thousands of
+                # partitions, a full scan every few milliseconds would busy the loop.
+                waiting = [
+                    key
+                    for key in waiting
+                    if key not in self.partitions or not self.partitions[key].group.leader_id
+                ]
+                if not waiting:
+                    return
+                await trio.sleep(0.005 if len(waiting) < 100 else 0.05)
 
     async def alter_topic_configs(
         self, name: str, changes: dict[str, str], deletions: list[str], *, validate_only: bool

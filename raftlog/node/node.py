@@ -51,6 +51,7 @@ from raftlog.node.address_book import Address, ClusterMemory, merge_addresses
 from raftlog.node.balance import LedHead, preferred_ready
 from raftlog.node.balance import moves as balance_moves
 from raftlog.node.broker import Broker
+from raftlog.node.group_opener import GroupOpener
 from raftlog.node.join import (
     JoinAnswer,
     JoinRefused,
@@ -79,7 +80,7 @@ from raftlog.node.raft_router import CONTROLLER_EXECUTE, GROUP_LEADERS, NODE_PIN
 from raftlog.node.sealed_reads import SealedReads
 from raftlog.node.tls import internal_tls_contexts
 from raftlog.partition.chain import PartitionChain, retention_cut
-from raftlog.partition.cleanup import CLEANUP_POLICY, cleanup_policy
+from raftlog.partition.cleanup import CLEANUP_POLICY, CleanupPolicy, cleanup_policy
 from raftlog.partition.compaction import CompactionState, compact_partition, needs_pass
 from raftlog.partition.replica import (
     SEAL_SLACK_OFFSETS,
@@ -89,6 +90,7 @@ from raftlog.partition.replica import (
 from raftlog.raft.entry import EntryKind
 from raftlog.raft.errors import ProposalDropped
 from raftlog.raft.membership import ConfigChange, encode_config_change
+from raftlog.raft.ready import Role
 from raftlog.replica.factory import open_replica_group
 from raftlog.replica.group import ReplicaGroup
 from raftlog.replica.raft_storage import SegmentGroupLog
@@ -116,6 +118,9 @@ LINK_RETRY_MAX_S = 5.0
 PREPARE_RESERVE_MIN_OFFSETS = 256
 """The fewest offsets a successor made ahead leaves between the head's end and its start."""
 CAMPAIGN_RETRY_S = 0.05
+FIRST_LEADER_PATIENCE_S = 30.0
+"""How long a bootstrapped follower of a new group waits for its first leader's first
+message before its election timer runs (a dead first replica costs this much)."""
 CAMPAIGN_RETRIES_MAX = 40
 """A new group's first replica stands again every 50 ms for up to 2 s until it is led."""
 
@@ -156,10 +161,14 @@ class Node:
     """The admin HTTP API's bound port (None when `admin_addr` is empty)."""
     _hosted: dict[int, _Hosted] = attrs.field(factory=dict)
     _awake: set[int] = attrs.field(factory=set)
+    """Groups that had input since they were last seen quiescent: the ones the tick visits."""
     _opening: set[int] = attrs.field(factory=set)
     _linking: set[int] = attrs.field(factory=set)
-    _open_limiter: trio.CapacityLimiter = attrs.field(factory=lambda: trio.CapacityLimiter(4))
-    """Groups that had input since they were last seen quiescent: the ones the tick visits."""
+    _dormant: dict[int, int] = attrs.field(factory=dict)
+    """Bootstrapped followers of new groups not ticked yet -> the group's first replica."""
+    _opener: GroupOpener[tuple[ReplicaGroup, SegmentGroupLog]] = attrs.field(
+        factory=lambda: GroupOpener(lambda opened: opened[1].log.close())
+    )
     _standby: dict[int, tuple[tuple[str, int], PartitionReplica]] = attrs.field(factory=dict)
     """Successors made ahead of their seal and running here, not yet in their chain."""
     _membership_pending: set[int] = attrs.field(factory=set)
@@ -207,6 +216,7 @@ class Node:
         )
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
+            await nursery.start(self._opener.run)
             if self.clustered:
                 await self._start_transport(nursery)
                 await nursery.start(self.router.run_heartbeat_flusher)
@@ -279,11 +289,16 @@ class Node:
         base_offset: int = 0,
         base_term: int = 0,
         learners: Sequence[int] = (),
+        created: bool = False,
     ) -> ReplicaGroup | None:
         """Open (recover or create) a group hosted here; None if it is no longer ours.
 
         Metadata commands are applied (and their hosting tasks started) faster than the
         tasks run, so by the time this runs a segment may have been dropped or moved away.
+        `created`: the command that made the group was just applied (a new topic, a
+        successor); a replica opened fresh then bootstraps, and the first replica leads
+        without an election (`open_replica_group`'s `bootstrap`). Every replica of the
+        initial set applies the same command, so all of them bootstrap or none does.
         """
         assert self._nursery is not None and self.broker is not None
         if partition is not None and not self._assigned_here(group_id):
@@ -318,13 +333,14 @@ class Node:
             log_config=log_config,
             base_offset=base_offset,
             base_term=base_term,
+            bootstrap=created,
         )
         try:
             # Creating or recovering a group's files (and fsyncing them) blocks: done in
-            # worker threads, a few at a time, the event loop keeps serving peers and
+            # worker threads, a batch at a time, the event loop keeps serving peers and
             # clients while thousands of groups open (a topic of 10,000 partitions, or a
             # restart), instead of going silent long enough for peers to drop it.
-            group, storage = await trio.to_thread.run_sync(open_group, limiter=self._open_limiter)
+            group, storage = await self._opener.open(directory, open_group, order=group_id)
         finally:
             self._opening.discard(group_id)
         if partition is not None and not self._assigned_here(group_id):
@@ -358,19 +374,42 @@ class Node:
         hosted = self._hosted[group_id] = _Hosted(group, storage, scope, directory)
         group.on_input = self._awake.add
         group.on_leadership = self._membership_pending.add
-        self._awake.add(group_id)
+        if created and self._awaits_first_leader(group, voters):
+            # Not ticked until its leader's first message (which wakes it) or a patience
+            # runs out: the first replica may open the group seconds after this node
+            # when thousands open at once, and an election timeout run meanwhile would
+            # start a needless election in the next term (and undo the first leader's
+            # NOOP here). A first replica that is dead is replaced after the patience, or
+            # as soon as the transport to it is down.
+            self._dormant[group_id] = voters[0]
+            self._nursery.start_soon(self._wake_if_leaderless, group_id, group)
+        else:
+            self._awake.add(group_id)
         await self._nursery.start(self._run_group, hosted)
         if self._hosted.get(group_id) is not hosted:
             # Dropped while it started (a successor made ahead that another one replaced,
             # both replayed from the controller log at start-up): its files are closed.
             return None
-        if voters[0] == self.config.node_id:
-            # The first replica stands at once instead of waiting out an election timeout;
-            # pre-vote keeps this from disturbing a group that already has a leader.
+        if voters[0] == self.config.node_id and group.raw.role is not Role.LEADER:
+            # A bootstrapped new group starts led. Otherwise the first replica stands at
+            # once instead of waiting out an election timeout; pre-vote keeps this from
+            # disturbing a group that already has a leader.
             group.campaign()
             if partition is not None and not storage.log.size_bytes:
                 self._nursery.start_soon(self._campaign_until_led, group_id, group)
         return group
+
+    @staticmethod
+    def _awaits_first_leader(group: ReplicaGroup, voters: Sequence[int]) -> bool:
+        """A bootstrapped follower of a new group: its vote given, nothing received yet."""
+        raw = group.raw
+        return raw.role is not Role.LEADER and raw.vote == voters[0] and not raw.log.last_index()
+
+    async def _wake_if_leaderless(self, group_id: int, group: ReplicaGroup) -> None:
+        await trio.sleep(FIRST_LEADER_PATIENCE_S)
+        self._dormant.pop(group_id, None)
+        if self._hosted.get(group_id) is not None and not group.leader_id:
+            self._awake.add(group_id)
 
     async def _campaign_until_led(self, group_id: int, group: ReplicaGroup) -> None:
         """Stand again, briefly, while a new group has no leader.
@@ -561,7 +600,10 @@ class Node:
                 if located is None or not located[1].replicas:
                     continue
                 preferred = located[1].replicas[0]
-                ready = preferred_ready(group.raw.statistics(), preferred)
+                # Led by its preferred replica already (most heads): nothing to measure.
+                ready = preferred != self.config.node_id and preferred_ready(
+                    group.raw.statistics(), preferred
+                )
                 heads.append(LedHead(group.group_id, preferred, ready))
             for group_id, target in balance_moves(self.config.node_id, heads):
                 request = TransferRequest(group_id, target, BALANCE_TRANSFER_TIMEOUT_S)
@@ -626,12 +668,15 @@ class Node:
         states: dict[tuple[str, int], CompactionState] = {}
         while True:
             await trio.sleep(self.config.compaction_check_ms / 1000)
+            policies: dict[str, CleanupPolicy] = {}  # per topic, not per partition
             for key, chain in list(self.broker.partitions.items()):
                 topic = self.controller.state.topics.get(key[0])
                 if topic is None or key[1] >= len(topic.partitions):
                     states.pop(key, None)
                     continue
-                policy = cleanup_policy(dict(topic.configs))
+                policy = policies.get(key[0])
+                if policy is None:
+                    policy = policies[key[0]] = cleanup_policy(dict(topic.configs))
                 state = states.setdefault(key, CompactionState())
                 now_ms = int(time.time() * 1000)
                 if not needs_pass(chain, policy, state, now_ms):
@@ -984,6 +1029,11 @@ class Node:
                     for group_id, hosted in self._hosted.items()
                     if hosted.group.leader_id in unreachable
                 )
+                # So must followers of new groups whose first replica is cut off.
+                for group_id, first in list(self._dormant.items()):
+                    if first in unreachable:
+                        del self._dormant[group_id]
+                        self._awake.add(group_id)
             for group_id in list(self._awake):
                 hosted = self._hosted.get(group_id)
                 if hosted is None:
@@ -1029,11 +1079,17 @@ class Node:
     async def _wait_partitions_led(self) -> None:
         """Give hosted partitions a moment to find leaders (clients retry if they have not)."""
         assert self.broker is not None
+        waiting = list(self.broker.partitions.values())
         with trio.move_on_after(PARTITION_LEADERS_WAIT_S):
-            while not all(
-                chain.group.leader_id for chain in self.broker.partitions.values() if chain.segments
-            ):
-                await trio.sleep(0.005)
+            while True:
+                # Only chains still without a leader are looked at again (see
+                # `Broker._wait_hosted`).
+                waiting = [
+                    chain for chain in waiting if chain.segments and not chain.group.leader_id
+                ]
+                if not waiting:
+                    return
+                await trio.sleep(0.005 if len(waiting) < 100 else 0.05)
 
     async def _register(self) -> None:
         config = self.config
@@ -1073,11 +1129,14 @@ class Node:
                 if self.config.node_id in head.replicas:
                     directory = self._group_directory(head.group_id)
                     self._nursery.start_soon(
-                        self._host,
-                        head.group_id,
-                        directory,
-                        (topic.name, partition.index),
-                        head.replicas,
+                        functools.partial(
+                            self._host,
+                            head.group_id,
+                            directory,
+                            (topic.name, partition.index),
+                            head.replicas,
+                            created=True,
+                        )
                     )
         elif command["type"] == "seal_and_link":
             successor: SegmentInfo = result
@@ -1121,6 +1180,7 @@ class Node:
                         successor.replicas,
                         base_offset=successor.base_offset,
                         base_term=int(command["base_term"]),
+                        created=True,
                     )
                 )
         elif command["type"] == "prepare_successor":
@@ -1187,6 +1247,7 @@ class Node:
                     prepared.replicas,
                     base_offset=prepared.base_offset,
                     base_term=int(command["base_term"]),
+                    created=True,
                 )
             )
 

@@ -4,6 +4,7 @@ It never touches a socket, a file or a clock and draws randomness only from the 
 its config. See ``node.py`` for the driving API and ``ready.py`` for the Ready contract.
 """
 
+from raftlog.raft.bootstrap import fresh_group_hard_state
 from raftlog.raft.codec import CodecError, decode, encode
 from raftlog.raft.config import RaftConfig, RandomSource
 from raftlog.raft.entry import (
@@ -95,4 +96,5 @@ __all__ = [
     "encode",
     "encode_config_change",
     "fan_out",
+    "fresh_group_hard_state",
 ]

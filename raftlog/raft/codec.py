@@ -138,6 +138,10 @@ class _Reader:
         return value
 
     def integer(self) -> int:
+        position = self.position
+        if position < len(self.data) and self.data[position] < 0x80:
+            self.position = position + 1  # one byte: most terms, commits and flags
+            return self.data[position]
         value = 0
         for shift in range(0, 70, 7):
             byte = self.byte()
@@ -195,14 +199,17 @@ def _get_field(reader: _Reader, kind: int) -> Any:
             if entry.index != previous.index + 1:
                 raise CodecError("entries are not contiguous")
         return entries
+    # Batches carry thousands of items: fields are read positionally, in schema order.
     if kind == _HEARTBEATS:
+        kinds = _HEARTBEAT_KINDS
         return tuple(
-            GroupHeartbeat(**{name: _get_field(reader, k) for name, k in _HEARTBEAT_FIELDS})
-            for _ in range(reader.count(len(_HEARTBEAT_FIELDS)))
+            GroupHeartbeat(*[_get_field(reader, k) for k in kinds])
+            for _ in range(reader.count(len(kinds)))
         )
+    kinds = _RESPONSE_KINDS
     return tuple(
-        GroupHeartbeatResponse(**{name: _get_field(reader, k) for name, k in _RESPONSE_FIELDS})
-        for _ in range(reader.count(len(_RESPONSE_FIELDS)))
+        GroupHeartbeatResponse(*[_get_field(reader, k) for k in kinds])
+        for _ in range(reader.count(len(kinds)))
     )
 
 
@@ -228,3 +235,5 @@ def decode(data: bytes, max_size_bytes: int = DEFAULT_MAX_MESSAGE_SIZE_BYTES) ->
 
 _HEARTBEAT_FIELDS = _schema(GroupHeartbeat)
 _RESPONSE_FIELDS = _schema(GroupHeartbeatResponse)
+_HEARTBEAT_KINDS = tuple(kind for _name, kind in _HEARTBEAT_FIELDS)
+_RESPONSE_KINDS = tuple(kind for _name, kind in _RESPONSE_FIELDS)

@@ -71,6 +71,11 @@ class RaftConfig:
     whose log could be behind what it held (see ``raftlog.storage.repair``)."""
     repair_floor_term: int = attrs.field(default=0, validator=_non_negative)
     """An upper bound of the term of the entry at ``repair_floor`` (the hard state's term)."""
+    lead_fresh_group: bool = False
+    """Start as leader of the hard state's term without an election: only for the first
+    voter of a group created just now, on the run that persisted
+    ``raftlog.raft.bootstrap.fresh_group_hard_state`` on every voter (never on a restart;
+    see that module for why this is safe)."""
     test_bug: str | None = attrs.field(default=None)
     """Test-only: switch on a deliberate bug from ``TEST_BUGS``. Never set in production."""
 

@@ -104,6 +104,8 @@ class RawNode:
         self._pending_config_index = 0
         self._uncommitted_size_bytes = 0
         self._quiesced = False
+        # A fresh group's first leader that has not yet heard from a quorum (`_tick_leader`).
+        self._awaiting_first_quorum = False
         self._broadcast_pending = False
         self._snapshot_assembly: SnapshotAssembly | None = None
         self._outstanding_ready: Ready | None = None
@@ -111,6 +113,8 @@ class RawNode:
         self._repair_floor_term = config.repair_floor_term
         self._scan_stable_log(storage)
         self._become_follower(self.term, NO_NODE)
+        if config.lead_fresh_group:
+            self._lead_fresh_group(hard_state)
         self._previous_hard_state = hard_state
         self._previous_soft_state = SoftState(NO_NODE, Role.FOLLOWER)
 
@@ -122,6 +126,33 @@ class RawNode:
             invariant(bool(chunk), "node: storage returned no entries while scanning")
             self._note_appended(chunk)
             low = chunk[-1].index + 1
+
+    def _lead_fresh_group(self, hard_state: HardState) -> None:
+        """Lead the group's first term at once (``raftlog.raft.bootstrap``).
+
+        Refused unless the state is exactly what a fresh bootstrap leaves: this node's
+        vote in a term >= 1, nothing committed, an empty log, and this node a voter.
+        """
+        problems = [
+            problem
+            for problem, bad in (
+                (f"the vote is {hard_state.vote}, not this node", hard_state.vote != self.id),
+                ("the term is 0", hard_state.term < 1),
+                (f"commit is {hard_state.commit}", hard_state.commit != 0),
+                (f"the log holds {self._log.last_index()} entries", self._log.last_index() != 0),
+                ("this node is not a voter", self.id not in self.membership.voters),
+            )
+            if bad
+        ]
+        if problems:
+            detail = "; ".join(problems)
+            raise RaftUsageError(f"lead_fresh_group on a group that is not fresh: {detail}")
+        # Every voter's vote in this term was cast for us when the group was created: the
+        # election is already won, so go straight from candidate to leader.
+        self.role = Role.CANDIDATE
+        self._become_leader()
+        self._awaiting_first_quorum = True
+        self._broadcast_append()
 
     # ------------------------------------------------------------------ public API
 
@@ -273,7 +304,12 @@ class RawNode:
             raise RaftUsageError("advance() the previous Ready before asking for another")
         if self._broadcast_pending:
             self._broadcast_pending = False
-            if self.role == Role.LEADER:
+            if self.role == Role.LEADER and self._can_quiesce():
+                # A commit that leaves every member holding the whole log (a new group's
+                # first entry, the end of a burst): the heartbeat carries the commit as
+                # the append would, and quiesces the group now rather than a tick later.
+                self._broadcast_heartbeat()
+            elif self.role == Role.LEADER:
                 self._broadcast_append()
         hard_state = self._hard_state()
         soft_state = self._soft_state()
@@ -572,6 +608,7 @@ class RawNode:
         self._uncommitted_size_bytes = 0
         self._reads.clear()
         self._quiesced = False
+        self._awaiting_first_quorum = False
 
     def _become_follower(self, term: int, leader_id: int) -> None:
         self._reset(term)
@@ -641,16 +678,34 @@ class RawNode:
         if self._election_elapsed >= self.config.election_tick:
             self._election_elapsed = 0
             if self.config.check_quorum:
-                if not self._quorum_active():
+                active = self._quorum_active()
+                if not active and not self._awaiting_first_quorum:
                     self._become_follower(self.term, NO_NODE)
                     return
+                # An elected leader heard a quorum in its votes. A fresh group's first
+                # leader has not: its followers may open the group seconds after it
+                # (thousands of groups created at once), and stepping down would only
+                # make it campaign in the next term; nobody else can lead this one.
+                self._awaiting_first_quorum = self._awaiting_first_quorum and not active
                 for node_id, progress in self._progress.items():
                     if node_id != self.id:
                         progress.recent_active = False
             self._lead_transferee = NO_NODE
-        if self._heartbeat_elapsed >= self.config.heartbeat_tick:
+        interval = self.config.heartbeat_tick
+        if self._awaiting_first_quorum:
+            # Its followers are still opening the group (it was created on every node at
+            # once): until a quorum answers, probe at half an election timeout, not every
+            # tick; with thousands of new groups, faster probes are mostly dropped by
+            # nodes that have not opened their copy yet, and cost them the decoding.
+            interval = max(interval, self.config.election_tick // 2)
+        if self._heartbeat_elapsed >= interval:
             self._heartbeat_elapsed = 0
             self._broadcast_heartbeat()
+
+    def _note_active(self, progress: Progress) -> None:
+        progress.recent_active = True
+        if self._awaiting_first_quorum and self._quorum_active():
+            self._awaiting_first_quorum = False
 
     def _quorum_active(self) -> bool:
         def active(node_id: int) -> bool:
@@ -794,7 +849,7 @@ class RawNode:
         progress = self._progress.get(message.from_id)
         if progress is None:
             return
-        progress.recent_active = True
+        self._note_active(progress)
         if message.rejected and message.index == 0:
             # A loss notice (see `_send_loss_notice`): replicate again from what it holds.
             if message.reject_hint_index < progress.match_index:
@@ -845,7 +900,7 @@ class RawNode:
         progress = self._progress.get(message.from_id)
         if progress is None:
             return
-        progress.recent_active = True
+        self._note_active(progress)
         progress.probe_sent = False
         if progress.state == ProgressState.REPLICATE and progress.inflights.full():
             progress.inflights.free_first()

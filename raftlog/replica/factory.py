@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 
 from raftlog import bugs, logs
 from raftlog.config import FsyncPolicy
+from raftlog.raft.bootstrap import fresh_group_hard_state
 from raftlog.raft.config import RaftConfig
 from raftlog.raft.entry import Entry, HardState
 from raftlog.raft.membership import Membership
@@ -17,6 +18,7 @@ from raftlog.raft.node import RawNode
 from raftlog.replica.group import ReplicaGroup
 from raftlog.replica.hard_state import HardStateFile
 from raftlog.replica.raft_storage import SegmentGroupLog
+from raftlog.storage import files
 from raftlog.storage.config import LogConfig
 from raftlog.storage.errors import CorruptBatchError, StorageError
 from raftlog.storage.log import SegmentedLog
@@ -42,6 +44,14 @@ def repair_floor(storage: SegmentGroupLog) -> tuple[int, int]:
         return 0, 0
     log.note_repair_floor(floor)
     return floor, state.term
+
+
+def _never_acted(directory: pathlib.Path) -> bool:
+    """No hard state and no log data: this replica has never voted, led or appended."""
+    if (directory / "hardstate").exists():
+        return False
+    data_files = (directory / "log").glob("*" + files.DATA_SUFFIX)
+    return all(path.stat().st_size == 0 for path in data_files)
 
 
 def _report(group_id: int, log: SegmentedLog, floor: int) -> None:
@@ -74,14 +84,28 @@ def open_replica_group(
     base_term: int = 0,
     on_append: Callable[[Entry, AppendResult], None] | None = None,
     on_truncate: Callable[[int], None] | None = None,
+    bootstrap: bool = False,
 ) -> tuple[ReplicaGroup, SegmentGroupLog]:
-    """Recover (or create) the replica in `directory`; the caller runs `group.run()`."""
-    directory.mkdir(parents=True, exist_ok=True)
+    """Recover (or create) the replica in `directory`; the caller runs `group.run()`.
+
+    `bootstrap`: the group is being created now (its creation command was just applied)
+    with `voters` as its initial membership. A voter whose directory holds no state yet
+    then persists `fresh_group_hard_state(voters[0], base_term)` before the group can
+    handle a message, and `voters[0]` starts as leader without an election
+    (`raftlog.raft.bootstrap`). Every replica of a new group must be opened this way or
+    none: a voter left at an earlier term could win the first term a second time.
+    """
+    files.make_directories([directory])
     hard_state = HardStateFile(directory / "hardstate")
-    if base_term and not hard_state.path.exists():
-        # A segment's successor continues its terms, so Kafka leader epochs (our terms)
-        # only ever grow along a partition.
-        hard_state.save(HardState(term=base_term))
+    lead = False
+    if _never_acted(directory):
+        if bootstrap and node_id in voters:
+            hard_state.save(fresh_group_hard_state(voters[0], base_term))
+            lead = voters[0] == node_id
+        elif base_term:
+            # A segment's successor continues its terms, so Kafka leader epochs (our
+            # terms) only ever grow along a partition.
+            hard_state.save(HardState(term=base_term))
     membership = Membership(frozenset(voters), frozenset(learners))
     for _attempt in range(REOPEN_ATTEMPTS_MAX):
         log = SegmentedLog.open(directory / "log", log_config, initial_offset=base_offset)
@@ -95,6 +119,7 @@ def open_replica_group(
             random_source=random.Random(),
             repair_floor=floor,
             repair_floor_term=floor_term,
+            lead_fresh_group=lead,
             test_bug=bugs.raft_test_bug(),  # DELIBERATE BUG when the chaos suite asks for one
         )
         try:

@@ -37,6 +37,9 @@ class GroupLog(Protocol):
     def append_entries(self, entries: Sequence[Entry]) -> None:
         """Store entries, first dropping every stored entry at or after the first's index."""
 
+    def hard_state_pending(self, state: HardState) -> bool:
+        """Whether `save_hard_state(state)` would write anything now (else it is free)."""
+
     def save_hard_state(self, state: HardState) -> None:
         """Store term, vote and commit (term and vote durably)."""
 
@@ -228,7 +231,7 @@ class ReplicaGroup:
         if ready.entries:
             self.log.append_entries(ready.entries)
         if ready.hard_state is not None:
-            self.log.save_hard_state(ready.hard_state)
+            await self._save_hard_state(ready.hard_state)
         # A leader's appends may leave before its own fsync (Raft thesis 10.2.1): the core
         # counts the leader towards a quorum only once `advance` says its log is durable,
         # so followers' fsyncs overlap the leader's instead of following it. Anyone else's
@@ -258,6 +261,18 @@ class ReplicaGroup:
             terms = {entry.index: entry.term for entry in ready.committed_entries}
             self._release(self._commit_waiters, self._applied_index, terms)
         self.raw.advance(ready)
+
+    async def _save_hard_state(self, state: HardState) -> None:
+        """Store the hard state; whenever that writes the file, in a worker thread.
+
+        Thousands of groups electing or committing at once (a restart, a topic of many
+        partitions) would otherwise hold the event loop in fsync and rename for each of
+        them in turn.
+        """
+        if self.log.hard_state_pending(state):
+            await trio.to_thread.run_sync(self.log.save_hard_state, state)
+        else:
+            self.log.save_hard_state(state)
 
     def _note_role(self, role: Role, leader_id: int) -> None:
         if (role, leader_id) == (self._role, self._leader_id):

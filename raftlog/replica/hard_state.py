@@ -68,7 +68,12 @@ class HardStateFile:
     _saved_at_s: float = attrs.field(init=False, default=0.0)
 
     def load(self) -> HardState:
-        """The saved state, or the initial state if the group has never saved one."""
+        """The saved state, or the initial state if the group has never saved one.
+
+        The commit hint counts as just saved: thousands of groups opened at once would
+        otherwise each rewrite the file for their first commit, on the event loop.
+        """
+        self._saved_at_s = time.monotonic()
         try:
             data = self.path.read_bytes()
         except FileNotFoundError:
@@ -77,14 +82,21 @@ class HardStateFile:
         self._saved = _decode(data, self.path)
         return self._saved
 
+    def pending(self, state: HardState) -> bool:
+        """Whether `save(state)` would write the file now (else it returns at once)."""
+        if state == self._saved:
+            return False
+        if (state.term, state.vote) != (self._saved.term, self._saved.vote):
+            return True
+        # Only the commit hint moved: written unless it was saved a moment ago.
+        return time.monotonic() - self._saved_at_s >= self.commit_save_interval_s
+
     def save(self, state: HardState) -> None:
         """Make `state` the saved state; durable before return if term or vote changed."""
-        if state == self._saved:
+        if not self.pending(state):
             return
         durable = (state.term, state.vote) != (self._saved.term, self._saved.vote)
         now_s = time.monotonic()
-        if not durable and now_s - self._saved_at_s < self.commit_save_interval_s:
-            return  # only the commit hint moved, and it was saved a moment ago
         temporary = self.path.with_suffix(".tmp")
         with temporary.open("wb") as file:
             file.write(_encode(state))

@@ -112,6 +112,9 @@ class SegmentGroupLog:
             if self.on_append is not None:
                 self.on_append(entry, result)
 
+    def hard_state_pending(self, state: HardState) -> bool:
+        return self.hard_state_file.pending(state)
+
     def save_hard_state(self, state: HardState) -> None:
         self.hard_state_file.save(state)
         self._hard_state = state

@@ -14,6 +14,7 @@ from collections.abc import Callable
 import attrs
 
 from raftlog.invariant import invariant
+from raftlog.raft.bootstrap import fresh_group_hard_state
 from raftlog.raft.codec import decode, encode
 from raftlog.raft.config import RaftConfig
 from raftlog.raft.entry import EntryKind
@@ -31,6 +32,9 @@ from raftlog.raft.storage import MemoryStorage
 from raftlog.sim.checker import SafetyChecker
 from raftlog.sim.network import SimNetwork
 from raftlog.sim.state_machine import DigestStateMachine
+
+FIRST_VOTER = 1
+"""The node a fresh bootstrap makes leader of term 1."""
 
 
 @attrs.frozen
@@ -54,6 +58,10 @@ class ClusterOptions:
     wire_codec: bool = False
     """Send every delivered message through ``encode``/``decode`` (tests the codec on real
     traffic)."""
+    fresh_bootstrap: bool = False
+    """Create the group as raftlog creates new segment groups (``raftlog.raft.bootstrap``):
+    every voter starts with term 1 and its vote given to node 1, which leads term 1 on its
+    first start without an election."""
 
 
 @attrs.define(eq=False)
@@ -87,7 +95,10 @@ class SimCluster:
         nodes = {}
         for node_id in range(1, total + 1):
             membership = Membership(voters) if node_id in voters else Membership(frozenset())
-            node = SimNode(node_id, MemoryStorage.bootstrap(membership), None, DigestStateMachine())
+            storage = MemoryStorage.bootstrap(membership)
+            if options.fresh_bootstrap and node_id in voters:
+                storage.set_hard_state(fresh_group_hard_state(FIRST_VOTER))
+            node = SimNode(node_id, storage, None, DigestStateMachine())
             nodes[node_id] = node
         cluster = cls(seed, options, nodes, SimNetwork(), SafetyChecker())
         for node_id in nodes:
@@ -127,6 +138,10 @@ class SimCluster:
             applied_index=node.storage.first_index() - 1,
             pre_vote=options.pre_vote,
             check_quorum=options.check_quorum,
+            # Only on the run that created the group: a restarted node 1 is a follower.
+            lead_fresh_group=(
+                options.fresh_bootstrap and node.node_id == FIRST_VOTER and node.incarnation == 0
+            ),
             test_bug=options.test_bug,
         )
 

@@ -305,6 +305,8 @@ def cluster_options_for_seed(seed: int) -> ClusterOptions:
         max_inflight_messages=rng.choice((1, 2, 4, 16)),
         max_size_per_message_bytes=rng.choice((8, 64, 256, 4096)),
         wire_codec=rng.random() < 0.25,
+        # Drawn apart so that the fields above stay what they were for every seed.
+        fresh_bootstrap=random.Random(seed * 13 + 5).random() < 0.4,
     )
 
 

@@ -9,6 +9,7 @@ index, written once, atomically, before the data file exists) and `B:020d.index`
 import os
 import pathlib
 import re
+from collections.abc import Iterable
 
 DATA_SUFFIX = ".log"
 META_SUFFIX = ".meta"
@@ -46,6 +47,27 @@ def fsync_directory(directory: pathlib.Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def make_directories(directories: Iterable[pathlib.Path]) -> None:
+    """Create every missing directory (and ancestor) in `directories`, durably.
+
+    A new directory's name lives in its parent: the parent is fsynced once for all the
+    directories created in it, so opening many groups at once costs one fsync of their
+    common parent, not one each.
+    """
+    parents: set[pathlib.Path] = set()
+    for directory in directories:
+        missing = []
+        current = directory
+        while not current.exists():
+            missing.append(current)
+            current = current.parent
+        for created in reversed(missing):
+            created.mkdir(exist_ok=True)
+            parents.add(created.parent)
+    for parent in sorted(parents):
+        fsync_directory(parent)
 
 
 def write_atomically(path: pathlib.Path, data: bytes) -> None:

@@ -81,6 +81,15 @@ def test_idle_groups_go_quiet(tmp_path: pathlib.Path) -> None:
                 90,
                 "every group quiescent",
             )
+            # New groups bootstrap led: no election, so each stays in term 1 with its
+            # first replica as leader (raftlog.raft.bootstrap).
+            assert nodes[0].broker is not None
+            for node in nodes:
+                for partition in node.controller.state.topics["idle"].partitions:
+                    group = node.hosted_group(partition.head.group_id)
+                    assert group is not None
+                    first = partition.head.replicas[0]
+                    assert (group.raw.term, group.leader_id) == (1, first), partition.index
             before = [_messages_sent(node, RAFT_CHANNELS) for node in nodes]
             calls_before = [_messages_sent(node, (Channel.RPC,)) for node in nodes]
             await trio.sleep(IDLE_WINDOW_S)

@@ -29,6 +29,20 @@ def test_commit_only_changes_are_rate_limited_but_votes_never(tmp_path: Path) ->
     assert not (tmp_path / "hs.tmp").exists()
 
 
+def test_pending_says_whether_a_save_would_write(tmp_path: Path) -> None:
+    """The shell writes in a worker thread only when `pending`; a load counts as a save of
+    the commit hint, so a group's first commit right after opening writes nothing."""
+    file = HardStateFile(tmp_path / "hs", commit_save_interval_s=3600.0)
+    file.load()
+    assert not file.pending(HardState())
+    assert not file.pending(HardState(commit=3))  # the hint, just "saved" by the load
+    assert file.pending(HardState(term=1, vote=2))
+    file.save(HardState(term=1, vote=2))
+    assert not file.pending(HardState(term=1, vote=2, commit=5))
+    assert file.pending(HardState(term=1, vote=3, commit=5))
+    assert HardStateFile(tmp_path / "hs", commit_save_interval_s=0.0).pending(HardState(commit=1))
+
+
 @pytest.mark.parametrize("damage", ["flip", "truncate", "magic"])
 def test_damaged_file_is_refused(tmp_path: Path, damage: str) -> None:
     path = tmp_path / "hs"

@@ -365,10 +365,21 @@ def test_an_idle_group_quiesces_and_a_proposal_wakes_it() -> None:
     cluster.tick(1)
     cluster.flush()
     assert all(node.quiescent() for node in cluster.live())
-    cluster.propose()
+    payload = cluster.propose()
     assert not cluster.raw(1).quiescent()
-    cluster.flush()
-    assert not cluster.raw(2).quiescent()
+    woken = []
+
+    def note(message: Message) -> bool:
+        if isinstance(message, AppendEntries) and message.entries:
+            woken.append(cluster.raw(message.to_id).quiescent())
+        return True
+
+    cluster.flush(note)
+    assert woken and all(woken), "each follower slept until the append woke it"
+    # The commit that left every member holding the whole log went out as the quiescing
+    # heartbeat round: the group is idle again with no tick.
+    assert payload in cluster.committed_payloads
+    assert all(node.quiescent() for node in cluster.live())
 
 
 # ------------------------------------------------------------------ flow control and limits

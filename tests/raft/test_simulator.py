@@ -53,8 +53,8 @@ def _stale_vote_options(seed: int) -> ClusterOptions:
 
 def test_the_simulator_finds_a_candidate_counting_votes_of_an_old_term() -> None:
     """With the deliberate bug switched on, a random search over seeds finds two leaders in
-    one term (seeds 40-46 hold the first hits; the search itself is not told where)."""
-    for seed in range(40, 60):
+    one term (seed 64 holds the first hit; the search itself is not told where)."""
+    for seed in range(40, 100):
         result = run_seed(seed, RunOptions(steps=10_000), _stale_vote_options(seed))
         if result.failure is not None:
             break
@@ -80,15 +80,15 @@ def test_command_line_reports_replays_and_shrinks(
     assert main(["--seeds", "1-2", "--steps", "1000"]) == 0
     assert "2 seeds" in capsys.readouterr().out
     status = main([
-        "--seed", "46", "--steps", "2000", "--bug", "count_stale_votes",
+        "--seed", "93", "--steps", "2000", "--bug", "count_stale_votes",
         "--max-replays", "40", "--output", str(tmp_path),
     ])
     output = capsys.readouterr().out
     assert status == 1
-    assert "replay: python -m raftlog.sim --seed 46 --bug count_stale_votes" in output
-    schedule = tmp_path / "raft-sim-seed-46.schedule"
+    assert "replay: python -m raftlog.sim --seed 93 --bug count_stale_votes" in output
+    schedule = tmp_path / "raft-sim-seed-93.schedule"
     assert schedule.exists()
-    assert main(["--seed", "46", "--bug", "count_stale_votes", "--replay", str(schedule)]) == 1
+    assert main(["--seed", "93", "--bug", "count_stale_votes", "--replay", str(schedule)]) == 1
 
 
 @pytest.mark.slow

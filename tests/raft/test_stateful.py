@@ -30,11 +30,15 @@ class RaftClusterMachine(RuleBasedStateMachine):
         pre_vote=st.booleans(),
         check_quorum=st.booleans(),
         voters=st.sampled_from([1, 3, 3, 5]),
+        fresh_bootstrap=st.booleans(),
     )
-    def start(self, seed: int, pre_vote: bool, check_quorum: bool, voters: int) -> None:
+    def start(
+        self, seed: int, pre_vote: bool, check_quorum: bool, voters: int, fresh_bootstrap: bool
+    ) -> None:
         options = ClusterOptions(
             voter_count=voters, spare_count=5 - voters, pre_vote=pre_vote,
             check_quorum=check_quorum, max_size_per_message_bytes=64, max_inflight_messages=2,
+            fresh_bootstrap=fresh_bootstrap,
         )
         self.cluster = SimCluster.create(seed, options)
 
