@@ -122,6 +122,8 @@ FIRST_LEADER_PATIENCE_S = 30.0
 """How long a bootstrapped follower of a new group waits for its first leader's first
 message before its election timer runs (a dead first replica costs this much)."""
 CAMPAIGN_RETRIES_MAX = 40
+# After this long waiting for a dropped group's task to close its files, say so in the log.
+DROP_CLOSE_WAIT_S = 30.0
 """A new group's first replica stands again every 50 ms for up to 2 s until it is led."""
 
 
@@ -145,6 +147,8 @@ class _Hosted:
     storage: SegmentGroupLog
     scope: trio.CancelScope
     directory: pathlib.Path
+    # Set once the group's task has closed its files: only then may they be deleted.
+    closed: trio.Event = attrs.field(factory=trio.Event)
 
 
 @attrs.define(eq=False)
@@ -438,6 +442,7 @@ class Node:
         finally:
             hosted.storage.log.sync()
             hosted.storage.log.close()
+            hosted.closed.set()
 
     def _chain(self, partition: tuple[str, int]) -> PartitionChain:
         assert self.broker is not None
@@ -511,12 +516,28 @@ class Node:
     async def _drop(self, group_id: int) -> None:
         hosted = self._hosted.pop(group_id, None)
         if hosted is None:
-            # Never opened (moved away before its hosting task ran): files of an earlier
-            # run may still be there.
-            shutil.rmtree(self._group_directory(group_id), ignore_errors=True)
+            if group_id not in self._opening:
+                # Never opened (moved away before its hosting task ran): files of an
+                # earlier run may still be there. One being opened is deleted by `_host`
+                # once the opener's thread is done with it.
+                shutil.rmtree(self._group_directory(group_id), ignore_errors=True)
             return
         hosted.scope.cancel()
-        await trio.sleep(0)  # let the group task unwind and close its files
+        # A cancelled group task does not stop at once: a hard-state write or fsync under
+        # way in a worker thread finishes first, and its Ready loop runs on to its next
+        # checkpoint, which may write the hard state again. Deleting the directory before
+        # then crashed the node (FileNotFoundError on hardstate.tmp).
+        with trio.move_on_after(DROP_CLOSE_WAIT_S):
+            await hosted.closed.wait()
+        if not hosted.closed.is_set():
+            logs.event(
+                "group_drop_slow",
+                logging.WARNING,
+                group=group_id,
+                waited_s=DROP_CLOSE_WAIT_S,
+                note="its task has not closed its files yet; they are deleted once it has",
+            )
+            await hosted.closed.wait()
         shutil.rmtree(hosted.directory, ignore_errors=True)
 
     def _nursery_start(self, function: Any, *arguments: Any) -> None:

@@ -220,6 +220,10 @@ class ReplicaGroup:
             self._wake = trio.Event()
             while self.raw.has_ready():
                 await self._handle_ready(self.raw.ready())
+                # Waits on worker threads (fsync, hard state) are not cancellation points
+                # once the thread has started: without this, a dropped group would go on
+                # writing files its node is about to delete.
+                await trio.lowlevel.checkpoint_if_cancelled()
 
     async def _handle_ready(self, ready: Ready) -> None:
         self._readies += 1

@@ -1,9 +1,12 @@
 """One replica group on real files: proposals commit through fsync and survive a restart."""
 
 import itertools
+import os
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
+import pytest
 import trio
 
 from raftlog import native
@@ -108,3 +111,52 @@ def test_a_new_leader_is_caught_up_only_once_an_entry_of_its_term_applied(
 
     trio.run(life, b"first")
     trio.run(life, b"second")  # entries of an earlier term are in the log this time
+
+
+def test_cancelled_group_stops_writing_after_its_fsync_returns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A node deletes a dropped group's directory once its task has ended: the task must
+    not write again after the cancel, even though the fsync under way finishes first."""
+    released = threading.Event()
+    fsync_started = threading.Event()
+    real_fdatasync = os.fdatasync
+
+    def gated_fdatasync(fd: int) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            fsync_started.set()
+            released.wait(10)
+        real_fdatasync(fd)
+
+    async def main() -> None:
+        group, storage = open_replica_group(
+            tmp_path,
+            group_id=1,
+            node_id=1,
+            voters=[1],
+            apply=lambda entries: None,
+            send=_no_messages,
+        )
+        async with trio.open_nursery() as nursery:
+            scope = trio.CancelScope()
+
+            async def run() -> None:
+                with scope:
+                    await group.run()
+
+            nursery.start_soon(run)
+            await _elect(group)
+            await group.wait_committed(*group.propose(build_batch([Record(b"settled")])))
+            monkeypatch.setattr(os, "fdatasync", gated_fdatasync)
+            group.propose(build_batch([Record(b"in flight")]))
+            await trio.to_thread.run_sync(fsync_started.wait, 10)
+            scope.cancel()
+            group.propose(build_batch([Record(b"after the cancel")]))
+            released.set()
+        monkeypatch.setattr(os, "fdatasync", real_fdatasync)
+        written = b"".join(storage.log.read_entries(1, 1 << 30, 1000))
+        storage.log.close()
+        assert b"in flight" in written
+        assert b"after the cancel" not in written, "the group appended after its cancel"
+
+    trio.run(main)
