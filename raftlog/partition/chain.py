@@ -107,12 +107,52 @@ class PartitionChain:
         return None
 
     def end_offset_for_epoch(self, epoch: int) -> tuple[int, int]:
+        """(largest epoch <= `epoch` in the partition, the offset where it ends).
+
+        A consumer that gets an end offset below its position treats the records between
+        as truncated and seeks back to re-read them, so an answer may err high (no
+        committed record is ever truncated) but never low.
+        """
+        starts = self.epoch_starts()
         answer = (-1, -1)
-        for segment in self.segments:
-            found = segment.end_offset_for_epoch(epoch)
-            if found[0] >= 0:
-                answer = found
+        for position, (known_epoch, _start) in enumerate(starts):
+            if known_epoch > epoch:
+                break
+            following = starts[position + 1 : position + 2]
+            answer = (known_epoch, following[0][1] if following else self._end_offset())
         return answer
+
+    def epoch_starts(self) -> list[tuple[int, int]]:
+        """Where each leader epoch starts, over the partition's offsets.
+
+        Each segment counts only up to where the partition moves on: a sealed group's
+        later leaders append NOOPs past the SEAL at offsets its successor owns, and a
+        replica still catching up ends below its segment's real end, so its own log end
+        is no answer for the partition.
+        """
+        starts: list[tuple[int, int]] = []
+        for segment, following in itertools.zip_longest(self.segments, self.segments[1:]):
+            limit = _segment_limit(segment, following)
+            for known_epoch, start in segment.epoch_starts:
+                if start >= limit or (starts and known_epoch <= starts[-1][0]):
+                    continue
+                starts.append((known_epoch, start))
+        return starts
+
+    def _end_offset(self) -> int:
+        head = self.head
+        end = head.log_end_offset
+        if head.sealed_last_offset is not None:
+            end = min(end, head.sealed_last_offset + 1)
+        return end
+
+
+def _segment_limit(segment: PartitionReplica, following: PartitionReplica | None) -> float:
+    if following is not None:
+        return following.log_start_offset
+    if segment.sealed_last_offset is not None:
+        return segment.sealed_last_offset + 1
+    return float("inf")
 
 
 def retention_cut(

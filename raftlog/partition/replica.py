@@ -150,6 +150,11 @@ class PartitionReplica:
         return self.storage.log.start_offset
 
     @property
+    def log_end_offset(self) -> int:
+        """The offset the next batch appended here gets (committed or not)."""
+        return self.storage.log.next_offset
+
+    @property
     def leader_epoch(self) -> int:
         return self.group.raw.term
 
@@ -553,16 +558,10 @@ class PartitionReplica:
             return None
         return found.base_offset, found.max_timestamp
 
-    def end_offset_for_epoch(self, epoch: int) -> tuple[int, int]:
-        """(largest epoch <= `epoch` in the log, the offset where it ends)."""
-        end = self.storage.log.next_offset
-        answer = (-1, -1)
-        for position, (known_epoch, _start) in enumerate(self._epochs):
-            if known_epoch > epoch:
-                break
-            following = self._epochs[position + 1 : position + 2]
-            answer = (known_epoch, following[0][1] if following else end)
-        return answer
+    @property
+    def epoch_starts(self) -> list[tuple[int, int]]:
+        """(leader epoch, first offset written in it) for each epoch this replica holds."""
+        return list(self._epochs)
 
 
 def _identity(header: native.BatchHeader, entry_index: int) -> BatchIdentity | None:

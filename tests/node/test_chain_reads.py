@@ -60,3 +60,55 @@ def test_below_the_partition_start_is_out_of_range() -> None:
     assert chain.read_committed(10, 1, at_least_one=True).error_code == (
         ErrorCode.OFFSET_OUT_OF_RANGE
     )
+
+
+@attrs.define
+class _EpochSegment:
+    log_start_offset: int
+    log_end_offset: int
+    sealed_last_offset: int | None
+    epoch_starts: list[tuple[int, int]]
+
+
+def test_epoch_end_offsets_span_segments() -> None:
+    chain = _chain(
+        [
+            _EpochSegment(0, 100, 99, [(1, 0), (3, 40)]),
+            _EpochSegment(100, 180, None, [(4, 100), (6, 150)]),
+        ],
+        0,
+    )  # type: ignore[list-item]
+    assert chain.end_offset_for_epoch(0) == (-1, -1)
+    assert chain.end_offset_for_epoch(1) == (1, 40)
+    assert chain.end_offset_for_epoch(2) == (1, 40)
+    assert chain.end_offset_for_epoch(3) == (3, 100)
+    assert chain.end_offset_for_epoch(5) == (4, 150)
+    assert chain.end_offset_for_epoch(6) == (6, 180)
+    assert chain.end_offset_for_epoch(9) == (6, 180)
+
+
+def test_epoch_end_never_comes_from_a_lagging_sealed_replica() -> None:
+    """Seen in a chaos run: this node's copy of the sealed segment ended at 3795 while a
+    consumer stood at 3796; answering 3795 made librdkafka seek back and read 3795 twice.
+    The sealed segment's data ends where its successor starts, whatever this copy holds."""
+    chain = _chain(
+        [
+            _EpochSegment(2924, 3795, None, [(7, 2924)]),
+            _EpochSegment(3894, 3900, None, [(8, 3894)]),
+        ],
+        0,
+    )  # type: ignore[list-item]
+    assert chain.end_offset_for_epoch(7) == (7, 3894)
+
+
+def test_noops_past_a_seal_do_not_end_an_epoch_early() -> None:
+    """A sealed group's later leaders append NOOPs past the SEAL (epochs 8 to 11 at
+    3894..3897 here): those offsets are the successor's, not epochs of the partition."""
+    sealed = _EpochSegment(2924, 3898, 3893, [(7, 2924), (8, 3894), (9, 3895), (11, 3897)])
+    alone = _chain([sealed], 0)  # type: ignore[list-item]
+    assert alone.end_offset_for_epoch(7) == (7, 3894)
+    assert alone.end_offset_for_epoch(10) == (7, 3894)
+    linked = _chain([sealed, _EpochSegment(3894, 3950, None, [(8, 3894), (12, 3920)])], 0)  # type: ignore[list-item]
+    assert linked.end_offset_for_epoch(7) == (7, 3894)
+    assert linked.end_offset_for_epoch(9) == (8, 3920)
+    assert linked.end_offset_for_epoch(12) == (12, 3950)
