@@ -71,8 +71,20 @@ class PartitionChain:
     def read_committed(self, offset: int, max_bytes: int, *, at_least_one: bool) -> ReadResult:
         high_watermark = self.high_watermark
         start = self.log_start_offset
-        if offset < start or offset > high_watermark:
+        if offset < start:
             return ReadResult(int(ErrorCode.OFFSET_OUT_OF_RANGE), b"", high_watermark, start)
+        if offset > high_watermark:
+            head = self.head
+            if head.sealed_last_offset is not None and offset > head.sealed_last_offset + 1:
+                # The successor is linked elsewhere but not yet here: ask again, elsewhere.
+                return ReadResult(
+                    int(ErrorCode.NOT_LEADER_OR_FOLLOWER), b"", high_watermark, start
+                )
+            if offset > head.log_end_offset:
+                return ReadResult(int(ErrorCode.OFFSET_OUT_OF_RANGE), b"", high_watermark, start)
+            # A new leader whose high watermark has not caught up with its log yet (see
+            # `PartitionReplica.read_committed`): nothing to return yet, and no reset.
+            return ReadResult(0, b"", high_watermark, start)
         segment = self.segment_holding(offset)
         if segment is None:
             # The offset exists in the partition but this node does not hold it now (a
@@ -96,6 +108,10 @@ class PartitionChain:
                 # catching up, say after cutting corrupt data) must not answer for offsets
                 # of its successor: new leaders of a sealed group append NOOPs there.
                 continue
+            if following is not None and offset >= segment.high_watermark:
+                # An earlier segment this replica has not applied that far yet: a replica
+                # that has answers (forwarded), or the client asks again.
+                return None
             return segment
         return None
 

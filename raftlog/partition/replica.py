@@ -517,9 +517,13 @@ class PartitionReplica:
             # DELIBERATE BUG fetch-above-commit: serve (and report) the uncommitted tail.
             high_watermark = self.storage.log.next_offset
         start = self.log_start_offset
-        if offset < start or offset > high_watermark:
+        if offset < start or offset > max(high_watermark, self.log_end_offset):
             return ReadResult(int(ErrorCode.OFFSET_OUT_OF_RANGE), b"", high_watermark, start)
-        if offset == high_watermark:
+        if offset >= high_watermark:
+            # Above the high watermark but within the log: a new leader learns how far the
+            # log is committed only when an entry of its own term commits, so its high
+            # watermark may stand below offsets consumers have already read (Kafka's new
+            # leaders too). Nothing to return yet; out of range would reset the consumer.
             return ReadResult(0, b"", high_watermark, start)
         log = self.storage.log
         # A sealed group's new leaders append NOOPs after the SEAL, at offsets that belong

@@ -19,6 +19,12 @@ class _Segment:
     log_start_offset: int
     sealed_last_offset: int | None
     high_watermark: int
+    log_end_offset: int = -1
+    """The end of this replica's log, committed or not (-1: the high watermark)."""
+
+    def __attrs_post_init__(self) -> None:
+        if self.log_end_offset < 0:
+            self.log_end_offset = self.high_watermark
 
     def read_committed(self, offset: int, max_bytes: int, *, at_least_one: bool) -> ReadResult:
         label = f"{self.log_start_offset}@{offset}".encode()
@@ -60,6 +66,38 @@ def test_below_the_partition_start_is_out_of_range() -> None:
     assert chain.read_committed(10, 1, at_least_one=True).error_code == (
         ErrorCode.OFFSET_OUT_OF_RANGE
     )
+
+
+def test_a_new_leader_behind_on_its_commit_point_answers_empty_not_out_of_range() -> None:
+    """Seen in a chaos run (seed 13102, delay,partition): the new leader of a head had the
+    whole log but its high watermark still stood where the old leader's had been a moment
+    earlier; answering OFFSET_OUT_OF_RANGE to a consumer at 970 made librdkafka reset to
+    the beginning and read 869 records again."""
+    chain = _chain([_Segment(0, None, 950, log_end_offset=975)], 0)
+    waiting = chain.read_committed(970, 1, at_least_one=True)
+    assert (waiting.error_code, waiting.records) == (0, b"")
+    assert waiting.high_watermark == 950
+    beyond = chain.read_committed(976, 1, at_least_one=True)
+    assert beyond.error_code == ErrorCode.OFFSET_OUT_OF_RANGE
+
+
+def test_offsets_past_a_sealed_head_are_asked_for_elsewhere() -> None:
+    """The successor was linked on other nodes first; this node still heads the partition
+    with the sealed group, whose later leaders appended NOOPs past the SEAL."""
+    chain = _chain([_Segment(0, 99, 102, log_end_offset=102)], 0)
+    assert chain.read_committed(101, 1, at_least_one=True).error_code == (
+        ErrorCode.NOT_LEADER_OR_FOLLOWER
+    )
+
+
+def test_a_sealed_segment_applied_only_part_way_here_is_not_read_past_its_progress() -> None:
+    """This node's copy of a sealed segment has applied entries up to 50 only: offsets
+    beyond are another replica's to serve (forwarded), never out of range."""
+    chain = _chain([_Segment(0, None, 50), _Segment(100, None, 150)], 0)
+    assert chain.read_committed(30, 1, at_least_one=True).records == b"0@30"
+    lagging = chain.read_committed(70, 1, at_least_one=True)
+    assert lagging.error_code == ErrorCode.NOT_LEADER_OR_FOLLOWER
+    assert chain.segment_holding(70) is None
 
 
 @attrs.define
