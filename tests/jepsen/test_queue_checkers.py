@@ -78,6 +78,21 @@ def test_unread_write_above_every_read_is_lost_only_with_a_final_phase() -> None
     assert result.anomalies[0].details["value"] == "t/0:1"
 
 
+def test_a_write_read_once_and_then_gone_from_the_log_is_lost() -> None:
+    """Seen in chaos run 14004: a committed entry was read by two consumers, then
+    overwritten after an election the replica that had lost it to disk damage voted in;
+    the final phase read across its offset and found a NOOP there."""
+    script = _produced(Script(), 3)
+    script.poll(5, {A: [(0, "t/0:0"), (1, "t/0:1"), (2, "t/0:2")]})
+    assert check_lost_writes(script.history()).valid
+    script.poll(6, {A: [(0, "t/0:0"), (2, "t/0:2")]}, phase=Phase.FINAL)
+    result = check_lost_writes(script.history())
+    _only(result, "lost-write")
+    (anomaly,) = result.anomalies
+    assert anomaly.details == {"value": "t/0:1", "offset": 1, "read_before": True}
+    assert [op.f for op in anomaly.operations] == ["send", "poll"]
+
+
 def test_lost_write_found_in_a_simulated_history() -> None:
     entries = simulate_queue(2, steps=300)
     history = History.from_entries(entries)
