@@ -15,6 +15,7 @@ from raftlog.raft.entry import Entry, HardState
 from raftlog.raft.membership import Membership
 from raftlog.raft.messages import Message
 from raftlog.raft.node import RawNode
+from raftlog.replica.ack_mark import AckMark
 from raftlog.replica.group import ReplicaGroup
 from raftlog.replica.hard_state import HardStateFile
 from raftlog.replica.raft_storage import SegmentGroupLog
@@ -31,19 +32,28 @@ REOPEN_ATTEMPTS_MAX = 8
 def repair_floor(storage: SegmentGroupLog) -> tuple[int, int]:
     """(floor, floor term) the core must respect, or (0, 0).
 
-    Two sources: the floor storage recorded when it cut corrupt data, and the hard
-    state's commit index above the log's end. The second catches a loss that looks like
-    a torn tail (a truncated file): this replica knew those entries committed, so it must
-    have held them. The term bound is the hard state's term, which no entry exceeds.
+    Three sources: the floor storage recorded when it cut corrupt data; the hard state's
+    commit index above the log's end (this replica knew those entries committed, so it
+    must have held them); and the acknowledgement mark above the log's end (it held them
+    durably, see `raftlog.replica.ack_mark`). The last two catch a loss that looks like a
+    torn tail (a file truncated at a batch boundary). The term bound is the hard state's
+    term, which no entry exceeds, or the mark's exact term when the mark sets the floor.
     """
     log = storage.log
     state = storage.hard_state_file.load()
     floor = max(log.repair_floor, state.commit if state.commit > log.last_entry_index else 0)
+    floor_term = state.term
+    mark = None if storage.ack_mark is None else storage.ack_mark.load()
+    if mark is not None and mark[0] > log.last_entry_index and mark[0] >= floor:
+        # Entries up to the mark were durable, and may have been acknowledged: the log
+        # lost them to disk damage (a torn tail never reaches below the mark). The mark
+        # names the exact last entry, so votes compare against what this replica held.
+        floor, floor_term = mark
     if floor <= log.last_entry_index:
         log.clear_repair_floor_if_durable()
         return 0, 0
     log.note_repair_floor(floor)
-    return floor, state.term
+    return floor, floor_term
 
 
 def _never_acted(directory: pathlib.Path) -> bool:
@@ -110,7 +120,12 @@ def open_replica_group(
     for _attempt in range(REOPEN_ATTEMPTS_MAX):
         log = SegmentedLog.open(directory / "log", log_config, initial_offset=base_offset)
         storage = SegmentGroupLog(
-            log, hard_state, membership, on_append=on_append, on_truncate=on_truncate
+            log,
+            hard_state,
+            membership,
+            on_append=on_append,
+            on_truncate=on_truncate,
+            ack_mark=AckMark(directory / "ackmark") if fsync is FsyncPolicy.ALWAYS else None,
         )
         floor, floor_term = repair_floor(storage)
         # The election timeout is randomized per node so that replicas do not campaign in step.

@@ -21,6 +21,7 @@ from raftlog import logs
 from raftlog.raft.entry import Entry, HardState, Snapshot, SnapshotMetadata
 from raftlog.raft.errors import LogCompacted, LogUnavailable
 from raftlog.raft.membership import Membership
+from raftlog.replica.ack_mark import AckMark
 from raftlog.replica.entry_batches import batch_to_entry, entry_to_batch
 from raftlog.replica.hard_state import HardStateFile
 from raftlog.storage.errors import CorruptBatchError
@@ -42,6 +43,8 @@ class SegmentGroupLog:
     """Told of every entry written, with where it landed (offsets for produce answers)."""
     on_truncate: Callable[[int], None] | None = None
     """Told the first entry index removed when a new leader overwrites a suffix."""
+    ack_mark: AckMark | None = None
+    """Where `sync` records how far the log is durable, before anything is acknowledged."""
     _hard_state: HardState = attrs.field(init=False, factory=HardState)
 
     def __attrs_post_init__(self) -> None:
@@ -120,7 +123,9 @@ class SegmentGroupLog:
         self._hard_state = state
 
     def sync(self) -> None:
-        self.log.sync()
+        durable = self.log.sync()
+        if self.ack_mark is not None and durable.entry_index >= self.log.first_entry_index:
+            self.ack_mark.save(durable.entry_index, self.log.entry_term(durable.entry_index))
         if self.log.clear_repair_floor_if_durable():
             logs.event(
                 "repair_done",

@@ -1,0 +1,87 @@
+"""The acknowledgement mark: how far a replica's log was durable, kept apart from the log so
+that disk damage that shortens the log cleanly is still detected as a loss."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import trio
+
+from raftlog.protocol.records import Record, build_batch, iter_batches
+from raftlog.raft.messages import Message
+from raftlog.replica.ack_mark import AckMark
+from raftlog.replica.factory import open_replica_group
+
+
+def test_the_newest_write_wins_even_when_the_mark_moves_down(tmp_path: Path) -> None:
+    mark = AckMark(tmp_path / "ackmark")
+    assert mark.load() is None
+    mark.save(100, 5)
+    mark.save(95, 6)  # a new leader replaced an uncommitted suffix with a shorter one
+    assert AckMark(tmp_path / "ackmark").load() == (95, 6)
+    mark.save(97, 6)
+    assert AckMark(tmp_path / "ackmark").load() == (97, 6)
+
+
+def test_a_torn_write_leaves_the_previous_mark(tmp_path: Path) -> None:
+    path = tmp_path / "ackmark"
+    mark = AckMark(path)
+    mark.save(10, 1)
+    mark.save(12, 1)  # second slot
+    data = bytearray(path.read_bytes())
+    data[512 + 9] ^= 0xFF  # the newest slot, torn mid-write
+    path.write_bytes(bytes(data))
+    reloaded = AckMark(path)
+    assert reloaded.load() == (10, 1)
+    reloaded.save(13, 1)  # overwrites the torn slot, not the good one
+    assert AckMark(path).load() == (13, 1)
+
+
+def _no_messages(message: Message) -> None:
+    raise AssertionError(f"a single-voter group sends nothing, yet sent {message!r}")
+
+
+def test_a_log_cut_cleanly_below_what_was_durable_is_a_detected_loss(tmp_path: Path) -> None:
+    """Seen in chaos run 14004: a segment file truncated at a batch boundary looks like a
+    shorter log. Without the mark, the replica knew only its lazily saved commit hint, voted
+    for a candidate that lacked a committed entry, and the entry was overwritten."""
+
+    async def write() -> int:
+        group, storage = open_replica_group(
+            tmp_path, group_id=1, node_id=1, voters=[1], apply=lambda entries: None,
+            send=_no_messages,
+        )
+        async with trio.open_nursery() as nursery:
+            await nursery.start(group.run)
+            group.campaign()
+            with trio.fail_after(5):
+                while not group.is_leader:
+                    await trio.sleep(0.001)
+            last = (0, 0)
+            for value in range(10):
+                last = group.propose(build_batch([Record(b"v%d" % value)]))
+            await group.wait_committed(*last)
+            nursery.cancel_scope.cancel()
+        storage.log.close()
+        return last[0]
+
+    last_index = trio.run(write)
+    (data_file,) = (tmp_path / "log").glob("*.log")
+    raw = data_file.read_bytes()
+    boundaries = []
+    position = 0
+    for batch in iter_batches(raw):
+        boundaries.append(position)
+        position += len(batch.buffer)
+    data_file.write_bytes(raw[: boundaries[-4]])  # three entries gone, no CRC error anywhere
+
+    group, storage = open_replica_group(
+        tmp_path, group_id=1, node_id=1, voters=[1], apply=lambda entries: None,
+        send=_no_messages,
+    )
+    try:
+        assert storage.log.last_entry_index < last_index
+        assert group.raw.repairing, "the lost entries went unnoticed"
+        assert storage.log.repair_floor == last_index
+    finally:
+        storage.log.close()
