@@ -25,6 +25,7 @@ from pathlib import Path
 import attrs
 
 from raftlog.native import crc32c
+from raftlog.storage import files
 
 _MAGIC = b"RLAK"
 _LAYOUT = struct.Struct(">4sQQQ")  # magic, sequence, entry index, term
@@ -91,7 +92,7 @@ class AckMark:
                     # Sized once, durably, so later fdatasyncs write data only.
                     os.ftruncate(fd, _FILE_BYTES)
                     os.fsync(fd)
-                    _fsync_directory(self.path.parent)
+                    files.fsync_directory(self.path.parent)
                 self._sized = True
             self._sequence += 1
             os.pwrite(fd, _encode(self._sequence, index, term), self._next_slot * _SLOT_BYTES)
@@ -99,11 +100,3 @@ class AckMark:
         finally:
             os.close(fd)
         self._saved, self._next_slot = (index, term), 1 - self._next_slot
-
-
-def _fsync_directory(directory: Path) -> None:
-    descriptor = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)

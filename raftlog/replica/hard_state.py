@@ -22,6 +22,7 @@ import attrs
 
 from raftlog.native import crc32c
 from raftlog.raft.entry import HardState
+from raftlog.storage import files
 
 _MAGIC = b"RLHS"
 _VERSION = 1
@@ -48,14 +49,6 @@ def _decode(data: bytes, path: Path) -> HardState:
     if magic != _MAGIC or version != _VERSION:
         raise HardStateCorrupt(f"{path}: not a raftlog hard-state file (v{version})")
     return HardState(term, vote, commit)
-
-
-def _fsync_directory(directory: Path) -> None:
-    descriptor = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
 
 
 @attrs.define(eq=False)
@@ -105,6 +98,6 @@ class HardStateFile:
                 os.fsync(file.fileno())
         os.replace(temporary, self.path)
         if durable:
-            _fsync_directory(self.path.parent)
+            files.fsync_directory(self.path.parent)
         self._saved = state
         self._saved_at_s = now_s
