@@ -110,7 +110,12 @@ class Broker:
         return group.leader_id
 
     def partition(self, topic: str, index: int) -> PartitionChain | None:
-        return self.partitions.get((topic, index))
+        """The chain that answers for the partition here, or None (not hosted, or its head
+        is not here yet: `PartitionChain.answers_for_partition`)."""
+        chain = self.partitions.get((topic, index))
+        if chain is None or not chain.segments or not chain.answers_for_partition():
+            return None
+        return chain
 
     def partition_leader(self, topic: str, index: int) -> tuple[int, int]:
         """(leader node id, leader epoch) of the partition's head segment.
@@ -119,7 +124,7 @@ class Broker:
         said last (`refresh_leaders`), since in a cluster larger than the replication
         factor a client may well ask a node that holds no copy.
         """
-        replica = self.partitions.get((topic, index))
+        replica = self.partition(topic, index)
         if replica is not None and replica.group.leader_id:
             return replica.group.leader_id, replica.group.raw.term
         head = self._head_group(topic, index)
@@ -142,7 +147,7 @@ class Broker:
         wanted: dict[int, list[int]] = {}
         for topic, index in partitions:
             info = self.controller.state.topics.get(topic)
-            if (topic, index) in self.partitions or info is None:
+            if info is None or self.partition(topic, index) is not None:
                 continue
             head = info.partitions[index].head
             known = self._remote_leaders.get(head.group_id)
@@ -241,19 +246,25 @@ class Broker:
         it would on Kafka, rather than an unknown partition. Bounded: a large topic may
         return before all are ready, and clients retry what is not.
         """
+        await self.wait_heads_led([topic], PARTITIONS_READY_WAIT_S)
+
+    async def wait_heads_led(self, topics: Iterable[TopicInfo], timeout_s: float) -> None:
+        """Until each partition of `topics` whose head is placed here answers with a leader
+        (`partition`), or `timeout_s` has passed."""
         waiting = [
             (topic.name, partition.index)
+            for topic in topics
             for partition in topic.partitions
             if self.config.node_id in partition.head.replicas
         ]
-        with trio.move_on_after(PARTITIONS_READY_WAIT_S):
+        with trio.move_on_after(timeout_s):
             while True:
                 # Only the partitions still waiting are looked at again: with thousands of
                 # partitions, a full scan every few milliseconds would busy the loop.
                 waiting = [
                     key
                     for key in waiting
-                    if key not in self.partitions or not self.partitions[key].group.leader_id
+                    if (chain := self.partition(*key)) is None or not chain.group.leader_id
                 ]
                 if not waiting:
                     return

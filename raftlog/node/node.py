@@ -450,6 +450,7 @@ class Node:
         if chain is None:
             chain = PartitionChain(*partition)
             chain.cluster_start = functools.partial(self._partition_start, *partition)
+            chain.answers_for_partition = functools.partial(self._head_in_chain, chain, *partition)
             self.broker.partitions[partition] = chain
         return chain
 
@@ -499,6 +500,18 @@ class Node:
     def _join_chain(self, group_id: int, chain: PartitionChain, replica: PartitionReplica) -> None:
         if group_id in self._hosted and self._assigned_here(group_id):
             chain.add(replica)
+
+    def _head_in_chain(self, chain: PartitionChain, topic: str, index: int) -> bool:
+        """Whether `chain` holds the partition's head segment, as the controller names it.
+
+        A successor opened here but waiting for its first leader counts: it is empty, so
+        the sealed segment before it ends where the partition does (`_enter_chain`).
+        """
+        info = self.controller.state.topics.get(topic)
+        if info is None or not 0 <= index < len(info.partitions) or not chain.segments:
+            return True
+        head = info.partitions[index].head.group_id
+        return chain.head.group.group_id == head or head in self._hosted
 
     def _partition_start(self, topic: str, index: int) -> int | None:
         info = self.controller.state.topics.get(topic)
@@ -1027,7 +1040,11 @@ class Node:
 
     def _serve_segment_read(self, payload: bytes) -> bytes:
         assert self.broker is not None
-        return sealed_reads.serve(self.controller.state, self.broker.partition, payload)
+        chains = self.broker.partitions
+        # The raw chain: a node that holds sealed segments but not the head serves them.
+        return sealed_reads.serve(
+            self.controller.state, lambda topic, index: chains.get((topic, index)), payload
+        )
 
     async def _execute_for_peer(self, command: dict[str, Any]) -> dict[str, Any]:
         return await self.controller.execute_for_peer(command, FORWARD_TIMEOUT_S)
@@ -1098,19 +1115,11 @@ class Node:
             await trio.sleep(0.005)
 
     async def _wait_partitions_led(self) -> None:
-        """Give hosted partitions a moment to find leaders (clients retry if they have not)."""
+        """Give the partitions whose head is placed here a moment to open and find a leader
+        (clients retry those that have not)."""
         assert self.broker is not None
-        waiting = list(self.broker.partitions.values())
-        with trio.move_on_after(PARTITION_LEADERS_WAIT_S):
-            while True:
-                # Only chains still without a leader are looked at again (see
-                # `Broker._wait_hosted`).
-                waiting = [
-                    chain for chain in waiting if chain.segments and not chain.group.leader_id
-                ]
-                if not waiting:
-                    return
-                await trio.sleep(0.005 if len(waiting) < 100 else 0.05)
+        topics = list(self.controller.state.topics.values())
+        await self.broker.wait_heads_led(topics, PARTITION_LEADERS_WAIT_S)
 
     async def _register(self) -> None:
         config = self.config

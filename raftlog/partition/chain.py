@@ -28,6 +28,12 @@ class PartitionChain:
     cluster_start: Callable[[], int | None] = lambda: None
     """The partition's first offset as the controller records it (None: unknown). A node
     still receiving a moved replica may hold fewer segments than the partition has."""
+    answers_for_partition: Callable[[], bool] = lambda: True
+    """False while the partition's head segment is not in this chain: placed here but still
+    opening (a restart opens groups in batches after the node is ready), or not placed here
+    at all. The chain's own head is then a sealed segment, which knows where it ends but not
+    where the partition does, nor who leads it: its answers (leader and epoch, the end
+    offset of an epoch) would send consumers back into offsets they have read."""
 
     def add(self, segment: PartitionReplica) -> None:
         self.segments.append(segment)
@@ -77,9 +83,7 @@ class PartitionChain:
             head = self.head
             if head.sealed_last_offset is not None and offset > head.sealed_last_offset + 1:
                 # The successor is linked elsewhere but not yet here: ask again, elsewhere.
-                return ReadResult(
-                    int(ErrorCode.NOT_LEADER_OR_FOLLOWER), b"", high_watermark, start
-                )
+                return ReadResult(int(ErrorCode.NOT_LEADER_OR_FOLLOWER), b"", high_watermark, start)
             if offset > head.log_end_offset:
                 return ReadResult(int(ErrorCode.OFFSET_OUT_OF_RANGE), b"", high_watermark, start)
             # A new leader whose high watermark has not caught up with its log yet (see

@@ -1,0 +1,205 @@
+"""A restarted node answers for a partition only once the partition's head segment is open.
+
+A restart opens groups in batches, in worker threads, while the node already serves
+clients; a partition's sealed segments may be open before its head. Such a chain's own
+head is a sealed segment, which knows where it ends but not where the partition does:
+answered from it, OffsetForLeaderEpoch gave a consumer an end offset below its position,
+and librdkafka seeked back and read records twice (jepsen_like campaign c15000, seed
+15014, after a kill of all nodes). The node must refuse retriably until the head is open.
+
+One real node in this process (real sockets, files and fsync); the head's opening is
+held back at the one place a slow disk would hold it, the group-opening call.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import threading
+from typing import Any
+
+import pytest
+import trio
+
+import raftlog.node.node as node_module
+from raftlog.config import HostPort, NodeConfig
+from raftlog.kafka.admin_client import KafkaAdminConnection
+from raftlog.node.node import Node
+from raftlog.partition.chain import PartitionChain
+from raftlog.protocol.errors import ErrorCode
+from raftlog.protocol.messages.generated.offset_for_leader_epoch_request import (
+    OffsetForLeaderEpochRequest,
+    OffsetForLeaderPartition,
+    OffsetForLeaderTopic,
+)
+from raftlog.protocol.messages.generated.offset_for_leader_epoch_response import (
+    OffsetForLeaderEpochResponse,
+)
+from raftlog.protocol.records import Record, build_batch
+
+TOPIC = "rolled"
+SEGMENT_BYTES = 4096
+SEGMENTS = 3
+DEADLINE_S = 60.0
+
+
+def _config(data_dir: pathlib.Path) -> NodeConfig:
+    return NodeConfig(
+        node_id=1,
+        data_dir=data_dir,
+        kafka_addr=HostPort("127.0.0.1", 0),
+        segment_bytes=SEGMENT_BYTES,
+    )
+
+
+async def _until(condition: Any, what: str) -> None:
+    with trio.fail_after(DEADLINE_S):
+        while not condition():
+            await trio.sleep(0.01)
+    assert condition(), what
+
+
+def _fill(data_dir: pathlib.Path) -> tuple[int, int]:
+    """A partition of SEGMENTS segments; returns (its head's group id, its log end)."""
+    node = Node(_config(data_dir))
+    found: list[tuple[int, int]] = []
+
+    async def scenario() -> None:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(node.run)
+            assert node.broker is not None
+            await node.broker.create_topic(TOPIC, 1, 1, {})
+            with trio.fail_after(DEADLINE_S):
+                while True:
+                    chain = node.broker.partition(TOPIC, 0)
+                    if chain is not None and len(chain.segments) >= SEGMENTS:
+                        break
+                    if chain is not None:
+                        await chain.produce(build_batch([Record(value=b"v" * 300)]), -1, 5.0)
+                    else:
+                        await trio.sleep(0.01)
+            # A few records in the head, so that its end lies past its base.
+            for _ in range(3):
+                assert (
+                    await chain.produce(build_batch([Record(value=b"h")]), -1, 5.0)
+                ).error_code == 0
+            found.append((chain.head.group.group_id, chain.head.log_end_offset))
+            nursery.cancel_scope.cancel()
+
+    trio.run(scenario)
+    return found[0]
+
+
+def _hold_back_group(monkeypatch: pytest.MonkeyPatch, group_id: int, gate: threading.Event) -> None:
+    opener = node_module.open_replica_group
+
+    def open_replica_group(*args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("group_id") == group_id:
+            assert gate.wait(DEADLINE_S), "the held-back group was never let go"
+        return opener(*args, **kwargs)
+
+    monkeypatch.setattr(node_module, "open_replica_group", open_replica_group)
+
+
+async def _release_at_exit(gate: threading.Event) -> None:
+    """Lets the held-back opening go when the scenario ends, failed or not, so that the
+    node's worker thread does not hold the test until its own deadline."""
+    try:
+        await trio.sleep_forever()
+    finally:
+        gate.set()
+
+
+def _epoch_end(port: int, epoch: int, current_epoch: int) -> tuple[int, int, int]:
+    request = OffsetForLeaderEpochRequest(
+        replica_id=-1,
+        topics=[
+            OffsetForLeaderTopic(
+                topic=TOPIC,
+                partitions=[
+                    OffsetForLeaderPartition(
+                        partition=0, current_leader_epoch=current_epoch, leader_epoch=epoch
+                    )
+                ],
+            )
+        ],
+    )
+    with KafkaAdminConnection(f"127.0.0.1:{port}") as connection:
+        response = connection.request(request, 4)
+    assert isinstance(response, OffsetForLeaderEpochResponse)
+    answer = response.topics[0].partitions[0]
+    return answer.error_code, answer.leader_epoch, answer.end_offset
+
+
+def test_a_chain_without_its_head_does_not_answer_for_the_partition(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    head_group, log_end = _fill(tmp_path)
+    gate = threading.Event()
+    _hold_back_group(monkeypatch, head_group, gate)
+    # Ready without waiting long for the held-back head: clients are served meanwhile.
+    monkeypatch.setattr(node_module, "PARTITION_LEADERS_WAIT_S", 0.2)
+    node = Node(_config(tmp_path))
+    node._opener.batch_groups_max = 1  # the sealed segments open while the head is held
+
+    async def scenario() -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_release_at_exit, gate)
+            port = await nursery.start(node.run)
+            broker = node.broker
+            assert broker is not None
+            await _until(
+                lambda: (
+                    len(broker.partitions.get((TOPIC, 0), PartitionChain(TOPIC, 0)).segments)
+                    == SEGMENTS - 1
+                ),
+                "the sealed segments open",
+            )
+            stale = broker.partitions[(TOPIC, 0)]
+            assert stale.head.group.group_id != head_group
+            # The sealed segment's last epoch ends at its own end, below the partition's.
+            answer = await trio.to_thread.run_sync(_epoch_end, port, stale.head.leader_epoch, -1)
+            assert answer == (ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, -1, -1)
+            assert broker.partition(TOPIC, 0) is None
+            assert broker.partition_leader(TOPIC, 0) == (-1, -1)
+
+            gate.set()
+            await _until(lambda: broker.partition(TOPIC, 0) is not None, "the head joins")
+            chain = broker.partition(TOPIC, 0)
+            assert chain is not None and chain.head.group.group_id == head_group
+            await _until(lambda: chain.group.is_leader, "the head is led")
+            epoch = chain.leader_epoch
+            answer = await trio.to_thread.run_sync(_epoch_end, port, epoch, epoch)
+            # The head's new term starts at the log end it had before the restart.
+            assert answer == (0, epoch, chain.head.log_end_offset)
+            assert chain.head.log_end_offset > log_end
+            nursery.cancel_scope.cancel()
+
+    trio.run(scenario)
+
+
+def test_a_restarted_node_is_ready_once_heads_placed_on_it_are_open(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    head_group, _log_end = _fill(tmp_path)
+    gate = threading.Event()
+    _hold_back_group(monkeypatch, head_group, gate)
+    node = Node(_config(tmp_path))
+    node._opener.batch_groups_max = 1
+
+    async def scenario() -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_release_at_exit, gate)
+            nursery.start_soon(node.run)
+            await _until(
+                lambda: node.broker is not None and (TOPIC, 0) in node.broker.partitions,
+                "the sealed segments open",
+            )
+            await trio.sleep(0.5)
+            assert node.broker is not None
+            assert not node.broker.ready.is_set()
+            gate.set()
+            await _until(node.broker.ready.is_set, "ready")
+            assert node.broker.partition(TOPIC, 0) is not None
+            nursery.cancel_scope.cancel()
+
+    trio.run(scenario)
