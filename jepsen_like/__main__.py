@@ -84,6 +84,8 @@ def _run(arguments: argparse.Namespace) -> int:
             inject_bug=arguments.inject_bug,
             power_loss=arguments.power_loss,
             segment_bytes=arguments.segment_bytes,
+            recovery_timeout_s=arguments.recovery_timeout,
+            final_timeout_s=arguments.final_timeout,
         )
         print(f"seed: {seed}", flush=True)
         return run(options)
@@ -140,6 +142,20 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
         dest="power_loss",
         action="store_true",
         help="a killed node loses its unfsynced writes, as in a power cut (test-only node mode)",
+    )
+    parser.add_argument(
+        "--recovery-timeout",
+        dest="recovery_timeout",
+        type=float,
+        default=60.0,
+        help="seconds the healed cluster has to give every partition a leader (%(default)s)",
+    )
+    parser.add_argument(
+        "--final-timeout",
+        dest="final_timeout",
+        type=float,
+        default=120.0,
+        help="seconds the final read has to reach every high watermark (%(default)s)",
     )
 
 

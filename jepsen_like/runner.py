@@ -123,6 +123,11 @@ class RunOptions:
             parts.append(f"--inject-bug {self.inject_bug}")
         if self.power_loss:
             parts.append("--power-loss")
+        defaults = attrs.fields(RunOptions)
+        if self.recovery_timeout_s != defaults.recovery_timeout_s.default:
+            parts.append(f"--recovery-timeout {self.recovery_timeout_s:g}")
+        if self.final_timeout_s != defaults.final_timeout_s.default:
+            parts.append(f"--final-timeout {self.final_timeout_s:g}")
         return " ".join(parts)
 
 
