@@ -174,6 +174,11 @@ def test_a_node_joins_by_seed_serves_and_rejoins_without_its_seed(tmp_path: path
 
             admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
             admin.create_topics([NewTopic(TOPIC, 1, 3)])[TOPIC].result(30)
+            # Created through whichever node the client asked; node 1 applies it soon after.
+            _wait_for(
+                lambda: TOPIC in [topic["name"] for topic in _get(f"{url}/v1/topics")["topics"]],
+                "node 1 to know the topic",
+            )
             replicas = _get(f"{url}/v1/topics/{TOPIC}/partitions")["partitions"][0]["replicas"]
             assert 4 in replicas, replicas  # the least loaded node
             _wait_for(lambda: _leader(url) > 0, "a leader")
