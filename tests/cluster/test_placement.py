@@ -66,7 +66,9 @@ def test_new_topics_go_to_the_least_loaded_nodes(tmp_path: pathlib.Path) -> None
         piled = [replicas[0] for replicas in _replicas(url, "piled")]
         assert piled == [replicas[0] for replicas in place_replicas(before, before, 1, 2)]
         load = _load(url)
-        assert all(load[node] == before[node] + 1 for node in piled)
+        # Both partitions may pile onto one node (one left empty when the offsets topic was
+        # placed while it was still unreachable): it then holds two more.
+        assert all(load[node] == before[node] + piled.count(node) for node in piled)
         busiest = max(load.values())
         _create(cluster.bootstrap, "spread", 3, 3)
         placed = _replicas(url, "spread")
