@@ -89,15 +89,24 @@ def _fill(data_dir: pathlib.Path) -> tuple[int, int]:
     return found[0]
 
 
-def _hold_back_group(monkeypatch: pytest.MonkeyPatch, group_id: int, gate: threading.Event) -> None:
+def _restart_holding_back_the_head(
+    data_dir: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> tuple[Node, threading.Event, int, int]:
+    """A filled partition, and a node to restart on it whose head group opens only once
+    the returned gate is set; also the head's group id and log end before the restart."""
+    head_group, log_end = _fill(data_dir)
+    gate = threading.Event()
     opener = node_module.open_replica_group
 
     def open_replica_group(*args: Any, **kwargs: Any) -> Any:
-        if kwargs.get("group_id") == group_id:
+        if kwargs.get("group_id") == head_group:
             assert gate.wait(DEADLINE_S), "the held-back group was never let go"
         return opener(*args, **kwargs)
 
     monkeypatch.setattr(node_module, "open_replica_group", open_replica_group)
+    node = Node(_config(data_dir))
+    node._opener.batch_groups_max = 1  # the sealed segments open while the head is held
+    return node, gate, head_group, log_end
 
 
 async def _release_at_exit(gate: threading.Event) -> None:
@@ -133,13 +142,9 @@ def _epoch_end(port: int, epoch: int, current_epoch: int) -> tuple[int, int, int
 def test_a_chain_without_its_head_does_not_answer_for_the_partition(
     tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    head_group, log_end = _fill(tmp_path)
-    gate = threading.Event()
-    _hold_back_group(monkeypatch, head_group, gate)
+    node, gate, head_group, log_end = _restart_holding_back_the_head(tmp_path, monkeypatch)
     # Ready without waiting long for the held-back head: clients are served meanwhile.
     monkeypatch.setattr(node_module, "PARTITION_LEADERS_WAIT_S", 0.2)
-    node = Node(_config(tmp_path))
-    node._opener.batch_groups_max = 1  # the sealed segments open while the head is held
 
     async def scenario() -> None:
         async with trio.open_nursery() as nursery:
@@ -180,11 +185,7 @@ def test_a_chain_without_its_head_does_not_answer_for_the_partition(
 def test_a_restarted_node_is_ready_once_heads_placed_on_it_are_open(
     tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    head_group, _log_end = _fill(tmp_path)
-    gate = threading.Event()
-    _hold_back_group(monkeypatch, head_group, gate)
-    node = Node(_config(tmp_path))
-    node._opener.batch_groups_max = 1
+    node, gate, _head_group, _log_end = _restart_holding_back_the_head(tmp_path, monkeypatch)
 
     async def scenario() -> None:
         async with trio.open_nursery() as nursery:
