@@ -18,6 +18,7 @@ import trio
 
 from raftlog import logs
 from raftlog.controller.metadata import (
+    TOPIC_ALREADY_EXISTS,
     MetadataError,
     MetadataState,
     TopicInfo,
@@ -32,8 +33,20 @@ NOT_CONTROLLER = 41
 REQUEST_TIMED_OUT = 7
 
 
+RETRY_DELAY_S_MIN = 0.05
+RETRY_DELAY_S_MAX = 0.5
+
+
 class ControllerUnavailable(MetadataError):
     """This node cannot get the command committed now (not the leader, or timed out)."""
+
+
+class NoControllerLeader(ControllerUnavailable):
+    """No controller leader can take the command now, and it was not committed: an election
+    is under way (none known, the one known is unreachable or lost its leadership)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(NOT_CONTROLLER, message)
 
 
 @attrs.define(eq=False)
@@ -76,8 +89,43 @@ class Controller:
 
         On a node that is not the controller leader the command is forwarded to the leader,
         and the answer waits until this node has applied it too, so the caller sees its
-        effect in the local state.
+        effect in the local state. While no leader can take it (the leader died and the
+        election takes a few election timeouts) the command waits for one, up to
+        `timeout_s`, as Kafka's forwarding to its controller does: a client's CreateTopics
+        sent just after a crash succeeds rather than failing with NOT_CONTROLLER.
         """
+        deadline = trio.current_time() + timeout_s
+        delay_s = RETRY_DELAY_S_MIN
+        while True:
+            try:
+                return await self._execute_once(command, deadline - trio.current_time())
+            except NoControllerLeader as error:
+                if trio.current_time() + delay_s >= deadline:
+                    raise
+                logs.event(
+                    "metadata_command_waits_for_leader",
+                    logging.DEBUG,
+                    command=command.get("type"),
+                    reason=str(error),
+                )
+            except MetadataError as error:
+                created = self._created_by(command)
+                if error.error_code != TOPIC_ALREADY_EXISTS or created is None:
+                    raise
+                # An earlier attempt reached the leader (its answer was lost with the
+                # connection) and created this very topic: the create succeeded.
+                return created
+            await trio.sleep(delay_s)
+            delay_s = min(delay_s * 2, RETRY_DELAY_S_MAX)
+
+    def _created_by(self, command: dict[str, Any]) -> TopicInfo | None:
+        """The topic `command` created, if it is a create_topic whose topic exists with its id."""
+        if command.get("type") != "create_topic":
+            return None
+        topic = self.state.topics.get(command["name"])
+        return topic if topic is not None and topic.topic_id == str(command["topic_id"]) else None
+
+    async def _execute_once(self, command: dict[str, Any], timeout_s: float) -> Any:
         group = self.group
         if group is None:
             raise ControllerUnavailable(NOT_CONTROLLER, "the controller is not running here")
@@ -85,10 +133,12 @@ class Controller:
             _index, result = await self._execute_as_leader(command, timeout_s)
             return result
         if self.forward is None or not group.leader_id:
-            raise ControllerUnavailable(NOT_CONTROLLER, "no controller leader is known")
-        with trio.fail_after(timeout_s):
+            raise NoControllerLeader("no controller leader is known")
+        with trio.fail_after(max(timeout_s, 0.001)):
             reply = await self.forward(group.leader_id, command)
             if "error_code" in reply:
+                if int(reply["error_code"]) == NOT_CONTROLLER:
+                    raise NoControllerLeader(str(reply["message"]))
                 raise MetadataError(int(reply["error_code"]), str(reply["message"]))
             while group.applied_index < int(reply["index"]):
                 await trio.sleep(0.005)
@@ -109,13 +159,13 @@ class Controller:
     ) -> tuple[int, Any]:
         group = self.group
         if group is None or not group.is_leader:
-            raise ControllerUnavailable(NOT_CONTROLLER, "this node is not the controller leader")
+            raise NoControllerLeader("this node is not the controller leader")
         index, term = group.propose(command_batch(command))
         with trio.move_on_after(timeout_s):
             try:
                 await group.wait_committed(index, term)
             except ProposalLost:
-                raise ControllerUnavailable(NOT_CONTROLLER, "controller leadership moved") from None
+                raise NoControllerLeader("controller leadership moved") from None
             result = self._results.pop(index, None)
             if isinstance(result, MetadataError):
                 raise result

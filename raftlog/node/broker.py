@@ -109,6 +109,20 @@ class Broker:
             return NO_NODE
         return group.leader_id
 
+    def controller_for_clients(self) -> int:
+        """The node Metadata names as controller: where clients send CreateTopics and the like.
+
+        The controller leader when known; while none is (an election), this node, which
+        forwards such requests and waits for the next leader (`Controller.execute`), as a
+        KRaft broker names any broker. -1 would leave librdkafka's admin client waiting:
+        it asks for metadata once more, then only wakes on a broker's state change, so its
+        request would never be sent.
+        """
+        leader = self.controller_id()
+        if leader != NO_NODE or self.config.node_id not in self.controller.state.nodes:
+            return leader
+        return self.config.node_id
+
     def partition(self, topic: str, index: int) -> PartitionChain | None:
         """The chain that answers for the partition here, or None (not hosted, or its head
         is not here yet: `PartitionChain.answers_for_partition`)."""

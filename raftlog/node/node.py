@@ -42,7 +42,12 @@ from raftlog.controller.metadata import (
     SegmentInfo,
     TopicInfo,
 )
-from raftlog.controller.service import NOT_CONTROLLER, Controller, ControllerUnavailable
+from raftlog.controller.service import (
+    NOT_CONTROLLER,
+    Controller,
+    ControllerUnavailable,
+    NoControllerLeader,
+)
 from raftlog.groups.records import OFFSETS_PARTITIONS, OFFSETS_TOPIC
 from raftlog.kafka.listener import KafkaListener
 from raftlog.limits import StorageLimits
@@ -98,7 +103,7 @@ from raftlog.storage import power_loss
 from raftlog.storage.compaction import CompactionError
 from raftlog.storage.config import LogConfig
 from raftlog.storage.errors import StorageError
-from raftlog.transport import Transport, TransportError
+from raftlog.transport import PeerUnavailable, Transport, TransportError
 
 TICK_INTERVAL_S = 0.1
 STARTUP_TIMEOUT_S = 60.0
@@ -952,9 +957,12 @@ class Node:
             reply = await self.transport.call(
                 leader_id, CONTROLLER_EXECUTE, json.dumps(command).encode(), FORWARD_TIMEOUT_S
             )
+        except PeerUnavailable as error:
+            raise NoControllerLeader(f"controller leader unreachable: {error}") from error
         except TransportError as error:
+            # The call may have reached the leader and run: not a case for a retry.
             raise ControllerUnavailable(
-                NOT_CONTROLLER, f"controller leader unreachable: {error}"
+                NOT_CONTROLLER, f"controller leader did not answer: {error}"
             ) from error
         result: dict[str, Any] = json.loads(reply)
         return result

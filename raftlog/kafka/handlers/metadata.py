@@ -53,7 +53,7 @@ async def handle(broker: Broker, request: RequestReceived) -> MetadataResponse:
             for node in broker.nodes()
         ],
         cluster_id=broker.cluster_id,
-        controller_id=broker.controller_id(),
+        controller_id=broker.controller_for_clients(),
         topics=topics,
         cluster_authorized_operations=-2147483648,
     )
