@@ -37,6 +37,7 @@ from raftlog.node.sealed_reads import SealedReads
 from raftlog.partition.chain import PartitionChain
 from raftlog.partition.cleanup import TopicConfigError, check_topic_configs
 from raftlog.protocol.connection import RequestReceived
+from raftlog.protocol.errors import ErrorCode
 from raftlog.protocol.messages._runtime import Message
 
 PRODUCER_ID_BLOCK_SIZE = 1000
@@ -130,6 +131,19 @@ class Broker:
         if chain is None or not chain.segments or not chain.answers_for_partition():
             return None
         return chain
+
+    def unserved_error(self, topic: str, index: int) -> ErrorCode:
+        """The error for a partition that `partition` does not answer for here.
+
+        As Kafka's brokers choose it: NOT_LEADER_OR_FOLLOWER for a partition the metadata
+        knows (not hosted here, or its head still opening), which every client retries
+        after refreshing its metadata; UNKNOWN_TOPIC_OR_PARTITION only for one it does not
+        know. librdkafka takes the latter from ListOffsets as permanent, so a head opening
+        after a seal must not answer it.
+        """
+        if self._head_group(topic, index) is None:
+            return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+        return ErrorCode.NOT_LEADER_OR_FOLLOWER
 
     def partition_leader(self, topic: str, index: int) -> tuple[int, int]:
         """(leader node id, leader epoch) of the partition's head segment.

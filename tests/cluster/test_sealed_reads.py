@@ -138,9 +138,10 @@ def test_a_node_without_the_segment_forwards_the_read(tmp_path: pathlib.Path) ->
         expected = [f"record-{index:06d}".encode() * 8 for index in range(RECORDS)]
         assert len(values) >= RECORDS_PER_ROUND, "reads crossed at least one sealed segment"
         assert values == expected[: len(values)]
-        # The head is not sealed: the outsider does not forward it and says it holds no copy.
+        # The head is not sealed: the outsider does not forward it and sends the client to
+        # the leader, as a Kafka broker that is not the leader does.
         assert _fetch(outsider.address, stopped_at).error_code == int(
-            ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+            ErrorCode.NOT_LEADER_OR_FOLLOWER
         )
 
         # With a replica of the sealed segments dead, another one answers.

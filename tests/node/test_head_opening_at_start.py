@@ -26,6 +26,12 @@ from raftlog.kafka.admin_client import KafkaAdminConnection
 from raftlog.node.node import Node
 from raftlog.partition.chain import PartitionChain
 from raftlog.protocol.errors import ErrorCode
+from raftlog.protocol.messages.generated.list_offsets_request import (
+    ListOffsetsPartition,
+    ListOffsetsRequest,
+    ListOffsetsTopic,
+)
+from raftlog.protocol.messages.generated.list_offsets_response import ListOffsetsResponse
 from raftlog.protocol.messages.generated.offset_for_leader_epoch_request import (
     OffsetForLeaderEpochRequest,
     OffsetForLeaderPartition,
@@ -139,6 +145,17 @@ def _epoch_end(port: int, epoch: int, current_epoch: int) -> tuple[int, int, int
     return answer.error_code, answer.leader_epoch, answer.end_offset
 
 
+def _latest_offset_error(port: int) -> int:
+    request = ListOffsetsRequest(
+        replica_id=-1,
+        topics=[ListOffsetsTopic(name=TOPIC, partitions=[ListOffsetsPartition(0, timestamp=-1)])],
+    )
+    with KafkaAdminConnection(f"127.0.0.1:{port}") as connection:
+        response = connection.request(request, 7)
+    assert isinstance(response, ListOffsetsResponse)
+    return int(response.topics[0].partitions[0].error_code)
+
+
 def test_a_chain_without_its_head_does_not_answer_for_the_partition(
     tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -163,7 +180,10 @@ def test_a_chain_without_its_head_does_not_answer_for_the_partition(
             assert stale.head.group.group_id != head_group
             # The sealed segment's last epoch ends at its own end, below the partition's.
             answer = await trio.to_thread.run_sync(_epoch_end, port, stale.head.leader_epoch, -1)
-            assert answer == (ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, -1, -1)
+            assert answer == (ErrorCode.NOT_LEADER_OR_FOLLOWER, -1, -1)
+            # Not UNKNOWN_TOPIC_OR_PARTITION: librdkafka's ListOffsets would not retry it.
+            latest = await trio.to_thread.run_sync(_latest_offset_error, port)
+            assert latest == ErrorCode.NOT_LEADER_OR_FOLLOWER
             assert broker.partition(TOPIC, 0) is None
             assert broker.partition_leader(TOPIC, 0) == (-1, -1)
 

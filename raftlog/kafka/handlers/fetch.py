@@ -106,12 +106,18 @@ def _collect(
     for topic in body.topics:
         partitions = []
         for wanted in topic.partitions:
+            partition = broker.partition(topic.topic, wanted.partition)
             data = _read_partition(
-                broker.partition(topic.topic, wanted.partition),
+                partition,
                 wanted,
                 budget_bytes - total_bytes,
                 first_in_response=total_bytes == 0,
                 forwarded=forwarded.get((topic.topic, wanted.partition)),
+                unserved=(
+                    broker.unserved_error(topic.topic, wanted.partition)
+                    if partition is None
+                    else ErrorCode.NONE
+                ),
             )
             total_bytes += len(data.records or b"")
             partitions.append(data)
@@ -125,7 +131,8 @@ def _read_partition(
     budget_bytes: int,
     *,
     first_in_response: bool,
-    forwarded: ReadResult | None = None,
+    forwarded: ReadResult | None,
+    unserved: ErrorCode,
 ) -> PartitionData:
     data = PartitionData(
         partition_index=wanted.partition,
@@ -139,7 +146,7 @@ def _read_partition(
     if forwarded is not None:
         return _forwarded_data(data, forwarded, partition, budget_bytes, first_in_response)
     if partition is None:
-        data.error_code = int(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
+        data.error_code = int(unserved)
         return data
     epoch_error = partition.check_leader_epoch(wanted.current_leader_epoch)
     if epoch_error is not None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from raftlog.protocol.connection import RequestReceived
-from raftlog.protocol.errors import ErrorCode
 from raftlog.protocol.messages.generated.list_offsets_request import ListOffsetsRequest
 from raftlog.protocol.messages.generated.list_offsets_response import (
     ListOffsetsPartitionResponse,
@@ -39,7 +38,7 @@ async def handle(broker: Broker, request: RequestReceived) -> ListOffsetsRespons
             partitions.append(response)
             partition = broker.partition(topic.name, wanted.partition_index)
             if partition is None:
-                response.error_code = int(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
+                response.error_code = int(broker.unserved_error(topic.name, wanted.partition_index))
                 continue
             epoch_error = partition.check_leader_epoch(wanted.current_leader_epoch)
             if epoch_error is not None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from raftlog.protocol.connection import RequestReceived
-from raftlog.protocol.errors import ErrorCode
 from raftlog.protocol.messages.generated.offset_for_leader_epoch_request import (
     OffsetForLeaderEpochRequest,
 )
@@ -36,7 +35,7 @@ async def handle(broker: Broker, request: RequestReceived) -> OffsetForLeaderEpo
             partitions.append(result)
             partition = broker.partition(topic.topic, wanted.partition)
             if partition is None:
-                result.error_code = int(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
+                result.error_code = int(broker.unserved_error(topic.topic, wanted.partition))
                 continue
             epoch_error = partition.check_leader_epoch(wanted.current_leader_epoch)
             if epoch_error is not None:

@@ -88,7 +88,7 @@ async def _produce_one(
 ) -> None:
     partition = broker.partition(topic, index)
     if partition is None:
-        response.error_code = int(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
+        response.error_code = int(broker.unserved_error(topic, index))
         return
     outcome = await partition.produce(records, acks, timeout_s)
     response.error_code = outcome.error_code
