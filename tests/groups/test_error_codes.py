@@ -89,16 +89,26 @@ def _commit(address: str, group: str, generation: int, member_id: str,
     return int(response.topics[0].partitions[0].error_code)  # type: ignore[attr-defined]
 
 
+NOT_READY = (
+    ErrorCode.COORDINATOR_LOAD_IN_PROGRESS,
+    ErrorCode.COORDINATOR_NOT_AVAILABLE,
+    ErrorCode.NOT_COORDINATOR,
+)
+
+
 def _coordinator(cluster: LocalCluster, group: str) -> tuple[int, str]:
-    """The group's coordinator, once its offsets partition has a leader (start-up)."""
+    """The group's coordinator, once it serves the group (start-up): its offsets partition
+    has a leader, and that leader committed in its term and loaded the partition."""
     deadline = time.monotonic() + 30
     while True:
         try:
-            return find_coordinator(cluster.bootstrap, group)
+            node_id, address = find_coordinator(cluster.bootstrap, group)
+            if _heartbeat(address, group, 0, "probe") not in NOT_READY:
+                return node_id, address
         except GroupCommandError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
+            pass
+        assert time.monotonic() < deadline, f"no coordinator serves {group!r}"
+        time.sleep(0.2)
 
 
 @pytest.fixture(scope="module")
