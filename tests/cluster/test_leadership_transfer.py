@@ -1,6 +1,7 @@
 """Moving a partition's leadership on purpose, through the CLI and the admin API, while a
 real producer with acks=all keeps writing: nothing acknowledged is lost, and clients
-follow the new leader."""
+follow the new leader. Also the controller's leadership, moved on purpose or lost with
+its node, while requests that need it keep being answered."""
 
 from __future__ import annotations
 
@@ -15,6 +16,12 @@ from pathlib import Path
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from raftlog.kafka.admin_client import KafkaAdminConnection
+from raftlog.protocol.messages.generated.create_topics_request import (
+    CreatableTopic,
+    CreateTopicsRequest,
+)
+from raftlog.protocol.messages.generated.create_topics_response import CreateTopicsResponse
 from raftlog.testing import LocalCluster
 
 TOPIC = "moved"
@@ -39,8 +46,18 @@ def _leader(admin: AdminClient) -> int:
 
 def _transfer(cluster: LocalCluster, via: int, to: int) -> subprocess.CompletedProcess[str]:
     admin_addr = cluster.node(via).admin_url.removeprefix("http://")
-    return _cli("partition", "transfer-leader", TOPIC, "0", "--to", str(to),
-                "--admin", admin_addr, "--timeout-ms", "15000")
+    return _cli(
+        "partition",
+        "transfer-leader",
+        TOPIC,
+        "0",
+        "--to",
+        str(to),
+        "--admin",
+        admin_addr,
+        "--timeout-ms",
+        "15000",
+    )
 
 
 def test_transfers_under_load_keep_every_acknowledged_record(tmp_path: Path) -> None:
@@ -52,9 +69,15 @@ def test_transfers_under_load_keep_every_acknowledged_record(tmp_path: Path) -> 
         stop = threading.Event()
 
         def produce() -> None:
-            producer = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all",
-                                 "enable.idempotence": True, "linger.ms": 2,
-                                 "log_level": 0})
+            producer = Producer(
+                {
+                    "bootstrap.servers": cluster.bootstrap,
+                    "acks": "all",
+                    "enable.idempotence": True,
+                    "linger.ms": 2,
+                    "log_level": 0,
+                }
+            )
 
             def delivered(error: object, message: object) -> None:
                 if error is not None:
@@ -64,8 +87,7 @@ def test_transfers_under_load_keep_every_acknowledged_record(tmp_path: Path) -> 
 
             sequence = 0
             while not stop.is_set():
-                producer.produce(TOPIC, f"v{sequence}".encode(), partition=0,
-                                 on_delivery=delivered)
+                producer.produce(TOPIC, f"v{sequence}".encode(), partition=0, on_delivery=delivered)
                 sequence += 1
                 producer.poll(0.002)
             assert producer.flush(60) == 0
@@ -90,8 +112,14 @@ def test_transfers_under_load_keep_every_acknowledged_record(tmp_path: Path) -> 
             thread.join(90)
         assert not failures, failures[:5]
         assert len(acknowledged) > 100, "the producer kept writing through the transfers"
-        consumer = Consumer({"bootstrap.servers": cluster.bootstrap, "group.id": "check",
-                             "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+        consumer = Consumer(
+            {
+                "bootstrap.servers": cluster.bootstrap,
+                "group.id": "check",
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+            }
+        )
         consumer.assign([TopicPartition(TOPIC, 0, 0)])
         seen: set[bytes] = set()
         deadline = time.monotonic() + 60
@@ -109,7 +137,7 @@ def _transfers_done(cluster: LocalCluster, node: int) -> float:
     with urllib.request.urlopen(f"{cluster.node(node).admin_url}/metrics", timeout=10) as r:
         text = r.read().decode()
     prefix = 'raftlog_leadership_transfers_total{outcome="done"} '
-    return sum(float(line[len(prefix):]) for line in text.splitlines() if line.startswith(prefix))
+    return sum(float(line[len(prefix) :]) for line in text.splitlines() if line.startswith(prefix))
 
 
 def test_refusals_say_why(tmp_path: Path) -> None:
@@ -121,8 +149,9 @@ def test_refusals_say_why(tmp_path: Path) -> None:
         assert not_a_replica.returncode == 1
         assert "node 9 holds no replica" in not_a_replica.stderr
         admin_addr = cluster.node(1).admin_url.removeprefix("http://")
-        unknown = _cli("partition", "transfer-leader", "nope", "0", "--to", "2",
-                       "--admin", admin_addr)
+        unknown = _cli(
+            "partition", "transfer-leader", "nope", "0", "--to", "2", "--admin", admin_addr
+        )
         assert unknown.returncode == 1 and "no topic 'nope'" in unknown.stderr
         same = _transfer(cluster, via=1, to=leader)
         assert same.returncode == 0, same.stderr
@@ -133,6 +162,14 @@ def _controller_leader(cluster: LocalCluster, node: int) -> int | None:
     with urllib.request.urlopen(f"{cluster.node(node).admin_url}/v1/cluster", timeout=10) as r:
         leader = json.loads(r.read())["controller_leader"]
     return None if leader is None else int(leader)
+
+
+def _wait_for_controller_leader(cluster: LocalCluster) -> int:
+    deadline = time.monotonic() + 20
+    while (leader := _controller_leader(cluster, 1)) is None:
+        assert time.monotonic() < deadline, "no controller leader"
+        time.sleep(0.1)
+    return leader
 
 
 def test_a_transfer_asked_while_the_leader_dies_waits_for_the_next_one(tmp_path: Path) -> None:
@@ -154,15 +191,20 @@ def test_a_transfer_asked_while_the_leader_dies_waits_for_the_next_one(tmp_path:
 
 def test_the_controller_leadership_moves_and_the_cluster_keeps_working(tmp_path: Path) -> None:
     with LocalCluster(tmp_path, nodes=3) as cluster:
-        deadline = time.monotonic() + 20
-        while (leader := _controller_leader(cluster, 1)) is None:
-            assert time.monotonic() < deadline, "no controller leader"
-            time.sleep(0.1)
+        leader = _wait_for_controller_leader(cluster)
         target = next(n for n in (1, 2, 3) if n != leader)
         via = next(n for n in (1, 2, 3) if n not in (leader, target))
         admin_addr = cluster.node(via).admin_url.removeprefix("http://")
-        result = _cli("cluster", "transfer-controller", "--to", str(target),
-                      "--admin", admin_addr, "--timeout-ms", "15000")
+        result = _cli(
+            "cluster",
+            "transfer-controller",
+            "--to",
+            str(target),
+            "--admin",
+            admin_addr,
+            "--timeout-ms",
+            "15000",
+        )
         assert result.returncode == 0, result.stderr
         assert f"controller: node {target} leads" in result.stdout
         for node in (1, 2, 3):
@@ -175,3 +217,32 @@ def test_the_controller_leadership_moves_and_the_cluster_keeps_working(tmp_path:
         assert len(admin.list_topics(TOPIC, timeout=10).topics[TOPIC].partitions) == 2
         refused = _cli("cluster", "transfer-controller", "--to", "7", "--admin", admin_addr)
         assert refused.returncode == 1 and "not a controller voter" in refused.stderr
+
+
+def test_a_create_sent_as_the_controller_leader_dies_waits_for_the_next(
+    tmp_path: Path,
+) -> None:
+    """Sent on our own codec, so that no client-side retry hides the answer: the survivor
+    still names the dead node as the controller leader (or none), and the request must
+    wait for the election within its timeout, not fail with NOT_CONTROLLER."""
+    with LocalCluster(tmp_path, nodes=3) as cluster:
+        leader = _wait_for_controller_leader(cluster)
+        survivor = next(node for node in (1, 2, 3) if node != leader)
+        cluster.node(leader).kill()
+        request = CreateTopicsRequest(
+            topics=[
+                CreatableTopic(
+                    name="made-during-election",
+                    num_partitions=1,
+                    replication_factor=2,
+                    assignments=[],
+                    configs=[],
+                )
+            ],
+            timeout_ms=30_000,
+        )
+        with KafkaAdminConnection(cluster.node(survivor).address, timeout_s=60) as connection:
+            response = connection.request(request, 5)
+        assert isinstance(response, CreateTopicsResponse)
+        assert response.topics[0].error_code == 0, response.topics[0]
+        assert _controller_leader(cluster, survivor) not in (None, leader)
