@@ -473,7 +473,18 @@ class PartitionReplica:
         return None
 
     async def _answer(self, entry_index: int, acks: int, timeout_s: float) -> ProduceOutcome:
-        term = self._proposed_terms.get(entry_index, self.group.raw.term)
+        term = self._proposed_terms.get(entry_index)
+        if term is None:
+            term = self._stored_term(entry_index)
+        if term is None:
+            # A retry of a batch proposed here whose first request has gone (its client
+            # disconnected) before the batch reached the disk: which term it was proposed
+            # in is no longer known, and waiting under the current one could take another
+            # leader's entry at that index for it. The client retries.
+            return ProduceOutcome(
+                int(ErrorCode.REQUEST_TIMED_OUT),
+                error_message=f"entry {entry_index} is not yet on disk; retry",
+            )
         try:
             with trio.fail_after(timeout_s):
                 if acks == 1:
@@ -498,6 +509,19 @@ class PartitionReplica:
             logs.event("produce_offset_lookup_failed", logging.ERROR, error=str(error))
             return ProduceOutcome(int(ErrorCode.KAFKA_STORAGE_ERROR))
         return ProduceOutcome(0, base_offset)
+
+    def _stored_term(self, entry_index: int) -> int | None:
+        """The term of the entry at `entry_index` in the log on disk, or None if not there.
+
+        The producer table and the disk change together (`_on_truncate`), so this is the
+        term of the very batch the table names, even on a leader whose Raft core has just
+        stepped down and will overwrite the entry: its waiter is then told the batch was
+        lost, rather than matching the next leader's entry of the current term.
+        """
+        try:
+            return self.storage.log.entry_term(entry_index)
+        except StorageError:
+            return None
 
     # -- reads -------------------------------------------------------------------------
 
