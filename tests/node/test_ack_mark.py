@@ -8,9 +8,9 @@ from pathlib import Path
 import trio
 
 from raftlog.protocol.records import Record, build_batch, iter_batches
-from raftlog.raft.messages import Message
 from raftlog.replica.ack_mark import AckMark
 from raftlog.replica.factory import open_replica_group
+from tests.node.test_replica_group import elect, no_messages
 
 
 def test_the_newest_write_wins_even_when_the_mark_moves_down(tmp_path: Path) -> None:
@@ -37,10 +37,6 @@ def test_a_torn_write_leaves_the_previous_mark(tmp_path: Path) -> None:
     assert AckMark(path).load() == (13, 1)
 
 
-def _no_messages(message: Message) -> None:
-    raise AssertionError(f"a single-voter group sends nothing, yet sent {message!r}")
-
-
 def test_a_log_cut_cleanly_below_what_was_durable_is_a_detected_loss(tmp_path: Path) -> None:
     """Seen in chaos run 14004: a segment file truncated at a batch boundary looks like a
     shorter log. Without the mark, the replica knew only its lazily saved commit hint, voted
@@ -49,14 +45,11 @@ def test_a_log_cut_cleanly_below_what_was_durable_is_a_detected_loss(tmp_path: P
     async def write() -> int:
         group, storage = open_replica_group(
             tmp_path, group_id=1, node_id=1, voters=[1], apply=lambda entries: None,
-            send=_no_messages,
-        )
+            send=no_messages,
+        )  # fmt: skip
         async with trio.open_nursery() as nursery:
             await nursery.start(group.run)
-            group.campaign()
-            with trio.fail_after(5):
-                while not group.is_leader:
-                    await trio.sleep(0.001)
+            await elect(group)
             last = (0, 0)
             for value in range(10):
                 last = group.propose(build_batch([Record(b"v%d" % value)]))
@@ -77,8 +70,8 @@ def test_a_log_cut_cleanly_below_what_was_durable_is_a_detected_loss(tmp_path: P
 
     group, storage = open_replica_group(
         tmp_path, group_id=1, node_id=1, voters=[1], apply=lambda entries: None,
-        send=_no_messages,
-    )
+        send=no_messages,
+    )  # fmt: skip
     try:
         assert storage.log.last_entry_index < last_index
         assert group.raw.repairing, "the lost entries went unnoticed"

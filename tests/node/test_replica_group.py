@@ -16,11 +16,12 @@ from raftlog.replica.factory import open_replica_group
 from raftlog.replica.group import ReplicaGroup
 
 
-def _no_messages(message: object) -> None:
+def no_messages(message: object) -> None:
     raise AssertionError(f"a single-voter group sends nothing, yet sent {message!r}")
 
 
-async def _elect(group: ReplicaGroup) -> None:
+async def elect(group: ReplicaGroup) -> None:
+    """Campaign a single-voter group and wait until it leads."""
     group.campaign()
     with trio.fail_after(5):
         while not group.is_leader:
@@ -35,12 +36,12 @@ def test_single_voter_group_commits_and_recovers(tmp_path: Path) -> None:
 
     async def first_life() -> list[tuple[int, int]]:
         group, storage = open_replica_group(
-            tmp_path, group_id=1, node_id=1, voters=[1], apply=apply, send=_no_messages
+            tmp_path, group_id=1, node_id=1, voters=[1], apply=apply, send=no_messages
         )
         proposed: list[tuple[int, int]] = []
         async with trio.open_nursery() as nursery:
             await nursery.start(group.run)
-            await _elect(group)
+            await elect(group)
             for value in range(20):
                 batch = build_batch([Record(f"v{value}".encode())] * 3)
                 proposed.append(group.propose(batch))
@@ -59,7 +60,7 @@ def test_single_voter_group_commits_and_recovers(tmp_path: Path) -> None:
 
     async def second_life() -> None:
         group, storage = open_replica_group(
-            tmp_path, group_id=1, node_id=1, voters=[1], apply=apply, send=_no_messages
+            tmp_path, group_id=1, node_id=1, voters=[1], apply=apply, send=no_messages
         )
         # Every entry is on disk as a stamped batch with contiguous offsets.
         batches = storage.log.read_entries(1, 1 << 30, 1000)
@@ -69,7 +70,7 @@ def test_single_voter_group_commits_and_recovers(tmp_path: Path) -> None:
             assert after.base_offset == before.last_offset + 1
         async with trio.open_nursery() as nursery:
             await nursery.start(group.run)
-            await _elect(group)
+            await elect(group)
             index, term = group.propose(build_batch([Record(b"after restart")]))
             await group.wait_committed(index, term)
             assert term > proposed[-1][1]
@@ -90,7 +91,7 @@ def test_a_new_leader_is_caught_up_only_once_an_entry_of_its_term_applied(
     async def life(value: bytes) -> None:
         group, storage = open_replica_group(
             tmp_path, group_id=1, node_id=1, voters=[1], apply=lambda entries: None,
-            send=_no_messages,
+            send=no_messages,
         )  # fmt: skip
         async with trio.open_nursery() as nursery:
             await nursery.start(group.run)
@@ -135,7 +136,7 @@ def test_cancelled_group_stops_writing_after_its_fsync_returns(
             node_id=1,
             voters=[1],
             apply=lambda entries: None,
-            send=_no_messages,
+            send=no_messages,
         )
         async with trio.open_nursery() as nursery:
             scope = trio.CancelScope()
@@ -145,7 +146,7 @@ def test_cancelled_group_stops_writing_after_its_fsync_returns(
                     await group.run()
 
             nursery.start_soon(run)
-            await _elect(group)
+            await elect(group)
             await group.wait_committed(*group.propose(build_batch([Record(b"settled")])))
             monkeypatch.setattr(os, "fdatasync", gated_fdatasync)
             group.propose(build_batch([Record(b"in flight")]))

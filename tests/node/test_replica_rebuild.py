@@ -17,10 +17,7 @@ from raftlog.protocol.records import Record, build_batch
 from raftlog.replica.factory import open_replica_group
 from raftlog.replica.group import ReplicaGroup
 from raftlog.replica.raft_storage import SegmentGroupLog
-
-
-def _no_messages(message: object) -> None:
-    raise AssertionError(f"a single-voter group sends nothing, yet sent {message!r}")
+from tests.node.test_replica_group import elect, no_messages
 
 
 async def _leader_that_stops_writing(
@@ -29,15 +26,12 @@ async def _leader_that_stops_writing(
     """A single-voter group elected, then its Ready loop stopped: nothing proposed from
     here on reaches the disk or commits."""
     group, storage = open_replica_group(
-        tmp_path, group_id=1, node_id=1, voters=[1], apply=lambda _e: None, send=_no_messages
+        tmp_path, group_id=1, node_id=1, voters=[1], apply=lambda _e: None, send=no_messages
     )
     replica = PartitionReplica("t", 0, group, storage, lambda: None)
     async with trio.open_nursery() as nursery:
         await nursery.start(group.run)
-        group.campaign()
-        with trio.fail_after(5):
-            while not group.is_leader:
-                await trio.sleep(0.001)
+        await elect(group)
         nursery.cancel_scope.cancel()
     return group, storage, replica
 

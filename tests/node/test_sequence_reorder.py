@@ -15,10 +15,7 @@ from raftlog.partition.replica import REORDER_WAIT_S, PartitionReplica
 from raftlog.protocol.errors import ErrorCode
 from raftlog.protocol.records import Record, build_batch
 from raftlog.replica.factory import open_replica_group
-
-
-def _no_messages(message: object) -> None:
-    raise AssertionError(f"a single-voter group sends nothing, yet sent {message!r}")
+from tests.node.test_replica_group import elect, no_messages
 
 
 def _batch(sequence: int) -> bytes:
@@ -29,15 +26,12 @@ def _batch(sequence: int) -> bytes:
 def test_a_batch_ahead_waits_for_the_one_before_it(tmp_path: Path) -> None:
     async def main() -> None:
         group, storage = open_replica_group(
-            tmp_path, group_id=1, node_id=1, voters=[1], apply=lambda _e: None, send=_no_messages
+            tmp_path, group_id=1, node_id=1, voters=[1], apply=lambda _e: None, send=no_messages
         )
         replica = PartitionReplica("t", 0, group, storage, lambda: None)
         async with trio.open_nursery() as nursery:
             await nursery.start(group.run)
-            group.campaign()
-            with trio.fail_after(5):
-                while not group.is_leader:
-                    await trio.sleep(0.001)
+            await elect(group)
             assert (await replica.produce(_batch(0), -1, 5.0)).error_code == 0
 
             outcomes: dict[int, tuple[int, int]] = {}
@@ -71,15 +65,12 @@ def test_batches_behind_a_refused_one_are_refused_alike(tmp_path: Path) -> None:
 
     async def main() -> None:
         group, storage = open_replica_group(
-            tmp_path, group_id=1, node_id=1, voters=[1], apply=lambda _e: None, send=_no_messages
+            tmp_path, group_id=1, node_id=1, voters=[1], apply=lambda _e: None, send=no_messages
         )
         replica = PartitionReplica("t", 0, group, storage, lambda: None)
         async with trio.open_nursery() as nursery:
             await nursery.start(group.run)
-            group.campaign()
-            with trio.fail_after(5):
-                while not group.is_leader:
-                    await trio.sleep(0.001)
+            await elect(group)
             assert (await replica.produce(_batch(0), -1, 5.0)).error_code == 0
             replica.seal_through = 10  # a successor was made ahead: no room for more batches
             first = await replica.produce(_batch(1), -1, 0.2)
