@@ -456,6 +456,7 @@ class Node:
             chain = PartitionChain(*partition)
             chain.cluster_start = functools.partial(self._partition_start, *partition)
             chain.answers_for_partition = functools.partial(self._head_in_chain, chain, *partition)
+            chain.head_opening = functools.partial(self._head_opening, chain, *partition)
             self.broker.partitions[partition] = chain
         return chain
 
@@ -509,14 +510,28 @@ class Node:
     def _head_in_chain(self, chain: PartitionChain, topic: str, index: int) -> bool:
         """Whether `chain` holds the partition's head segment, as the controller names it.
 
-        A successor opened here but waiting for its first leader counts: it is empty, so
-        the sealed segment before it ends where the partition does (`_enter_chain`).
+        A successor opened here but waiting for its first leader counts, so that Metadata
+        names a leader right after a seal (librdkafka takes a partition without one as
+        unknown), but only for answers that do not need the partition's end
+        (`_head_opening`).
         """
-        info = self.controller.state.topics.get(topic)
-        if info is None or not 0 <= index < len(info.partitions) or not chain.segments:
+        head = self._head_group_id(topic, index)
+        if head is None or not chain.segments:
             return True
-        head = info.partitions[index].head.group_id
         return chain.head.group.group_id == head or head in self._hosted
+
+    def _head_opening(self, chain: PartitionChain, topic: str, index: int) -> bool:
+        """Whether the partition's head is open here but not yet in `chain` (`_enter_chain`)."""
+        head = self._head_group_id(topic, index)
+        if head is None or not chain.segments:
+            return False
+        return chain.head.group.group_id != head and head in self._hosted
+
+    def _head_group_id(self, topic: str, index: int) -> int | None:
+        info = self.controller.state.topics.get(topic)
+        if info is None or not 0 <= index < len(info.partitions):
+            return None
+        return info.partitions[index].head.group_id
 
     def _partition_start(self, topic: str, index: int) -> int | None:
         info = self.controller.state.topics.get(topic)

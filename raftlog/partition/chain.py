@@ -34,6 +34,13 @@ class PartitionChain:
     at all. The chain's own head is then a sealed segment, which knows where it ends but not
     where the partition does, nor who leads it: its answers (leader and epoch, the end
     offset of an epoch) would send consumers back into offsets they have read."""
+    head_opening: Callable[[], bool] = lambda: False
+    """True while the partition's head is open here but waits for its first leader before it
+    joins the chain (`Node._enter_chain`). The sealed segment before it stands in, so that
+    Metadata names a leader right after a seal, but it cannot say where the partition ends:
+    the head is empty here, not necessarily on its other replicas (this node was down, or
+    lost unsynced data). Answers that depend on the partition's end are refused meanwhile
+    (`end_unknown`)."""
 
     def add(self, segment: PartitionReplica) -> None:
         self.segments.append(segment)
@@ -45,6 +52,10 @@ class PartitionChain:
 
     def remove(self, group_id: int) -> None:
         self.segments = [s for s in self.segments if s.group.group_id != group_id]
+
+    def end_unknown(self) -> bool:
+        """Whether this chain must not answer where the partition ends (`head_opening`)."""
+        return self.head_opening()
 
     @property
     def head(self) -> PartitionReplica:

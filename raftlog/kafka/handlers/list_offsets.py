@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from raftlog.protocol.connection import RequestReceived
+from raftlog.protocol.errors import ErrorCode
 from raftlog.protocol.messages.generated.list_offsets_request import ListOffsetsRequest
 from raftlog.protocol.messages.generated.list_offsets_response import (
     ListOffsetsPartitionResponse,
@@ -39,6 +40,11 @@ async def handle(broker: Broker, request: RequestReceived) -> ListOffsetsRespons
             partition = broker.partition(topic.name, wanted.partition_index)
             if partition is None:
                 response.error_code = int(broker.unserved_error(topic.name, wanted.partition_index))
+                continue
+            if wanted.timestamp != EARLIEST and partition.end_unknown():
+                # Latest, or a time the head may hold: the head has no leader here yet.
+                # librdkafka retries this code (not NOT_LEADER_OR_FOLLOWER) for ListOffsets.
+                response.error_code = int(ErrorCode.LEADER_NOT_AVAILABLE)
                 continue
             epoch_error = partition.check_leader_epoch(wanted.current_leader_epoch)
             if epoch_error is not None:

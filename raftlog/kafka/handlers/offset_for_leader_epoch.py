@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from raftlog.protocol.connection import RequestReceived
+from raftlog.protocol.errors import ErrorCode
 from raftlog.protocol.messages.generated.offset_for_leader_epoch_request import (
     OffsetForLeaderEpochRequest,
 )
@@ -36,6 +37,10 @@ async def handle(broker: Broker, request: RequestReceived) -> OffsetForLeaderEpo
             partition = broker.partition(topic.topic, wanted.partition)
             if partition is None:
                 result.error_code = int(broker.unserved_error(topic.topic, wanted.partition))
+                continue
+            if partition.end_unknown():
+                # Consumers validate again after a moment, as they do after any error.
+                result.error_code = int(ErrorCode.LEADER_NOT_AVAILABLE)
                 continue
             epoch_error = partition.check_leader_epoch(wanted.current_leader_epoch)
             if epoch_error is not None:
