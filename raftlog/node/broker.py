@@ -154,7 +154,7 @@ class Broker:
         """
         replica = self.partition(topic, index)
         if replica is not None and replica.group.leader_id:
-            return replica.group.leader_id, replica.group.raw.term
+            return replica.group.leader_id, replica.leader_epoch
         head = self._head_group(topic, index)
         if replica is None and head is not None and head in self._remote_leaders:
             leader, term, _learned = self._remote_leaders[head]

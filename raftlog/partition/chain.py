@@ -14,7 +14,12 @@ from collections.abc import Callable
 
 import attrs
 
-from raftlog.partition.replica import PartitionReplica, ProduceOutcome, ReadResult
+from raftlog.partition.replica import (
+    PartitionReplica,
+    ProduceOutcome,
+    ReadResult,
+    leader_epoch_error,
+)
 from raftlog.protocol.errors import ErrorCode
 from raftlog.replica.group import ReplicaGroup
 
@@ -54,8 +59,15 @@ class PartitionChain:
         self.segments = [s for s in self.segments if s.group.group_id != group_id]
 
     def end_unknown(self) -> bool:
-        """Whether this chain must not answer where the partition ends (`head_opening`)."""
-        return self.head_opening()
+        """Whether this chain must not say where the partition ends (asked of a leader).
+
+        While a sealed segment stands in for the head (`head_opening`); and while the
+        head's leader has not committed an entry of its own term. Such a leader may be a
+        stale one: a replica that missed the head's creation replays it on restart and
+        leads the head's first term, with an empty log, until it hears of the later terms
+        of the replicas that hold the data.
+        """
+        return self.head_opening() or not self.head.group.leader_caught_up
 
     @property
     def head(self) -> PartitionReplica:
@@ -68,6 +80,18 @@ class PartitionChain:
 
     @property
     def leader_epoch(self) -> int:
+        """The head's term; while a sealed segment stands in for the head (`head_opening`),
+        the epoch of the partition's last records instead.
+
+        A sealed group's own term keeps growing after its seal, one election at a time,
+        past the terms its successor starts from. Named in Metadata, such an epoch would
+        outrank the head's: librdkafka ignores later Metadata naming an epoch below one it
+        was given, and keeps asking the stand-in.
+        """
+        if self.head_opening():
+            starts = self.epoch_starts()
+            if starts:
+                return min(starts[-1][0], self.head.leader_epoch)
         return self.head.leader_epoch
 
     @property
@@ -83,7 +107,9 @@ class PartitionChain:
         return await self.head.produce(records, acks, timeout_s)
 
     def check_leader_epoch(self, current_leader_epoch: int) -> ErrorCode | None:
-        return self.head.check_leader_epoch(current_leader_epoch)
+        return leader_epoch_error(
+            self.head.group.is_leader, self.leader_epoch, current_leader_epoch
+        )
 
     def read_committed(self, offset: int, max_bytes: int, *, at_least_one: bool) -> ReadResult:
         high_watermark = self.high_watermark
@@ -96,6 +122,10 @@ class PartitionChain:
                 # The successor is linked elsewhere but not yet here: ask again, elsewhere.
                 return ReadResult(int(ErrorCode.NOT_LEADER_OR_FOLLOWER), b"", high_watermark, start)
             if offset > head.log_end_offset:
+                if self.end_unknown():
+                    # Maybe past the end of a stale copy (`end_unknown`): ask again.
+                    error = ErrorCode.NOT_LEADER_OR_FOLLOWER
+                    return ReadResult(int(error), b"", high_watermark, start)
                 return ReadResult(int(ErrorCode.OFFSET_OUT_OF_RANGE), b"", high_watermark, start)
             # A new leader whose high watermark has not caught up with its log yet (see
             # `PartitionReplica.read_committed`): nothing to return yet, and no reset.

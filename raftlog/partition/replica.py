@@ -525,16 +525,6 @@ class PartitionReplica:
 
     # -- reads -------------------------------------------------------------------------
 
-    def check_leader_epoch(self, current_leader_epoch: int) -> ErrorCode | None:
-        """Kafka's fencing of requests made against another leader's epoch."""
-        if not self.group.is_leader:
-            return ErrorCode.NOT_LEADER_OR_FOLLOWER
-        if current_leader_epoch < 0 or current_leader_epoch == self.leader_epoch:
-            return None
-        if current_leader_epoch < self.leader_epoch:
-            return ErrorCode.FENCED_LEADER_EPOCH
-        return ErrorCode.UNKNOWN_LEADER_EPOCH
-
     def read_committed(self, offset: int, max_bytes: int, *, at_least_one: bool) -> ReadResult:
         high_watermark = self.high_watermark
         if bugs.active(bugs.Bug.FETCH_ABOVE_COMMIT):
@@ -604,3 +594,14 @@ def _identity(header: native.BatchHeader, entry_index: int) -> BatchIdentity | N
         header.last_offset_delta + 1,
         entry_index,
     )
+
+
+def leader_epoch_error(is_leader: bool, epoch: int, current_leader_epoch: int) -> ErrorCode | None:
+    """Kafka's fencing of requests made against another leader's epoch (-1: none given)."""
+    if not is_leader:
+        return ErrorCode.NOT_LEADER_OR_FOLLOWER
+    if current_leader_epoch < 0 or current_leader_epoch == epoch:
+        return None
+    if current_leader_epoch < epoch:
+        return ErrorCode.FENCED_LEADER_EPOCH
+    return ErrorCode.UNKNOWN_LEADER_EPOCH

@@ -15,12 +15,20 @@ from raftlog.protocol.errors import ErrorCode
 
 
 @attrs.define
+class _Group:
+    is_leader: bool = True
+    leader_caught_up: bool = True
+    """Has committed an entry of its own term (`ReplicaGroup.leader_caught_up`)."""
+
+
+@attrs.define
 class _Segment:
     log_start_offset: int
     sealed_last_offset: int | None
     high_watermark: int
     log_end_offset: int = -1
     """The end of this replica's log, committed or not (-1: the high watermark)."""
+    group: _Group = attrs.field(factory=_Group)
 
     def __attrs_post_init__(self) -> None:
         if self.log_end_offset < 0:
@@ -100,12 +108,30 @@ def test_a_sealed_segment_applied_only_part_way_here_is_not_read_past_its_progre
     assert chain.segment_holding(70) is None
 
 
+def test_a_leader_yet_to_commit_in_its_term_never_answers_out_of_range() -> None:
+    """It may be a stale leader: a replica that missed the head's creation replays it on
+    restart and leads the head's first term with an empty log until it hears of the later
+    terms. A consumer past that empty log must ask again, not reset its position."""
+    stale = _Segment(200, None, 200, group=_Group(leader_caught_up=False))
+    chain = _chain([_Segment(0, 199, 200), stale], 0)
+    assert chain.end_unknown()
+    ahead = chain.read_committed(230, 1, at_least_one=True)
+    assert ahead.error_code == ErrorCode.NOT_LEADER_OR_FOLLOWER
+    stale.group.leader_caught_up = True
+    assert not chain.end_unknown()
+    assert chain.read_committed(230, 1, at_least_one=True).error_code == (
+        ErrorCode.OFFSET_OUT_OF_RANGE
+    )
+
+
 @attrs.define
 class _EpochSegment:
     log_start_offset: int
     log_end_offset: int
     sealed_last_offset: int | None
     epoch_starts: list[tuple[int, int]]
+    leader_epoch: int = 0
+    group: _Group = attrs.field(factory=_Group)
 
 
 def test_epoch_end_offsets_span_segments() -> None:
@@ -150,3 +176,24 @@ def test_noops_past_a_seal_do_not_end_an_epoch_early() -> None:
     assert linked.end_offset_for_epoch(7) == (7, 3894)
     assert linked.end_offset_for_epoch(9) == (8, 3920)
     assert linked.end_offset_for_epoch(12) == (12, 3950)
+
+
+def test_a_sealed_segment_standing_in_for_the_head_names_the_epoch_of_its_data() -> None:
+    """The head is open here but waits for its first leader; the sealed segment before it
+    stands in. That group's term went on from 8 (its seal) to 11 with later elections,
+    past the head's first terms: naming 11 in Metadata made librdkafka ignore the head's
+    real epoch afterwards (campaign c18000, seed 18009). It names the epoch of its last
+    records instead, and says nothing about where the partition ends."""
+    sealed = _EpochSegment(
+        1000, 1953, 1950, [(7, 1000), (8, 1900), (9, 1951), (11, 1952)], leader_epoch=11
+    )
+    chain = _chain([sealed], 0)  # type: ignore[list-item]
+    assert chain.leader_epoch == 11
+    assert not chain.end_unknown()
+    chain.head_opening = lambda: True
+    assert chain.leader_epoch == 8
+    assert chain.end_unknown()
+    assert chain.check_leader_epoch(8) is None
+    assert chain.check_leader_epoch(11) == ErrorCode.UNKNOWN_LEADER_EPOCH
+    sealed.group.is_leader = False
+    assert chain.check_leader_epoch(8) == ErrorCode.NOT_LEADER_OR_FOLLOWER

@@ -41,14 +41,16 @@ async def handle(broker: Broker, request: RequestReceived) -> ListOffsetsRespons
             if partition is None:
                 response.error_code = int(broker.unserved_error(topic.name, wanted.partition_index))
                 continue
-            if wanted.timestamp != EARLIEST and partition.end_unknown():
-                # Latest, or a time the head may hold: the head has no leader here yet.
-                # librdkafka retries this code (not NOT_LEADER_OR_FOLLOWER) for ListOffsets.
-                response.error_code = int(ErrorCode.LEADER_NOT_AVAILABLE)
-                continue
             epoch_error = partition.check_leader_epoch(wanted.current_leader_epoch)
             if epoch_error is not None:
                 response.error_code = int(epoch_error)
+                continue
+            if wanted.timestamp != EARLIEST and partition.end_unknown():
+                # Latest, or a time the head may hold, from a leader that cannot say yet
+                # (`PartitionChain.end_unknown`). librdkafka's ListOffsets retries this
+                # code, where it takes NOT_LEADER_OR_FOLLOWER and OFFSET_NOT_AVAILABLE as
+                # final.
+                response.error_code = int(ErrorCode.LEADER_NOT_AVAILABLE)
                 continue
             response.leader_epoch = partition.leader_epoch
             if wanted.timestamp == EARLIEST:

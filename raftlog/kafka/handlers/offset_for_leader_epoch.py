@@ -38,13 +38,13 @@ async def handle(broker: Broker, request: RequestReceived) -> OffsetForLeaderEpo
             if partition is None:
                 result.error_code = int(broker.unserved_error(topic.topic, wanted.partition))
                 continue
-            if partition.end_unknown():
-                # Consumers validate again after a moment, as they do after any error.
-                result.error_code = int(ErrorCode.LEADER_NOT_AVAILABLE)
-                continue
             epoch_error = partition.check_leader_epoch(wanted.current_leader_epoch)
             if epoch_error is not None:
                 result.error_code = int(epoch_error)
+                continue
+            if partition.end_unknown():
+                # Consumers validate again after a moment, as they do after any error.
+                result.error_code = int(ErrorCode.LEADER_NOT_AVAILABLE)
                 continue
             result.leader_epoch, result.end_offset = partition.end_offset_for_epoch(
                 wanted.leader_epoch
