@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import time
 
 from raftlog.cli_progress import Progress
 
@@ -32,7 +33,9 @@ def test_progress_stays_silent_when_stderr_is_not_a_terminal() -> None:
 def test_progress_is_throttled() -> None:
     terminal = _Terminal()
     progress = Progress("records read", stream=terminal, interval_s=3600.0)
-    progress._last_s = 0.0  # the first update is due; the next ones are not
+    # The first update is due, the next ones are not. Not 0.0: the monotonic clock may
+    # count from boot, and a machine up for less than an interval would show nothing.
+    progress._last_s = time.monotonic() - 2 * progress.interval_s
     for count in range(1, 1000):
         progress.update(count)
     assert terminal.getvalue().count("\r") == 1
