@@ -141,7 +141,7 @@ class Broker:
         know. librdkafka takes the latter from ListOffsets as permanent, so a head opening
         after a seal must not answer it.
         """
-        if self._head_group(topic, index) is None:
+        if self.head_group(topic, index) is None:
             return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
         return ErrorCode.NOT_LEADER_OR_FOLLOWER
 
@@ -155,13 +155,14 @@ class Broker:
         replica = self.partition(topic, index)
         if replica is not None and replica.group.leader_id:
             return replica.group.leader_id, replica.leader_epoch
-        head = self._head_group(topic, index)
+        head = self.head_group(topic, index)
         if replica is None and head is not None and head in self._remote_leaders:
             leader, term, _learned = self._remote_leaders[head]
             return leader, term
         return NO_NODE, -1
 
-    def _head_group(self, topic: str, index: int) -> int | None:
+    def head_group(self, topic: str, index: int) -> int | None:
+        """The group id of the partition's head segment, as the controller names it."""
         info = self.controller.state.topics.get(topic)
         if info is None or not 0 <= index < len(info.partitions):
             return None

@@ -515,23 +515,19 @@ class Node:
         unknown), but only for answers that do not need the partition's end
         (`_head_opening`).
         """
-        head = self._head_group_id(topic, index)
+        assert self.broker is not None
+        head = self.broker.head_group(topic, index)
         if head is None or not chain.segments:
             return True
         return chain.head.group.group_id == head or head in self._hosted
 
     def _head_opening(self, chain: PartitionChain, topic: str, index: int) -> bool:
         """Whether the partition's head is open here but not yet in `chain` (`_enter_chain`)."""
-        head = self._head_group_id(topic, index)
+        assert self.broker is not None
+        head = self.broker.head_group(topic, index)
         if head is None or not chain.segments:
             return False
         return chain.head.group.group_id != head and head in self._hosted
-
-    def _head_group_id(self, topic: str, index: int) -> int | None:
-        info = self.controller.state.topics.get(topic)
-        if info is None or not 0 <= index < len(info.partitions):
-            return None
-        return info.partitions[index].head.group_id
 
     def _partition_start(self, topic: str, index: int) -> int | None:
         info = self.controller.state.topics.get(topic)

@@ -14,12 +14,7 @@ from collections.abc import Callable
 
 import attrs
 
-from raftlog.partition.replica import (
-    PartitionReplica,
-    ProduceOutcome,
-    ReadResult,
-    leader_epoch_error,
-)
+from raftlog.partition.replica import PartitionReplica, ProduceOutcome, ReadResult
 from raftlog.protocol.errors import ErrorCode
 from raftlog.replica.group import ReplicaGroup
 
@@ -107,9 +102,15 @@ class PartitionChain:
         return await self.head.produce(records, acks, timeout_s)
 
     def check_leader_epoch(self, current_leader_epoch: int) -> ErrorCode | None:
-        return leader_epoch_error(
-            self.head.group.is_leader, self.leader_epoch, current_leader_epoch
-        )
+        """Kafka's fencing of requests made against another leader's epoch (-1: none given)."""
+        if not self.head.group.is_leader:
+            return ErrorCode.NOT_LEADER_OR_FOLLOWER
+        epoch = self.leader_epoch
+        if current_leader_epoch < 0 or current_leader_epoch == epoch:
+            return None
+        if current_leader_epoch < epoch:
+            return ErrorCode.FENCED_LEADER_EPOCH
+        return ErrorCode.UNKNOWN_LEADER_EPOCH
 
     def read_committed(self, offset: int, max_bytes: int, *, at_least_one: bool) -> ReadResult:
         high_watermark = self.high_watermark

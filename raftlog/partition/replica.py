@@ -594,14 +594,3 @@ def _identity(header: native.BatchHeader, entry_index: int) -> BatchIdentity | N
         header.last_offset_delta + 1,
         entry_index,
     )
-
-
-def leader_epoch_error(is_leader: bool, epoch: int, current_leader_epoch: int) -> ErrorCode | None:
-    """Kafka's fencing of requests made against another leader's epoch (-1: none given)."""
-    if not is_leader:
-        return ErrorCode.NOT_LEADER_OR_FOLLOWER
-    if current_leader_epoch < 0 or current_leader_epoch == epoch:
-        return None
-    if current_leader_epoch < epoch:
-        return ErrorCode.FENCED_LEADER_EPOCH
-    return ErrorCode.UNKNOWN_LEADER_EPOCH
