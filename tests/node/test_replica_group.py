@@ -10,14 +10,26 @@ import pytest
 import trio
 
 from raftlog import native
+from raftlog.partition.replica import PartitionReplica
 from raftlog.protocol.records import Record, build_batch
 from raftlog.raft.entry import Entry, EntryKind
 from raftlog.replica.factory import open_replica_group
 from raftlog.replica.group import ReplicaGroup
+from raftlog.replica.raft_storage import SegmentGroupLog
 
 
 def no_messages(message: object) -> None:
     raise AssertionError(f"a single-voter group sends nothing, yet sent {message!r}")
+
+
+def single_voter_partition(
+    directory: Path,
+) -> tuple[ReplicaGroup, SegmentGroupLog, PartitionReplica]:
+    """A single-voter group on `directory` (not run yet) and a partition replica on it."""
+    group, storage = open_replica_group(
+        directory, group_id=1, node_id=1, voters=[1], apply=lambda _e: None, send=no_messages
+    )
+    return group, storage, PartitionReplica("t", 0, group, storage, lambda: None)
 
 
 async def elect(group: ReplicaGroup) -> None:

@@ -14,10 +14,9 @@ from raftlog.partition.replica import PartitionReplica
 from raftlog.producer_state import BatchIdentity, Duplicate
 from raftlog.protocol.errors import ErrorCode
 from raftlog.protocol.records import Record, build_batch
-from raftlog.replica.factory import open_replica_group
 from raftlog.replica.group import ReplicaGroup
 from raftlog.replica.raft_storage import SegmentGroupLog
-from tests.node.test_replica_group import elect, no_messages
+from tests.node.test_replica_group import elect, single_voter_partition
 
 
 async def _leader_that_stops_writing(
@@ -25,10 +24,7 @@ async def _leader_that_stops_writing(
 ) -> tuple[ReplicaGroup, SegmentGroupLog, PartitionReplica]:
     """A single-voter group elected, then its Ready loop stopped: nothing proposed from
     here on reaches the disk or commits."""
-    group, storage = open_replica_group(
-        tmp_path, group_id=1, node_id=1, voters=[1], apply=lambda _e: None, send=no_messages
-    )
-    replica = PartitionReplica("t", 0, group, storage, lambda: None)
+    group, storage, replica = single_voter_partition(tmp_path)
     async with trio.open_nursery() as nursery:
         await nursery.start(group.run)
         await elect(group)

@@ -11,11 +11,10 @@ from pathlib import Path
 
 import trio
 
-from raftlog.partition.replica import REORDER_WAIT_S, PartitionReplica
+from raftlog.partition.replica import REORDER_WAIT_S
 from raftlog.protocol.errors import ErrorCode
 from raftlog.protocol.records import Record, build_batch
-from raftlog.replica.factory import open_replica_group
-from tests.node.test_replica_group import elect, no_messages
+from tests.node.test_replica_group import elect, single_voter_partition
 
 
 def _batch(sequence: int) -> bytes:
@@ -25,10 +24,7 @@ def _batch(sequence: int) -> bytes:
 
 def test_a_batch_ahead_waits_for_the_one_before_it(tmp_path: Path) -> None:
     async def main() -> None:
-        group, storage = open_replica_group(
-            tmp_path, group_id=1, node_id=1, voters=[1], apply=lambda _e: None, send=no_messages
-        )
-        replica = PartitionReplica("t", 0, group, storage, lambda: None)
+        group, storage, replica = single_voter_partition(tmp_path)
         async with trio.open_nursery() as nursery:
             await nursery.start(group.run)
             await elect(group)
@@ -64,10 +60,7 @@ def test_batches_behind_a_refused_one_are_refused_alike(tmp_path: Path) -> None:
     librdkafka bumped its epoch on that answer and renumbered its queue)."""
 
     async def main() -> None:
-        group, storage = open_replica_group(
-            tmp_path, group_id=1, node_id=1, voters=[1], apply=lambda _e: None, send=no_messages
-        )
-        replica = PartitionReplica("t", 0, group, storage, lambda: None)
+        group, storage, replica = single_voter_partition(tmp_path)
         async with trio.open_nursery() as nursery:
             await nursery.start(group.run)
             await elect(group)
