@@ -18,6 +18,10 @@ from raftlog.transport import Channel
 
 PARTITIONS = 300
 IDLE_WINDOW_S = 2.0
+SETTLE_S = 1.0
+"""A group counts as quiescent once it has stepped its last heartbeat, but the answer to
+that heartbeat may still wait in the transport's queue (a loaded machine shows this):
+the window starts once the counters have stood still this long."""
 
 
 def _messages_sent(node: Node, channels: tuple[Channel, ...]) -> int:
@@ -31,6 +35,18 @@ def _messages_sent(node: Node, channels: tuple[Channel, ...]) -> int:
 
 
 RAFT_CHANNELS = (Channel.HEARTBEAT, Channel.RAFT, Channel.SNAPSHOT)
+
+
+async def _settled(nodes: list[Node], timeout_s: float) -> None:
+    """Until no node has sent a Raft message for SETTLE_S."""
+    with trio.fail_after(timeout_s):
+        counts = [_messages_sent(node, RAFT_CHANNELS) for node in nodes]
+        while True:
+            await trio.sleep(SETTLE_S)
+            now = [_messages_sent(node, RAFT_CHANNELS) for node in nodes]
+            if now == counts:
+                return
+            counts = now
 
 
 async def _until(condition: object, timeout_s: float, what: str) -> None:
@@ -90,6 +106,7 @@ def test_idle_groups_go_quiet(tmp_path: pathlib.Path) -> None:
                     assert group is not None
                     first = partition.head.replicas[0]
                     assert (group.raw.term, group.leader_id) == (1, first), partition.index
+            await _settled(nodes, 30)
             before = [_messages_sent(node, RAFT_CHANNELS) for node in nodes]
             calls_before = [_messages_sent(node, (Channel.RPC,)) for node in nodes]
             await trio.sleep(IDLE_WINDOW_S)
