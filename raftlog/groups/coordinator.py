@@ -277,8 +277,15 @@ class GroupCoordinator:
             self._start_round(group, delay_s=INITIAL_REBALANCE_DELAY_S if starting else 0)
         self._complete_round_if_ready(group)
         round_done = group.join_done
-        with trio.move_on_after(member.rebalance_timeout_s + 5):
-            await round_done.wait()
+        try:
+            with trio.move_on_after(member.rebalance_timeout_s + 5):
+                await round_done.wait()
+        except trio.Cancelled:
+            # The connection went away mid-join (a crashed client's reset): the member
+            # stays in this round, but its session clock must run again or it would sit
+            # in every later generation holding partitions nobody reads.
+            member.deadline = trio.current_time() + member.session_timeout_s
+            raise
         if not round_done.is_set():
             # The round outlived the rebalance timeout that should have ended it: answer
             # so the client rejoins, instead of failing the connection, and let the

@@ -8,6 +8,8 @@ three-node cluster so that a node other than the coordinator can be asked.
 from __future__ import annotations
 
 import pathlib
+import socket
+import struct
 import threading
 import time
 from collections.abc import Iterator
@@ -18,6 +20,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from raftlog.cli_groups import GroupCommandError, find_coordinator
 from raftlog.kafka.admin_client import KafkaAdminConnection
 from raftlog.protocol.errors import ErrorCode
+from raftlog.protocol.headers import encode_request_header
 from raftlog.protocol.messages._runtime import Message
 from raftlog.protocol.messages.generated.heartbeat_request import HeartbeatRequest
 from raftlog.protocol.messages.generated.join_group_request import (
@@ -29,6 +32,7 @@ from raftlog.protocol.messages.generated.offset_commit_request import (
     OffsetCommitRequestPartition,
     OffsetCommitRequestTopic,
 )
+from raftlog.protocol.messages.generated.request_header import RequestHeader
 from raftlog.protocol.messages.generated.sync_group_request import (
     SyncGroupRequest,
     SyncGroupRequestAssignment,
@@ -197,3 +201,48 @@ def test_static_member_is_fenced_by_its_successor(cluster: LocalCluster) -> None
     synced = _sync(coordinator, group, new_generation, new_member, "instance-1", True)
     assert synced.error_code == 0  # type: ignore[attr-defined]
     assert _heartbeat(coordinator, group, new_generation, new_member, "instance-1") == 0
+
+
+def _join_then_reset(address: str, group: str, member_id: str) -> None:
+    """Send a JoinGroup and, while it waits for the round, reset the connection (RST, as a
+    crashed client's kernel does when unread data is left): the handler is cancelled."""
+    header = RequestHeader(request_api_key=11, request_api_version=JOIN_VERSION,
+                           correlation_id=1, client_id="abandoner")  # fmt: skip
+    body = JoinGroupRequest(
+        group_id=group, session_timeout_ms=SESSION_MS, rebalance_timeout_ms=SESSION_MS,
+        member_id=member_id, protocol_type="consumer",
+        protocols=[JoinGroupRequestProtocol(name="range", metadata=b"\x00\x00")],
+    )  # fmt: skip
+    payload = encode_request_header(header) + body.encode(JOIN_VERSION)
+    host, _, port = address.rpartition(":")
+    with socket.create_connection((host, int(port)), timeout=10) as raw:
+        raw.sendall(struct.pack(">i", len(payload)) + payload)
+        time.sleep(0.5)  # the coordinator has it and waits for the first member to rejoin
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+
+def test_a_member_whose_join_was_cut_off_still_expires(cluster: LocalCluster) -> None:
+    """A join cancelled with its connection leaves a member behind; its session must still
+    run out, or it would stay in every later generation holding partitions nobody reads."""
+    group = "abandoned"
+    _node, coordinator = _coordinator(cluster, group)
+    member = _join(coordinator, group).member_id  # type: ignore[attr-defined]
+    joined = _join(coordinator, group, member)
+    generation = joined.generation_id  # type: ignore[attr-defined]
+    assert _sync(coordinator, group, generation, member, None, True).error_code == 0  # type: ignore[attr-defined]
+    ghost = _join(coordinator, group).member_id  # type: ignore[attr-defined]
+    _join_then_reset(coordinator, group, ghost)
+
+    assert _heartbeat(coordinator, group, generation, member) == ErrorCode.REBALANCE_IN_PROGRESS
+    rejoined = _join(coordinator, group, member)
+    generation = rejoined.generation_id  # type: ignore[attr-defined]
+    # The cut-off member had joined this round, so it is in it (as in Kafka) ...
+    assert {m.member_id for m in rejoined.members} == {member, ghost}  # type: ignore[attr-defined]
+    assert _sync(coordinator, group, generation, member, None, True).error_code == 0  # type: ignore[attr-defined]
+    # ... until its session lapses: then a new round has the live member alone.
+    deadline = time.monotonic() + SESSION_MS / 1000 * 3
+    while _heartbeat(coordinator, group, generation, member) == 0:
+        assert time.monotonic() < deadline, "the cut-off member never expired"
+        time.sleep(0.5)
+    alone = _join(coordinator, group, member)
+    assert [m.member_id for m in alone.members] == [member]  # type: ignore[attr-defined]
