@@ -88,12 +88,19 @@ class WorkerPool:
         """Every event of these workers, in time order (one clock: one machine)."""
         return sorted((event for w in workers for event in w.events()), key=lambda e: e.at)
 
-    def wait_until(self, condition: Callable[[], bool], timeout_s: float, what: str) -> None:
+    def wait_until(
+        self,
+        condition: Callable[[], bool],
+        timeout_s: float,
+        what: str,
+        explain: Callable[[], str] = lambda: "",
+    ) -> None:
+        """Until `condition()`; on timeout fail with `explain()` and the workers' logs."""
         deadline = time.monotonic() + timeout_s
         while not condition():
             if time.monotonic() > deadline:
                 raise AssertionError(
-                    f"timed out after {timeout_s} s waiting for {what}\n{self.logs()}"
+                    f"timed out after {timeout_s} s waiting for {what}\n{explain()}\n{self.logs()}"
                 )
             time.sleep(0.2)
 

@@ -25,6 +25,7 @@ pytestmark = [pytest.mark.clients, pytest.mark.timeout(180)]
 PARTITIONS = 6
 LIBRARIES = ("confluent", "kafka-python", "aiokafka")
 WAIT_S = 45.0
+SETTLE_S = 2.0
 
 Record = tuple[int, int]
 """(partition, offset)."""
@@ -93,6 +94,39 @@ def _read_below_a_commit(events: list[Any]) -> list[Any]:
     return wrong
 
 
+def _committed(bootstrap: str, group: str, topic: str) -> dict[int, int]:
+    return {
+        partition: offset
+        for (name, partition), offset in committed_offsets(bootstrap, group).items()
+        if name == topic
+    }
+
+
+def _settled_commits(bootstrap: str, group: str, topic: str) -> dict[int, int]:
+    """The group's committed offsets once they stand still: a commit a member sent just
+    before its SIGKILL is still carried out by the coordinator (as Kafka's would be), and
+    the restarted group starts from it."""
+    deadline = time.monotonic() + WAIT_S
+    previous: dict[int, int] | None = None
+    while True:
+        committed = _committed(bootstrap, group, topic)
+        if committed == previous:
+            return committed
+        assert time.monotonic() < deadline, f"committed offsets keep moving: {committed}"
+        previous = committed
+        time.sleep(SETTLE_S)
+
+
+def _group_events(cluster: LocalCluster) -> str:
+    """The last group-coordinator events each node logged (for a failure's message)."""
+    lines = []
+    for member in cluster.members:
+        text = member.log_path.read_text(errors="replace") if member.log_path.exists() else ""
+        events = [line for line in text.splitlines() if "event=group_" in line]
+        lines += [f"node {member.node_id}: {line}" for line in events[-15:]]
+    return "\n".join(lines)
+
+
 def _flow(library: str, cluster: LocalCluster, group_workers: Any) -> None:
     bootstrap = cluster.bootstrap
     topic, group = f"orders-{library}", f"billing-{library}"
@@ -132,11 +166,7 @@ def _flow(library: str, cluster: LocalCluster, group_workers: Any) -> None:
     members[2].kill()
     members[3].kill()
     before = pool.events(members)
-    committed = {
-        partition: offset
-        for (name, partition), offset in committed_offsets(bootstrap, group).items()
-        if name == topic
-    }
+    committed = _settled_commits(bootstrap, group, topic)
     for event in before:  # every acknowledged commit is kept
         if event.kind == "C":
             assert committed[event.partition] >= event.offset, event
@@ -144,8 +174,24 @@ def _flow(library: str, cluster: LocalCluster, group_workers: Any) -> None:
     everything = produced | more
     expected = {(p, o) for p, o in everything if o >= committed.get(p, 0)}
     restarted = [start(f"r{i}") for i in range(3)]
+
+    def explain() -> str:
+        missing = expected - set(_reads(pool.events(restarted)))
+        by_partition = {
+            p: (min(o for q, o in missing if q == p), sum(q == p for q, _ in missing))
+            for p in sorted({p for p, _ in missing})
+        }
+        return (
+            f"committed {committed}, now {_committed(bootstrap, group, topic)}\n"
+            f"missing (first offset, count) by partition "
+            f"{by_partition}\nrestarted members' events: "
+            f"{ {w.name: len(w.events()) for w in restarted} }\n"
+            f"group events on the nodes:\n{_group_events(cluster)}"
+        )
+
     pool.wait_until(lambda: expected <= set(_reads(pool.events(restarted))), WAIT_S,
-                    "the restarted group to consume from the committed offsets on")  # fmt: skip
+                    "the restarted group to consume from the committed offsets on",
+                    explain)  # fmt: skip
     for worker in restarted:
         worker.stop()
     after = _reads(pool.events(restarted))
