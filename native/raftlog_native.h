@@ -217,4 +217,37 @@ typedef struct {
  * Returns RL_OK, RL_ERR_NOT_FOUND, or an error for a malformed header / I/O. */
 int rl_file_find_batch(int fd, uint64_t position, uint64_t end, uint64_t entry_index, int key_kind, int64_t target, rl_batch_location *out);
 
+/* ---- Durability off the event loop, sync.c -------------------------------- */
+
+/* One job: fdatasync log_fd; then, if journal_fd >= 0, append the journal_len
+ * bytes of journal to it (the test-only power-loss journal); then, if mark_fd
+ * >= 0, write the mark_len bytes of mark at mark_position and fdatasync it. The
+ * first failing step stops the job: result is 0 or -errno, failed_step 0 or the
+ * step (1 log fdatasync, 2 journal write, 3 mark write, 4 mark fdatasync). Once
+ * over, 1 is added to the eventfd done_fd. The job and its buffers must stay
+ * valid until then. */
+typedef struct {
+    int32_t log_fd;
+    int32_t journal_fd;
+    const uint8_t *journal;
+    uint64_t journal_len;
+    int32_t mark_fd;
+    const uint8_t *mark;
+    uint64_t mark_len;
+    uint64_t mark_position;
+    int32_t done_fd;
+    int32_t result;
+    int32_t failed_step;
+} rl_sync_job;
+
+enum { RL_SYNC_THREADS_MAX = 16 };
+
+/* Queue a job for the sync threads, which run without the GIL (started on
+ * demand, at most RL_SYNC_THREADS_MAX). Returns 0, or -errno when nothing will
+ * run (-EAGAIN: the queue is full). */
+int rl_sync_submit(rl_sync_job *job);
+
+/* How many sync threads this process has started. */
+int rl_sync_threads(void);
+
 #endif

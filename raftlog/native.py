@@ -27,6 +27,7 @@ except ImportError as error:  # pragma: no cover - exercised only on a broken in
 __all__ = [
     "BATCH_HEADER_BYTES",
     "OFFSET_INDEX_ENTRY_BYTES",
+    "RL_SYNC_THREADS_MAX",
     "TIME_INDEX_ENTRY_BYTES",
     "BatchHeader",
     "BatchLocation",
@@ -34,6 +35,7 @@ __all__ = [
     "KeyKind",
     "NativeError",
     "ScanResult",
+    "SyncJob",
     "check_offset_index",
     "check_time_index",
     "crc32c",
@@ -53,6 +55,8 @@ __all__ = [
     "scan_file_indexing",
     "scan_log",
     "stamp_batch",
+    "submit_sync",
+    "sync_threads",
     "time_index_entry",
     "validate_batch",
     "validate_batches",
@@ -508,3 +512,65 @@ def check_time_index(index: Buffer, data_bytes: int) -> bool:
     _check_int("data_bytes", data_bytes, _U64)
     buffer, count = _index_count(index, TIME_INDEX_ENTRY_BYTES)
     return lib.rl_time_index_check(buffer, count, data_bytes) == lib.RL_OK
+
+
+# ---- Durability off the event loop ------------------------------------------------------
+
+
+RL_SYNC_THREADS_MAX: int = lib.RL_SYNC_THREADS_MAX
+
+
+def sync_threads() -> int:
+    """How many sync threads this process has started (at most RL_SYNC_THREADS_MAX)."""
+    return int(lib.rl_sync_threads())
+
+
+SYNC_STEPS = ("log fdatasync", "journal write", "mark write", "mark fdatasync")
+"""What `SyncJob.failed_step` numbers (from 1), as in `rl_sync_job`."""
+
+
+@attrs.define(eq=False)
+class SyncJob:
+    """A queued `rl_sync_job`. It owns the C struct and the buffers the C thread reads,
+    so they live until the thread has signalled the job's eventfd."""
+
+    _job: object
+    _buffers: tuple[object, ...]
+
+    def outcome(self) -> tuple[int, str | None]:
+        """(0 or -errno, the step that failed or None); read only once signalled."""
+        step = self._job.failed_step  # type: ignore[attr-defined]
+        return self._job.result, (SYNC_STEPS[step - 1] if step else None)  # type: ignore[attr-defined]
+
+
+def submit_sync(
+    done_fd: int,
+    log_fd: int,
+    journal: tuple[int, bytes] | None = None,
+    mark: tuple[int, bytes, int] | None = None,
+) -> SyncJob | int:
+    """Queue: fdatasync `log_fd`; append `journal` = (fd, line); write `mark` = (fd, bytes,
+    position) and fdatasync it; then add 1 to the eventfd `done_fd`. A C thread that never
+    takes the GIL runs it. Returns the job, or -errno if nothing will run (-EAGAIN: full)."""
+    for name, fd in (("done_fd", done_fd), ("log_fd", log_fd)):
+        _check_int(name, fd, (0, _I32[1]))
+    job = ffi.new("rl_sync_job *")
+    job.done_fd, job.log_fd = done_fd, log_fd
+    job.journal_fd = job.mark_fd = -1
+    buffers: list[object] = []
+    if journal is not None:
+        fd, line = journal
+        _check_int("journal fd", fd, (0, _I32[1]))
+        buffers.append(ffi.from_buffer(line))
+        job.journal_fd, job.journal, job.journal_len = fd, buffers[-1], len(line)
+    if mark is not None:
+        fd, data, position = mark
+        _check_int("mark fd", fd, (0, _I32[1]))
+        _check_int("mark position", position, (0, _I64[1]))
+        buffers.append(ffi.from_buffer(data))
+        job.mark_fd, job.mark, job.mark_len = fd, buffers[-1], len(data)
+        job.mark_position = position
+    submitted = lib.rl_sync_submit(job)
+    if submitted != 0:
+        return int(submitted)
+    return SyncJob(job, tuple(buffers))

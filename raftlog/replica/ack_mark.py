@@ -78,14 +78,16 @@ class AckMark:
         self._saved = (index, term)
         return self._saved
 
-    def save(self, index: int, term: int) -> None:
-        """Make (index, term) durable; a no-op if it is what the file already says.
+    def prepare(self, index: int, term: int) -> tuple[int, bytes, int] | None:
+        """(fd, slot bytes, position) that make (index, term) the mark once written and
+        fdatasynced, or None if the file already says so. The caller does the write (off
+        the event loop), closes the fd, then calls `written`.
 
         Opened per write rather than held: a node hosts thousands of groups.
         """
         if self._saved == (index, term):
-            return
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            return None
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         try:
             if not self._sized:
                 if os.fstat(fd).st_size < _FILE_BYTES:
@@ -94,9 +96,12 @@ class AckMark:
                     os.fsync(fd)
                     files.fsync_directory(self.path.parent)
                 self._sized = True
-            self._sequence += 1
-            os.pwrite(fd, _encode(self._sequence, index, term), self._next_slot * _SLOT_BYTES)
-            os.fdatasync(fd)
-        finally:
+        except OSError:
             os.close(fd)
+            raise
+        return fd, _encode(self._sequence + 1, index, term), self._next_slot * _SLOT_BYTES
+
+    def written(self, index: int, term: int) -> None:
+        """The slot from `prepare(index, term)` is durable."""
+        self._sequence += 1
         self._saved, self._next_slot = (index, term), 1 - self._next_slot

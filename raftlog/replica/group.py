@@ -2,8 +2,9 @@
 
 The loop follows the Ready contract (`raftlog.raft.ready`): persist entries and hard state,
 fsync when the Ready says so, then send messages, then apply committed entries, then
-advance. Group commit falls out of the shape of the loop: while one fsync runs in a worker
-thread, proposals keep arriving and land in the next Ready, so they share the next fsync.
+advance. Group commit falls out of the shape of the loop: while one fsync runs off the
+event loop (`raftlog.storage.offloop_sync`), proposals keep arriving and land in the next
+Ready, so they share the next fsync.
 
 Waiters: a producer with acks=all waits until its entry is committed *with the term it
 was proposed in* (an entry overwritten by a new leader at the same index fails the wait);
@@ -43,8 +44,9 @@ class GroupLog(Protocol):
     def save_hard_state(self, state: HardState) -> None:
         """Store term, vote and commit (term and vote durably)."""
 
-    def sync(self) -> None:
-        """Make every appended byte durable (fdatasync); runs in a worker thread."""
+    async def sync(self) -> None:
+        """Make every appended byte durable (fdatasync) without blocking the event loop;
+        not cancellable once the disk work has started."""
 
 
 class GroupObserver(Protocol):
@@ -220,9 +222,9 @@ class ReplicaGroup:
             self._wake = trio.Event()
             while self.raw.has_ready():
                 await self._handle_ready(self.raw.ready())
-                # Waits on worker threads (fsync, hard state) are not cancellation points
-                # once the thread has started: without this, a dropped group would go on
-                # writing files its node is about to delete.
+                # Waits on the disk (the fsync chain, hard state) are not cancellation
+                # points once started: without this, a dropped group would go on writing
+                # files its node is about to delete.
                 await trio.lowlevel.checkpoint_if_cancelled()
 
     async def _handle_ready(self, ready: Ready) -> None:
@@ -248,7 +250,7 @@ class ReplicaGroup:
         skip_sync = bugs.active(bugs.Bug.ACK_BEFORE_FSYNC)
         if ready.must_sync and self.fsync is FsyncPolicy.ALWAYS and ready.entries and not skip_sync:
             started = time.perf_counter()
-            await trio.to_thread.run_sync(self.log.sync)
+            await self.log.sync()
             self._fsyncs += 1
             if self.observer is not None:
                 self.observer.fsync_done(time.perf_counter() - started)

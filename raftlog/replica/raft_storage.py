@@ -13,22 +13,28 @@ whole sealed groups instead), so the only "snapshot" is the empty one at index
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Sequence
 
 import attrs
 
 from raftlog import logs
+from raftlog.invariant import invariant
+from raftlog.native import SYNC_STEPS
 from raftlog.raft.entry import Entry, HardState, Snapshot, SnapshotMetadata
 from raftlog.raft.errors import LogCompacted, LogUnavailable
 from raftlog.raft.membership import Membership
 from raftlog.replica.ack_mark import AckMark
 from raftlog.replica.entry_batches import batch_to_entry, entry_to_batch
 from raftlog.replica.hard_state import HardStateFile
-from raftlog.storage.errors import CorruptBatchError
+from raftlog.storage import power_loss
+from raftlog.storage.errors import CorruptBatchError, LogFailed
 from raftlog.storage.log import SegmentedLog
+from raftlog.storage.offloop_sync import SyncFailed, fdatasync_chain
 from raftlog.storage.values import AppendResult
 
 READ_COUNT_MAX = 4096
+LOG_STEP = SYNC_STEPS[0]
 
 
 @attrs.define(eq=False)
@@ -122,10 +128,38 @@ class SegmentGroupLog:
         self.hard_state_file.save(state)
         self._hard_state = state
 
-    def sync(self) -> None:
-        durable = self.log.sync()
-        if self.ack_mark is not None and durable.entry_index >= self.log.first_entry_index:
-            self.ack_mark.save(durable.entry_index, self.log.entry_term(durable.entry_index))
+    async def sync(self) -> None:
+        """fdatasync the log, then move the acknowledgement mark to its end, both in one
+        chain off the event loop (`offloop_sync`); only then may anything be acknowledged.
+
+        Only this group's Ready loop appends to or truncates its log, and it waits here,
+        so the sync covers exactly the log as it is now: the mark can be made beforehand.
+        """
+        ticket = self.log.sync_begin()
+        mark_at = (ticket.entry_index, 0)
+        mark = None
+        if self.ack_mark is not None and ticket.entry_index >= self.log.first_entry_index:
+            mark_at = (ticket.entry_index, self.log.entry_term(ticket.entry_index))
+            mark = self.ack_mark.prepare(*mark_at)
+        journal = power_loss.journal_entry(ticket.path, ticket.size_bytes)
+        try:
+            await fdatasync_chain(ticket.fd, journal, mark)
+        except SyncFailed as error:
+            if error.step == LOG_STEP:
+                self.log.sync_failed(ticket, error)
+                raise LogFailed(f"fdatasync failed: {error}") from error
+            self.log.sync_end(ticket)
+            raise
+        finally:
+            if mark is not None:
+                os.close(mark[0])
+        durable = self.log.sync_end(ticket, journaled=journal is not None)
+        invariant(
+            durable.entry_index == ticket.entry_index == self.log.last_entry_index,
+            f"{self.log.directory}: the log moved during its sync",
+        )
+        if mark is not None:
+            self.ack_mark.written(*mark_at)  # type: ignore[union-attr]
         if self.log.clear_repair_floor_if_durable():
             logs.event(
                 "repair_done",

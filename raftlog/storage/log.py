@@ -606,11 +606,13 @@ class SegmentedLog:
         self._tickets.append(ticket)
         return ticket
 
-    def sync_end(self, ticket: SyncTicket) -> DurablePoint:
-        """Record what the finished fdatasync made durable."""
+    def sync_end(self, ticket: SyncTicket, *, journaled: bool = False) -> DurablePoint:
+        """Record what the finished fdatasync made durable (`journaled`: its writer
+        already recorded it in the power-loss journal, `power_loss.journal_entry`)."""
         self._release(ticket)
         if (
-            ticket.truncated_to >= ticket.entry_index
+            not journaled
+            and ticket.truncated_to >= ticket.entry_index
             and self._segments[-1].data_path == ticket.path
         ):
             # A truncation or a roll during the sync recorded its own durable size.

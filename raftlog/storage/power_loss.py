@@ -38,7 +38,11 @@ class _Journal:
     def record(self, path: pathlib.Path, size_bytes: int) -> None:
         # One write of one short line to an O_APPEND file: a SIGKILL leaves it whole or
         # absent, and absent errs on the side of losing more, as a power cut may.
-        os.write(self.fd, f"{size_bytes}\t{path}\n".encode())
+        os.write(self.fd, _line(path, size_bytes))
+
+
+def _line(path: pathlib.Path, size_bytes: int) -> bytes:
+    return f"{size_bytes}\t{path}\n".encode()
 
 
 _journal: _Journal | None = None
@@ -52,6 +56,14 @@ def durable(path: pathlib.Path, size_bytes: int) -> None:
     """An fsync just made the first `size_bytes` of the data file `path` durable."""
     if _journal is not None:
         _journal.record(path, size_bytes)
+
+
+def journal_entry(path: pathlib.Path, size_bytes: int) -> tuple[int, bytes] | None:
+    """(journal fd, line) for a writer outside Python that records `durable(path,
+    size_bytes)` itself, right after its fsync; None while the emulation is off."""
+    if _journal is None:
+        return None
+    return _journal.fd, _line(path, size_bytes)
 
 
 def enable(data_dir: pathlib.Path) -> int:
