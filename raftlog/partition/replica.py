@@ -380,6 +380,14 @@ class PartitionReplica:
                     )
                 if verdict.ahead and trio.current_time() < wait_until:
                     return _AHEAD
+                if verdict.ahead and not self.group.leader_caught_up:
+                    # A leader yet to commit in its own term may be a stale one, whose log
+                    # lacks the batches in between (`PartitionChain.end_unknown`): not a
+                    # gap to report, which would make librdkafka renumber its queue.
+                    return ProduceOutcome(
+                        int(ErrorCode.NOT_LEADER_OR_FOLLOWER),
+                        error_message="this leader has not committed in its term yet",
+                    )
                 return ProduceOutcome(int(verdict.error), error_message=verdict.reason)
             if isinstance(verdict, Duplicate):
                 if verdict.offsets is not None:

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import trio
 
-from raftlog.partition.replica import REORDER_WAIT_S
+from raftlog.partition.replica import REORDER_WAIT_S, PartitionReplica
 from raftlog.protocol.errors import ErrorCode
 from raftlog.protocol.records import Record, build_batch
+from raftlog.replica.factory import open_replica_group
 from tests.node.test_replica_group import elect, single_voter_partition
 
 
@@ -70,6 +71,35 @@ def test_batches_behind_a_refused_one_are_refused_alike(tmp_path: Path) -> None:
             assert first.error_code == ErrorCode.NOT_LEADER_OR_FOLLOWER, first
             behind = await replica.produce(_batch(2), -1, 0.2)
             assert behind.error_code == ErrorCode.NOT_LEADER_OR_FOLLOWER, behind
+            nursery.cancel_scope.cancel()
+        storage.log.close()
+
+    trio.run(main)
+
+
+def test_a_leader_yet_to_commit_in_its_term_reports_no_gap(tmp_path: Path) -> None:
+    """A leader whose own term has committed nothing may be a stale one (a replica that
+    missed its group's creation replays it on restart and leads the first term with an
+    empty log): the batches between may be on the replicas it has not heard from yet.
+    Here the other voter never answers, so this leader's NOOP never commits."""
+
+    async def main() -> None:
+        group, storage = open_replica_group(
+            tmp_path, group_id=1, node_id=1, voters=[1, 2], apply=lambda _e: None,
+            send=lambda _message: None, bootstrap=True,
+        )  # fmt: skip
+        replica = PartitionReplica("t", 0, group, storage, lambda: None)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(group.run)
+            group.tick()  # the host's first tick: the first voter of a new group leads
+            with trio.fail_after(5):
+                while not group.is_leader:
+                    await trio.sleep(0.001)
+            assert not group.leader_caught_up
+            first = await replica.produce(_batch(0), -1, 0.2)
+            assert first.error_code == ErrorCode.REQUEST_TIMED_OUT, "it cannot commit alone"
+            ahead = await replica.produce(_batch(2), -1, 5.0)
+            assert ahead.error_code == ErrorCode.NOT_LEADER_OR_FOLLOWER, ahead
             nursery.cancel_scope.cancel()
         storage.log.close()
 
