@@ -30,7 +30,7 @@ from raftlog.replica.hard_state import HardStateFile
 from raftlog.storage import power_loss
 from raftlog.storage.errors import CorruptBatchError, LogFailed
 from raftlog.storage.log import SegmentedLog
-from raftlog.storage.offloop_sync import SyncFailed, fdatasync_chain
+from raftlog.storage.offloop_sync import SyncFailed, fdatasync_chain, in_flight
 from raftlog.storage.values import AppendResult
 
 READ_COUNT_MAX = 4096
@@ -135,6 +135,17 @@ class SegmentGroupLog:
         Only this group's Ready loop appends to or truncates its log, and it waits here,
         so the sync covers exactly the log as it is now: the mark can be made beforehand.
         """
+        async with in_flight():
+            await self._sync_chain()
+        if self.log.clear_repair_floor_if_durable():
+            logs.event(
+                "repair_done",
+                logging.WARNING,
+                directory=str(self.log.directory),
+                last_entry=self.log.last_entry_index,
+            )
+
+    async def _sync_chain(self) -> None:
         ticket = self.log.sync_begin()
         mark_at = (ticket.entry_index, 0)
         mark = None
@@ -160,10 +171,3 @@ class SegmentGroupLog:
         )
         if mark is not None:
             self.ack_mark.written(*mark_at)  # type: ignore[union-attr]
-        if self.log.clear_repair_floor_if_durable():
-            logs.event(
-                "repair_done",
-                logging.WARNING,
-                directory=str(self.log.directory),
-                last_entry=self.log.last_entry_index,
-            )

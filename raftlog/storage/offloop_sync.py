@@ -16,11 +16,29 @@ import errno
 import os
 
 import trio
+from trio.lowlevel import RunVar
 
 from raftlog import native
 
 QUEUE_FULL_RETRY_S = 0.001
-"""A full C queue (thousands of groups syncing at once) drains in about a disk flush."""
+"""A full C queue drains in about a disk flush."""
+CHAINS_IN_FLIGHT_MAX = 64
+"""Chains a node runs at once. Each holds descriptors (the log's duplicate, the mark, the
+eventfd) from before it starts until it ends; thousands of groups syncing together (a new
+topic of many partitions) wait here instead of opening thousands of files."""
+
+_in_flight: RunVar[trio.CapacityLimiter] = RunVar("offloop_sync_in_flight")
+
+
+def in_flight() -> trio.CapacityLimiter:
+    """This trio run's bound on chains in flight; hold it from before the descriptors are
+    opened until they are closed."""
+    try:
+        return _in_flight.get()
+    except LookupError:
+        limiter = trio.CapacityLimiter(CHAINS_IN_FLIGHT_MAX)
+        _in_flight.set(limiter)
+        return limiter
 
 
 class SyncFailed(OSError):
