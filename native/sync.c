@@ -3,6 +3,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <string.h>
 #include <unistd.h>
@@ -64,6 +65,7 @@ static void run_job(rl_sync_job *job) {
 
 static void *worker(void *unused) {
     (void)unused;
+    pthread_setname_np(pthread_self(), "raftlog-sync"); /* for top -H, and the tests */
     pthread_mutex_lock(&lock);
     for (;;) {
         while (count == 0) {
@@ -104,7 +106,12 @@ int rl_sync_submit(rl_sync_job *job) {
         pthread_attr_init(&attributes);
         pthread_attr_setdetachstate(&attributes, PTHREAD_CREATE_DETACHED);
         pthread_attr_setstacksize(&attributes, 64 * 1024);
+        /* Signals stay with Python's threads: the new one starts with all blocked. */
+        sigset_t all, previous;
+        sigfillset(&all);
+        pthread_sigmask(SIG_SETMASK, &all, &previous);
         int error = pthread_create(&thread, &attributes, worker, NULL);
+        pthread_sigmask(SIG_SETMASK, &previous, NULL);
         pthread_attr_destroy(&attributes);
         if (error == 0) {
             threads++;

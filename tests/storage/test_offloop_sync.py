@@ -108,3 +108,19 @@ def test_a_forked_child_gets_a_pool_of_its_own(tmp_path: pathlib.Path) -> None:
     os.close(fd)
     assert os.waitstatus_to_exitcode(status) == 0
     assert (tmp_path / "log").read_bytes() == b"child"
+
+
+def test_sync_threads_are_named_and_take_no_signals(tmp_path: pathlib.Path) -> None:
+    """Signals must reach Python's main thread, never a C thread inside fdatasync."""
+    fd = _open(tmp_path / "log")
+    try:
+        trio.run(fdatasync_chain, fd, None, None)
+    finally:
+        os.close(fd)
+    masks = []
+    for task in pathlib.Path("/proc/self/task").iterdir():
+        if (task / "comm").read_text().strip() == "raftlog-sync":
+            status = (task / "status").read_text()
+            masks.append(next(line for line in status.splitlines() if line.startswith("SigBlk")))
+    assert masks, "no thread named raftlog-sync"
+    assert all(int(mask.split()[1], 16) >= (1 << 31) - 1 for mask in masks), masks
