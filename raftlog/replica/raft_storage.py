@@ -30,7 +30,7 @@ from raftlog.replica.hard_state import HardStateFile
 from raftlog.storage import power_loss
 from raftlog.storage.errors import CorruptBatchError, LogFailed
 from raftlog.storage.log import SegmentedLog
-from raftlog.storage.offloop_sync import SyncFailed, fdatasync_chain, in_flight
+from raftlog.storage.offloop_sync import QUEUE_STEP, SyncFailed, fdatasync_chain, in_flight
 from raftlog.storage.values import AppendResult
 
 READ_COUNT_MAX = 4096
@@ -146,27 +146,29 @@ class SegmentGroupLog:
             )
 
     async def _sync_chain(self) -> None:
-        ticket = self.log.sync_begin()
-        mark_at = (ticket.entry_index, 0)
+        last = self.log.last_entry_index
+        mark_at = (last, 0)
         mark = None
-        if self.ack_mark is not None and ticket.entry_index >= self.log.first_entry_index:
-            mark_at = (ticket.entry_index, self.log.entry_term(ticket.entry_index))
+        if self.ack_mark is not None and last >= self.log.first_entry_index:
+            mark_at = (last, self.log.entry_term(last))
             mark = self.ack_mark.prepare(*mark_at)
-        journal = power_loss.journal_entry(ticket.path, ticket.size_bytes)
         try:
-            await fdatasync_chain(ticket.fd, journal, mark)
-        except SyncFailed as error:
-            if error.step == LOG_STEP:
-                self.log.sync_failed(ticket, error)
-                raise LogFailed(f"fdatasync failed: {error}") from error
-            self.log.sync_end(ticket)
-            raise
+            ticket = self.log.sync_begin()
+            journal = power_loss.journal_entry(ticket.path, ticket.size_bytes)
+            try:
+                await fdatasync_chain(ticket.fd, journal, mark)
+            except SyncFailed as error:
+                if error.step in (QUEUE_STEP, LOG_STEP):  # not durable, or not known to be
+                    self.log.sync_failed(ticket, error)
+                    raise LogFailed(f"fdatasync failed: {error}") from error
+                self.log.sync_end(ticket)  # the log is durable; the mark is not
+                raise
         finally:
             if mark is not None:
                 os.close(mark[0])
         durable = self.log.sync_end(ticket, journaled=journal is not None)
         invariant(
-            durable.entry_index == ticket.entry_index == self.log.last_entry_index,
+            durable.entry_index == ticket.entry_index == last == self.log.last_entry_index,
             f"{self.log.directory}: the log moved during its sync",
         )
         if mark is not None:

@@ -22,6 +22,8 @@ from raftlog import native
 
 QUEUE_FULL_RETRY_S = 0.001
 """A full C queue drains in about a disk flush."""
+QUEUE_STEP = "queueing the sync"
+"""The step named when nothing ran: no eventfd, or no thread could be started."""
 CHAINS_IN_FLIGHT_MAX = 64
 """Chains a node runs at once. Each holds descriptors (the log's duplicate, the mark, the
 eventfd) from before it starts until it ends; thousands of groups syncing together (a new
@@ -55,24 +57,28 @@ async def fdatasync_chain(
     mark: tuple[int, bytes, int] | None = None,
 ) -> None:
     """fdatasync `log_fd`, then append `journal` (fd, line), then write `mark` (fd, bytes,
-    position) and fdatasync it; raise SyncFailed at the first step that fails.
+    position) and fdatasync it; raise SyncFailed at the first step that fails (QUEUE_STEP:
+    none ran).
 
-    Not cancellable once queued, like a started worker thread: the C thread reads the
-    job's buffers and descriptors until it signals, so the caller must keep them open.
+    Not cancellable: the caller began a sync it must end one way or the other, and the C
+    thread reads the job's buffers and descriptors until it signals.
     """
-    done = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
-    try:
-        while True:
-            job = native.submit_sync(done, log_fd, journal, mark)
-            if not isinstance(job, int):
-                break
-            if job != -errno.EAGAIN:
-                raise SyncFailed(-job, "starting a sync thread")
-            await trio.sleep(QUEUE_FULL_RETRY_S)
-        with trio.CancelScope(shield=True):
+    with trio.CancelScope(shield=True):
+        try:
+            done = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
+        except OSError as error:
+            raise SyncFailed(error.errno or errno.EIO, QUEUE_STEP) from error
+        try:
+            while True:
+                job = native.submit_sync(done, log_fd, journal, mark)
+                if not isinstance(job, int):
+                    break
+                if job != -errno.EAGAIN:
+                    raise SyncFailed(-job, QUEUE_STEP)
+                await trio.sleep(QUEUE_FULL_RETRY_S)
             await trio.lowlevel.wait_readable(done)
-    finally:
-        os.close(done)
+        finally:
+            os.close(done)
     code, step = job.outcome()
     if code != 0:
         raise SyncFailed(-code, step or "sync")

@@ -9,6 +9,7 @@ from pathlib import Path
 import trio
 
 from raftlog.protocol.records import Record, build_batch, iter_batches
+from raftlog.raft.entry import Entry, EntryKind
 from raftlog.replica.ack_mark import AckMark
 from raftlog.replica.factory import open_replica_group
 from tests.node.test_replica_group import elect, no_messages
@@ -93,3 +94,31 @@ def test_a_log_cut_cleanly_below_what_was_durable_is_a_detected_loss(tmp_path: P
         assert storage.log.repair_floor == last_index
     finally:
         storage.log.close()
+
+
+def test_a_mark_that_cannot_be_opened_leaves_the_log_as_it_was(tmp_path: Path) -> None:
+    """The mark is prepared before the log's sync begins: failing to open it must leave no
+    sync half begun (a descriptor held, an fdatasync claimed) and the next sync works."""
+    _group, storage = open_replica_group(
+        tmp_path, group_id=1, node_id=1, voters=[1], apply=lambda entries: None,
+        send=no_messages,
+    )  # fmt: skip
+    assert storage.ack_mark is not None
+    real_path = storage.ack_mark.path
+    storage.append_entries([Entry(1, 1, EntryKind.DATA, build_batch([Record(b"v")]))])
+    descriptors = len(os.listdir("/proc/self/fd"))
+    storage.ack_mark.path = tmp_path  # a directory: opening it for writing fails
+    try:
+        trio.run(storage.sync)
+    except IsADirectoryError:
+        pass
+    else:
+        raise AssertionError("the mark could not be written, yet the sync succeeded")
+    assert len(os.listdir("/proc/self/fd")) == descriptors
+    assert storage.log.durable_point().entry_index == 0, "durability claimed with no mark"
+
+    storage.ack_mark.path = real_path
+    trio.run(storage.sync)
+    assert storage.log.durable_point().entry_index == 1
+    assert AckMark(real_path).load() == (1, 1)
+    storage.log.close()
