@@ -20,7 +20,6 @@ import attrs
 
 from raftlog import logs
 from raftlog.invariant import invariant
-from raftlog.native import SYNC_STEPS
 from raftlog.raft.entry import Entry, HardState, Snapshot, SnapshotMetadata
 from raftlog.raft.errors import LogCompacted, LogUnavailable
 from raftlog.raft.membership import Membership
@@ -30,11 +29,10 @@ from raftlog.replica.hard_state import HardStateFile
 from raftlog.storage import power_loss
 from raftlog.storage.errors import CorruptBatchError, LogFailed
 from raftlog.storage.log import SegmentedLog
-from raftlog.storage.offloop_sync import QUEUE_STEP, SyncFailed, fdatasync_chain, in_flight
+from raftlog.storage.offloop_sync import SyncFailed, fdatasync_chain, in_flight
 from raftlog.storage.values import AppendResult
 
 READ_COUNT_MAX = 4096
-LOG_STEP = SYNC_STEPS[0]
 
 
 @attrs.define(eq=False)
@@ -147,18 +145,16 @@ class SegmentGroupLog:
 
     async def _sync_chain(self) -> None:
         last = self.log.last_entry_index
-        mark_at = (last, 0)
-        mark = None
-        if self.ack_mark is not None and last >= self.log.first_entry_index:
-            mark_at = (last, self.log.entry_term(last))
-            mark = self.ack_mark.prepare(*mark_at)
+        ack_mark = self.ack_mark if last >= self.log.first_entry_index else None
+        term = self.log.entry_term(last) if ack_mark is not None else 0
+        mark = None if ack_mark is None else ack_mark.prepare(last, term)
         try:
             ticket = self.log.sync_begin()
             journal = power_loss.journal_entry(ticket.path, ticket.size_bytes)
             try:
                 await fdatasync_chain(ticket.fd, journal, mark)
             except SyncFailed as error:
-                if error.step in (QUEUE_STEP, LOG_STEP):  # not durable, or not known to be
+                if not error.log_durable:
                     self.log.sync_failed(ticket, error)
                     raise LogFailed(f"fdatasync failed: {error}") from error
                 self.log.sync_end(ticket)  # the log is durable; the mark is not
@@ -171,5 +167,5 @@ class SegmentGroupLog:
             durable.entry_index == ticket.entry_index == last == self.log.last_entry_index,
             f"{self.log.directory}: the log moved during its sync",
         )
-        if mark is not None:
-            self.ack_mark.written(*mark_at)  # type: ignore[union-attr]
+        if mark is not None and ack_mark is not None:
+            ack_mark.written(last, term)

@@ -24,6 +24,7 @@ QUEUE_FULL_RETRY_S = 0.001
 """A full C queue drains in about a disk flush."""
 QUEUE_STEP = "queueing the sync"
 """The step named when nothing ran: no eventfd, or no thread could be started."""
+LOG_STEP = native.SYNC_STEPS[0]
 CHAINS_IN_FLIGHT_MAX = 64
 """Chains a node runs at once. Each holds descriptors (the log's duplicate, the mark, the
 eventfd) from before it starts until it ends; thousands of groups syncing together (a new
@@ -49,6 +50,8 @@ class SyncFailed(OSError):
     def __init__(self, code: int, step: str) -> None:
         super().__init__(code, f"{step} failed: {os.strerror(code)}")
         self.step = step
+        self.log_durable = step not in (QUEUE_STEP, LOG_STEP)
+        """Whether the log's fdatasync completed (only a later step failed)."""
 
 
 async def fdatasync_chain(

@@ -41,6 +41,7 @@ def test_a_failing_step_is_named_and_stops_the_chain(tmp_path: pathlib.Path) -> 
         with pytest.raises(SyncFailed, match="log fdatasync") as failed:
             trio.run(fdatasync_chain, reader, None, (mark_fd, b"MARK", 0))
         assert failed.value.step == "log fdatasync"
+        assert not failed.value.log_durable
         assert (tmp_path / "mark").read_bytes() == b"", "a step after the failure ran"
 
         read_only = _open(tmp_path / "mark", os.O_RDONLY)
@@ -48,6 +49,7 @@ def test_a_failing_step_is_named_and_stops_the_chain(tmp_path: pathlib.Path) -> 
             with pytest.raises(SyncFailed, match="mark write") as failed:
                 trio.run(fdatasync_chain, mark_fd, None, (read_only, b"MARK", 0))
             assert failed.value.errno is not None
+            assert failed.value.log_durable, "only the mark's write failed"
         finally:
             os.close(read_only)
     finally:
