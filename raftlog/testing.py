@@ -23,6 +23,8 @@ import attrs
 
 STARTUP_TIMEOUT_S = 60.0
 STOP_GRACE_S = 20.0
+FAILURE_LOG_LINES = 60
+"""Lines of each node's log written to stderr when a `with LocalCluster` block fails."""
 
 
 PORT_RANGE_LOW = 10_000
@@ -229,3 +231,16 @@ class LocalCluster:
     ) -> None:
         with contextlib.suppress(Exception):
             self.stop()
+        if exc_type is not None and not issubclass(exc_type, KeyboardInterrupt):
+            self.report_logs()
+
+    def report_logs(self, lines: int = FAILURE_LOG_LINES) -> None:
+        """Write the end of each node's log to stderr: a test that failed on a CI machine
+        leaves only its output behind, and what the nodes did is most of the story."""
+        for member in self.members:
+            try:
+                tail = member.log_path.read_text(errors="replace").splitlines()[-lines:]
+            except OSError as error:
+                tail = [f"(unreadable: {error})"]
+            sys.stderr.write(f"--- node {member.node_id}: last {len(tail)} log lines ---\n")
+            sys.stderr.write("\n".join(tail) + "\n")
