@@ -26,6 +26,7 @@ from raftlog.raft.membership import Membership
 from raftlog.replica.ack_mark import AckMark
 from raftlog.replica.entry_batches import batch_to_entry, entry_to_batch
 from raftlog.replica.hard_state import HardStateFile
+from raftlog.replica.recent_entries import RecentEntries
 from raftlog.storage import power_loss
 from raftlog.storage.errors import CorruptBatchError, LogFailed
 from raftlog.storage.log import SegmentedLog
@@ -49,6 +50,8 @@ class SegmentGroupLog:
     """Told the first entry index removed when a new leader overwrites a suffix."""
     ack_mark: AckMark | None = None
     """Where `sync` records how far the log is durable, before anything is acknowledged."""
+    recent: RecentEntries = attrs.field(factory=RecentEntries)
+    """The written entries not yet applied, so that applying them reads no file."""
     _hard_state: HardState = attrs.field(init=False, factory=HardState)
 
     def __attrs_post_init__(self) -> None:
@@ -72,6 +75,14 @@ class SegmentGroupLog:
         count = min(high_index - low_index, READ_COUNT_MAX)
         if count <= 0:
             return []
+        limits = self.log.config.limits
+        held = self.recent.read(
+            low_index,
+            min(count, limits.read_entries_count_max),
+            min(max_size_bytes, limits.fetch_bytes_max),
+        )
+        if held is not None:
+            return held
         try:
             batches = self.log.read_entries(low_index, max_size_bytes, count)
         except CorruptBatchError as error:
@@ -111,13 +122,20 @@ class SegmentGroupLog:
     def append_entries(self, entries: Sequence[Entry]) -> None:
         first = entries[0].index
         if first <= self.log.last_entry_index:
+            self.recent.truncated(first)
             self.log.truncate_suffix(first)
             if self.on_truncate is not None:
                 self.on_truncate(first)
         for entry in entries:
-            result = self.log.append(entry_to_batch(entry, self.log.next_offset))
+            batch = entry_to_batch(entry, self.log.next_offset)
+            result = self.log.append(batch)
+            # As a read of the file would rebuild it: stamped offsets, the stored kind.
+            self.recent.written(batch_to_entry(batch, entry.index), len(batch))
             if self.on_append is not None:
                 self.on_append(entry, result)
+
+    def entries_applied(self, index: int) -> None:
+        self.recent.applied(index)
 
     def hard_state_pending(self, state: HardState) -> bool:
         return self.hard_state_file.pending(state)
