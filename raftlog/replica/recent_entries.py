@@ -6,20 +6,45 @@ to storage (etcd's "stable" entries). Read from the segment files, each read cos
 pread, a CRC check of the whole batch and the batch's parsing, per entry: a tenth of a
 busy leader's event loop when it was profiled, for bytes the process wrote a millisecond
 earlier. Kept here, as the entry `SegmentGroupLog.entries` would have built from the
-file, until the group has applied it; bounded in bytes, so a group whose commits stall
-(a lost quorum) falls back to the files instead of holding its backlog in memory.
+file, until the group has applied it; bounded in bytes per group and per process, so
+groups whose commits lag (a slow quorum, a lost one) read the rest of their backlog from
+the files instead of holding it in memory.
 """
 
 from __future__ import annotations
+
+import weakref
 
 import attrs
 
 from raftlog.raft.entry import Entry
 
-RECENT_BYTES_MAX = 4 << 20
-"""Per group: a few produce batches' worth of unapplied entries (an idle group holds none)."""
+RECENT_BYTES_MAX = 16 << 20
+"""Per group: a pipelining producer keeps several 1 MiB batches unapplied at any time."""
+PROCESS_BYTES_MAX = 256 << 20
+"""All groups of a process together (an idle group holds nothing)."""
 COMPACT_AT = 256
 """Dropped entries at the list's front are deleted in one go once this many (and half)."""
+
+
+@attrs.define(eq=False)
+class _Held:
+    bytes: int = 0
+
+
+@attrs.define(eq=False)
+class SharedBound:
+    """Bytes that many `RecentEntries` hold together, and how many they may."""
+
+    bytes_max: int
+    bytes_held: int = 0
+
+    def release(self, held: _Held) -> None:
+        self.bytes_held -= held.bytes
+        held.bytes = 0
+
+
+PROCESS_BOUND = SharedBound(PROCESS_BYTES_MAX)
 
 
 @attrs.define(eq=False)
@@ -27,32 +52,49 @@ class RecentEntries:
     """A contiguous run of written, unapplied entries with the size each takes on disk."""
 
     bytes_max: int = RECENT_BYTES_MAX
+    shared: SharedBound = PROCESS_BOUND
     _entries: list[tuple[Entry, int]] = attrs.field(init=False, factory=list)
     _head: int = attrs.field(init=False, default=0)
     """Entries before `_head` are dropped (a list, not a deque: reads index into it)."""
-    _bytes: int = attrs.field(init=False, default=0)
+    _held: _Held = attrs.field(init=False, factory=_Held)
+
+    def __attrs_post_init__(self) -> None:
+        # A group closed or dropped with entries unapplied gives its share back.
+        weakref.finalize(self, self.shared.release, self._held)
 
     @property
     def bytes_held(self) -> int:
-        return self._bytes
+        return self._held.bytes
 
     def __len__(self) -> int:
         return len(self._entries) - self._head
 
     def written(self, entry: Entry, stored_bytes: int) -> None:
-        """`entry` was written right after the last one held (or starts a new run)."""
+        """`entry` was written after the last one held (or starts a new run).
+
+        When a bound is reached the newest entries are the ones left out, not the
+        oldest: those are the next to be applied. Once one is left out, those after it are
+        too, until everything held is applied and a new run starts.
+        """
         if len(self) and self._entries[-1][0].index + 1 != entry.index:
-            self.clear()
+            if entry.index <= self._entries[-1][0].index:  # rewritten without `truncated`
+                self.clear()
+            else:
+                return  # entries after a left-out one wait for the next run
+        shared = self.shared
+        if (
+            self._held.bytes + stored_bytes > self.bytes_max
+            or shared.bytes_held + stored_bytes > shared.bytes_max
+        ):
+            return
         self._entries.append((entry, stored_bytes))
-        self._bytes += stored_bytes
-        while self._bytes > self.bytes_max:
-            self._drop_first()
+        self._add(stored_bytes)
 
     def truncated(self, first_index: int) -> None:
         """Entries from `first_index` on were cut from the log."""
         while len(self) and self._entries[-1][0].index >= first_index:
             _entry, size = self._entries.pop()
-            self._bytes -= size
+            self._add(-size)
 
     def applied(self, index: int) -> None:
         """Entries up to `index` were applied: nothing will ask for them soon."""
@@ -60,9 +102,9 @@ class RecentEntries:
             self._drop_first()
 
     def clear(self) -> None:
+        self.shared.release(self._held)
         self._entries.clear()
         self._head = 0
-        self._bytes = 0
 
     def read(self, low_index: int, count: int, max_bytes: int) -> list[Entry] | None:
         """What the segment files would answer for `count` entries from `low_index` within
@@ -82,10 +124,14 @@ class RecentEntries:
             total += size
         return result
 
+    def _add(self, size: int) -> None:
+        self._held.bytes += size
+        self.shared.bytes_held += size
+
     def _drop_first(self) -> None:
         _entry, size = self._entries[self._head]
         self._head += 1
-        self._bytes -= size
+        self._add(-size)
         if not len(self):
             self.clear()
         elif self._head >= COMPACT_AT and self._head * 2 >= len(self._entries):

@@ -1,5 +1,6 @@
 """A group's unapplied entries answer from memory exactly as its segment files would."""
 
+import gc
 import tempfile
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from raftlog.raft.entry import Entry, EntryKind
 from raftlog.replica.entry_batches import batch_to_entry
 from raftlog.replica.factory import open_replica_group
 from raftlog.replica.raft_storage import READ_COUNT_MAX, SegmentGroupLog
-from raftlog.replica.recent_entries import RecentEntries
+from raftlog.replica.recent_entries import RecentEntries, SharedBound
 from raftlog.storage.log import SegmentedLog
 
 from .test_replica_group import elect, no_messages
@@ -99,19 +100,24 @@ def test_recent_entries_answer_like_the_files(
         storage.log.close()
 
 
-def test_an_applied_entry_is_let_go_and_a_run_is_bounded() -> None:
+def test_a_full_run_leaves_out_the_newest_until_it_is_applied() -> None:
     recent = RecentEntries(bytes_max=300)
     for index in range(1, 6):
         recent.written(Entry(1, index, EntryKind.NOOP), 100)
-    assert len(recent) == 3 and recent.bytes_held == 300  # 1 and 2 went to make room
-    assert recent.read(2, 1, 1 << 20) is None
-    assert [entry.index for entry in recent.read(3, 3, 1 << 20) or []] == [3, 4, 5]
-    assert [entry.index for entry in recent.read(3, 3, 150) or []] == [3]  # at least one
-    recent.applied(4)
-    assert [entry.index for entry in recent.read(5, 1, 1 << 20) or []] == [5]
-    recent.written(Entry(1, 9, EntryKind.NOOP), 10)  # not after 5: a new run
-    assert len(recent) == 1 and recent.read(5, 1, 1 << 20) is None
-    recent.truncated(9)
+    assert len(recent) == 3 and recent.bytes_held == 300  # 4 and 5 were left out
+    assert recent.read(4, 1, 1 << 20) is None
+    assert [entry.index for entry in recent.read(1, 3, 1 << 20) or []] == [1, 2, 3]
+    assert [entry.index for entry in recent.read(2, 2, 150) or []] == [2]  # at least one
+    recent.applied(2)
+    recent.written(Entry(1, 6, EntryKind.NOOP), 100)  # after a left-out entry: not held
+    assert [entry.index for entry in recent.read(3, 1, 1 << 20) or []] == [3]
+    assert recent.read(6, 1, 1 << 20) is None
+    recent.applied(5)
+    recent.written(Entry(1, 7, EntryKind.NOOP), 100)  # everything held applied: a new run
+    assert [entry.index for entry in recent.read(7, 1, 1 << 20) or []] == [7]
+    recent.written(Entry(2, 7, EntryKind.NOOP), 10)  # rewritten in place: the run restarts
+    assert recent.bytes_held == 10 and recent.read(7, 1, 1 << 20) == [Entry(2, 7, EntryKind.NOOP)]
+    recent.truncated(7)
     assert len(recent) == 0 and recent.bytes_held == 0
 
 
@@ -157,3 +163,20 @@ def test_a_group_applies_what_it_commits_without_reading_its_files(
         storage.log.close()
 
     trio.run(main)
+
+
+def test_groups_share_a_bound_and_a_dropped_group_gives_its_share_back() -> None:
+    shared = SharedBound(bytes_max=300)
+    first, second = RecentEntries(shared=shared), RecentEntries(shared=shared)
+    for index in (1, 2):
+        first.written(Entry(1, index, EntryKind.NOOP), 100)
+    second.written(Entry(1, 1, EntryKind.NOOP), 100)
+    second.written(Entry(1, 2, EntryKind.NOOP), 100)  # over the shared bound: left out
+    assert (first.bytes_held, second.bytes_held, shared.bytes_held) == (200, 100, 300)
+    first.applied(1)
+    assert shared.bytes_held == 200
+    del first
+    gc.collect()
+    assert shared.bytes_held == 100
+    second.clear()
+    assert shared.bytes_held == 0
