@@ -88,7 +88,7 @@ class RaftRouter:
                 self._flush_wanted.set()
                 return
             channel = Channel.HEARTBEAT if heartbeat else Channel.RAFT
-            self.transport.send_nowait(message.to_id, channel, prefix + codec.encode(message))
+            self.transport.send_nowait(message.to_id, channel, codec.encode(message, prefix))
 
         return send
 
@@ -115,7 +115,7 @@ class RaftRouter:
         batches, _rest = coalesce_heartbeats(pending)
         prefix = BATCH_GROUP_ID.to_bytes(GROUP_ID_BYTES, "big")
         for batch in batches:
-            self.transport.send_nowait(batch.to_id, Channel.HEARTBEAT, prefix + codec.encode(batch))
+            self.transport.send_nowait(batch.to_id, Channel.HEARTBEAT, codec.encode(batch, prefix))
             self.heartbeat_batches_sent += 1
 
     # -- MessageHandler ------------------------------------------------------------------
@@ -123,14 +123,14 @@ class RaftRouter:
     def on_message(self, from_peer: int, channel: Channel, payload: bytes) -> None:
         group_id = int.from_bytes(payload[:GROUP_ID_BYTES], "big")
         if group_id == BATCH_GROUP_ID:
-            self._on_batch(from_peer, payload[GROUP_ID_BYTES:])
+            self._on_batch(from_peer, payload)
             return
         group = self.lookup(group_id)
         if group is None:
             self.dropped_unknown_group += 1
             return
         try:
-            message = codec.decode(payload[GROUP_ID_BYTES:])
+            message = codec.decode(payload, start=GROUP_ID_BYTES)
         except codec.CodecError as error:
             self.dropped_undecodable += 1
             logs.event(
@@ -142,7 +142,7 @@ class RaftRouter:
 
     def _on_batch(self, from_peer: int, payload: bytes) -> None:
         try:
-            batch = codec.decode(payload)
+            batch = codec.decode(payload, start=GROUP_ID_BYTES)
         except codec.CodecError as error:
             self.dropped_undecodable += 1
             logs.event("raft_batch_undecodable", logging.WARNING, peer=from_peer, error=str(error))

@@ -27,7 +27,9 @@ def entries(draw: st.DrawFn) -> tuple[Entry, ...]:
     count = draw(st.integers(min_value=0, max_value=5))
     return tuple(
         Entry(
-            draw(u64), start + offset, draw(st.sampled_from(EntryKind)),
+            draw(u64),
+            start + offset,
+            draw(st.sampled_from(EntryKind)),
             draw(st.binary(max_size=40)),
         )
         for offset in range(count)
@@ -106,8 +108,28 @@ def test_integers_out_of_range_are_refused_when_encoding() -> None:
 
 def test_non_contiguous_entries_are_refused() -> None:
     message = AppendEntries(
-        1, 2, 3, 4, 3, 0,
+        1,
+        2,
+        3,
+        4,
+        3,
+        0,
         (Entry(3, 5, EntryKind.DATA, b"a"), Entry(3, 7, EntryKind.DATA, b"b")),
     )
     with pytest.raises(CodecError, match="contiguous"):
         decode(encode(message))
+
+
+@settings(max_examples=200)
+@given(any_message, st.binary(max_size=8))
+def test_a_routing_prefix_is_written_and_skipped_in_place(message: object, prefix: bytes) -> None:
+    encoded = encode(message, prefix)  # type: ignore[arg-type]
+    assert encoded == prefix + encode(message)  # type: ignore[arg-type]
+    assert decode(bytes(encoded), start=len(prefix)) == message
+
+
+def test_a_start_outside_the_message_is_refused() -> None:
+    encoded = bytes(encode(AppendEntries(1, 2, 1, 0, 0, 0)))
+    for start in (-1, len(encoded) + 1):
+        with pytest.raises(CodecError, match="outside"):
+            decode(encoded, start=start)
