@@ -134,14 +134,33 @@ class Controller:
             return result
         if self.forward is None or not group.leader_id:
             raise NoControllerLeader("no controller leader is known")
-        with trio.fail_after(max(timeout_s, 0.001)):
-            reply = await self.forward(group.leader_id, command)
-            if "error_code" in reply:
-                if int(reply["error_code"]) == NOT_CONTROLLER:
-                    raise NoControllerLeader(str(reply["message"]))
-                raise MetadataError(int(reply["error_code"]), str(reply["message"]))
-            while group.applied_index < int(reply["index"]):
-                await trio.sleep(0.005)
+        leader, reply = group.leader_id, None
+        try:
+            with trio.fail_after(max(timeout_s, 0.001)):
+                reply = await self.forward(leader, command)
+                if "error_code" in reply:
+                    if int(reply["error_code"]) == NOT_CONTROLLER:
+                        raise NoControllerLeader(str(reply["message"]))
+                    raise MetadataError(int(reply["error_code"]), str(reply["message"]))
+                while group.applied_index < int(reply["index"]):
+                    await trio.sleep(0.005)
+        except trio.TooSlowError:
+            # Answered as Kafka's own forwarding answers a timeout, never by dropping the
+            # client's connection; and said in the log, which step it was stuck at.
+            waited_for = "the leader's answer" if reply is None else "applying it here"
+            logs.event(
+                "metadata_command_timed_out",
+                logging.WARNING,
+                command=command.get("type"),
+                leader=leader,
+                waited_for=waited_for,
+                entry=-1 if reply is None else int(reply["index"]),
+                applied=group.applied_index,
+                leader_now=group.leader_id,
+            )
+            raise ControllerUnavailable(
+                REQUEST_TIMED_OUT, f"the metadata command timed out waiting for {waited_for}"
+            ) from None
         if command["type"] == "create_topic":
             return self.state.topics[command["name"]]
         return reply.get("result")
