@@ -129,8 +129,9 @@ class SegmentGroupLog:
         for entry in entries:
             batch = entry_to_batch(entry, self.log.next_offset)
             result = self.log.append(batch)
-            # As a read of the file would rebuild it: stamped offsets, the stored kind.
-            self.recent.written(batch_to_entry(batch, entry.index), len(batch))
+            if self.recent.takes(entry.index, len(batch)):
+                # As a read of the file would rebuild it: stamped offsets, the stored kind.
+                self.recent.written(batch_to_entry(batch, entry.index), len(batch))
             if self.on_append is not None:
                 self.on_append(entry, result)
 
@@ -185,5 +186,5 @@ class SegmentGroupLog:
             durable.entry_index == ticket.entry_index == last == self.log.last_entry_index,
             f"{self.log.directory}: the log moved during its sync",
         )
-        if mark is not None and ack_mark is not None:
+        if ack_mark is not None:
             ack_mark.written(last, term)

@@ -76,19 +76,24 @@ class RecentEntries:
         oldest: those are the next to be applied. Once one is left out, those after it are
         too, until everything held is applied and a new run starts.
         """
-        if len(self) and self._entries[-1][0].index + 1 != entry.index:
-            if entry.index <= self._entries[-1][0].index:  # rewritten without `truncated`
-                self.clear()
-            else:
-                return  # entries after a left-out one wait for the next run
-        shared = self.shared
-        if (
-            self._held.bytes + stored_bytes > self.bytes_max
-            or shared.bytes_held + stored_bytes > shared.bytes_max
-        ):
+        if len(self) and entry.index <= self._entries[-1][0].index:
+            self.clear()  # rewritten without `truncated`: the run restarts
+        if not self.takes(entry.index, stored_bytes):
             return
         self._entries.append((entry, stored_bytes))
         self._add(stored_bytes)
+
+    def takes(self, index: int, stored_bytes: int) -> bool:
+        """Whether `written` would keep an entry at `index` of that size: the caller builds
+        the entry (a copy of the batch) only then, not for every entry of a full run."""
+        if len(self) and index != self._entries[-1][0].index + 1:
+            # After a left-out entry, those that follow wait for the next run.
+            return index <= self._entries[-1][0].index
+        shared = self.shared
+        return (
+            self._held.bytes + stored_bytes <= self.bytes_max
+            and shared.bytes_held + stored_bytes <= shared.bytes_max
+        )
 
     def truncated(self, first_index: int) -> None:
         """Entries from `first_index` on were cut from the log."""

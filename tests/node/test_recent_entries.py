@@ -105,6 +105,7 @@ def test_a_full_run_leaves_out_the_newest_until_it_is_applied() -> None:
     for index in range(1, 6):
         recent.written(Entry(1, index, EntryKind.NOOP), 100)
     assert len(recent) == 3 and recent.bytes_held == 300  # 4 and 5 were left out
+    assert not recent.takes(6, 1) and recent.takes(2, 100)  # after a gap; a rewrite restarts
     assert recent.read(4, 1, 1 << 20) is None
     assert [entry.index for entry in recent.read(1, 3, 1 << 20) or []] == [1, 2, 3]
     assert [entry.index for entry in recent.read(2, 2, 150) or []] == [2]  # at least one
