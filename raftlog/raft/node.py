@@ -372,6 +372,22 @@ class RawNode:
         """
         return self._quiesced and not self.has_ready()
 
+    def sent_to_every_peer(self) -> int:
+        """The last index a leader has sent to every peer (the next append to each starts
+        after it, short of a rejection); the last index anywhere else, where no peer reads
+        from this log. Storage may let go of what it keeps at hand up to here."""
+        last_index = self._log.last_index()
+        if self.role != Role.LEADER:
+            return last_index
+        return min(
+            (
+                entry.next_index - 1
+                for node_id, entry in self._progress.items()
+                if node_id != self.id
+            ),
+            default=last_index,
+        )
+
     def statistics(self) -> RaftStatistics:
         progress: tuple[PeerProgress, ...] = ()
         if self.role == Role.LEADER:

@@ -44,8 +44,9 @@ class GroupLog(Protocol):
     def save_hard_state(self, state: HardState) -> None:
         """Store term, vote and commit (term and vote durably)."""
 
-    def entries_applied(self, index: int) -> None:
-        """Entries up to `index` were applied: the log need not keep them at hand."""
+    def entries_applied(self, index: int, sent_index: int) -> None:
+        """Entries up to `index` were applied, and up to `sent_index` sent to every peer:
+        the log need not keep those at hand."""
 
     async def sync(self) -> None:
         """Make every appended byte durable (fdatasync) without blocking the event loop;
@@ -267,9 +268,10 @@ class ReplicaGroup:
         if ready.committed_entries:
             self.apply(ready.committed_entries)
             self._applied_index = ready.committed_entries[-1].index
-            self.log.entries_applied(self._applied_index)
             terms = {entry.index: entry.term for entry in ready.committed_entries}
             self._release(self._commit_waiters, self._applied_index, terms)
+        if ready.committed_entries or (early and ready.messages):
+            self.log.entries_applied(self._applied_index, self.raw.sent_to_every_peer())
         self.raw.advance(ready)
 
     async def _save_hard_state(self, state: HardState) -> None:

@@ -51,7 +51,7 @@ class SegmentGroupLog:
     ack_mark: AckMark | None = None
     """Where `sync` records how far the log is durable, before anything is acknowledged."""
     recent: RecentEntries = attrs.field(factory=RecentEntries)
-    """The written entries not yet applied, so that applying them reads no file."""
+    """The entries written lately, so that applying and resending them reads no file."""
     _hard_state: HardState = attrs.field(init=False, factory=HardState)
 
     def __attrs_post_init__(self) -> None:
@@ -135,8 +135,8 @@ class SegmentGroupLog:
             if self.on_append is not None:
                 self.on_append(entry, result)
 
-    def entries_applied(self, index: int) -> None:
-        self.recent.applied(index)
+    def entries_applied(self, index: int, sent_index: int) -> None:
+        self.recent.applied(index, sent_index)
 
     def hard_state_pending(self, state: HardState) -> bool:
         return self.hard_state_file.pending(state)

@@ -1,14 +1,19 @@
-"""The entries a group wrote and has not applied yet, kept in memory.
+"""The entries a group wrote recently, kept in memory until nothing will read them soon.
 
-Every entry is read back at least once after it is written: the Ready loop applies it
-once it commits, on the leader and on every follower, and by then the core has handed it
-to storage (etcd's "stable" entries). Read from the segment files, each read costs a
-pread, a CRC check of the whole batch and the batch's parsing, per entry: a tenth of a
-busy leader's event loop when it was profiled, for bytes the process wrote a millisecond
-earlier. Kept here, as the entry `SegmentGroupLog.entries` would have built from the
-file, until the group has applied it; bounded in bytes per group and per process, so
-groups whose commits lag (a slow quorum, a lost one) read the rest of their backlog from
-the files instead of holding it in memory.
+Every entry is read back after it is written: the Ready loop applies it once it commits,
+on the leader and on every follower (by then the core has handed it to storage: etcd's
+"stable" entries), and a leader sends it again to each follower that had not been sent it
+yet (the slower follower of three, whose acknowledgement the commit did not wait for).
+Read from the segment files, each read costs a pread, a CRC check of the whole batch and
+the batch's parsing, per entry: a tenth of a busy leader's event loop when it was
+profiled, for bytes the process wrote a millisecond earlier.
+
+Kept here, as the entry `SegmentGroupLog.entries` would have built from the file, until
+the group has applied it and (on a leader) sent it to every peer. Bounded in bytes per
+group and per process: when a group's share is full, applied entries a lagging peer may
+still need are dropped, oldest first; when only unapplied ones are held, the newest are
+left out instead, since the oldest are the next to be applied. Groups whose commits lag
+(a slow quorum, a lost one) read the rest of their backlog from the files.
 """
 
 from __future__ import annotations
@@ -19,8 +24,9 @@ import attrs
 
 from raftlog.raft.entry import Entry
 
-RECENT_BYTES_MAX = 16 << 20
-"""Per group: a pipelining producer keeps several 1 MiB batches unapplied at any time."""
+RECENT_BYTES_MAX = 64 << 20
+"""Per group: what a leader may hold uncommitted (`RaftConfig.max_uncommitted_entries_size_bytes`),
+which pipelining producers fill: several in-flight requests of 1 MiB batches per client."""
 PROCESS_BYTES_MAX = 256 << 20
 """All groups of a process together (an idle group holds nothing)."""
 COMPACT_AT = 256
@@ -49,7 +55,7 @@ PROCESS_BOUND = SharedBound(PROCESS_BYTES_MAX)
 
 @attrs.define(eq=False)
 class RecentEntries:
-    """A contiguous run of written, unapplied entries with the size each takes on disk."""
+    """A contiguous run of recently written entries with the size each takes on disk."""
 
     bytes_max: int = RECENT_BYTES_MAX
     shared: SharedBound = PROCESS_BOUND
@@ -57,6 +63,8 @@ class RecentEntries:
     _head: int = attrs.field(init=False, default=0)
     """Entries before `_head` are dropped (a list, not a deque: reads index into it)."""
     _held: _Held = attrs.field(init=False, factory=_Held)
+    _applied_index: int = attrs.field(init=False, default=0)
+    """Entries up to here may be dropped to make room (a peer reads them from the files)."""
 
     def __attrs_post_init__(self) -> None:
         # A group closed or dropped with entries unapplied gives its share back.
@@ -72,9 +80,10 @@ class RecentEntries:
     def written(self, entry: Entry, stored_bytes: int) -> None:
         """`entry` was written after the last one held (or starts a new run).
 
-        When a bound is reached the newest entries are the ones left out, not the
-        oldest: those are the next to be applied. Once one is left out, those after it are
-        too, until everything held is applied and a new run starts.
+        When a bound is reached, applied entries make room, oldest first; past those, the
+        newest entries are the ones left out, not the oldest: those are the next to be
+        applied. Once one is left out, those after it are too, until everything held is
+        let go and a new run starts.
         """
         if len(self) and entry.index <= self._entries[-1][0].index:
             self.clear()  # rewritten without `truncated`: the run restarts
@@ -84,16 +93,27 @@ class RecentEntries:
         self._add(stored_bytes)
 
     def takes(self, index: int, stored_bytes: int) -> bool:
-        """Whether `written` would keep an entry at `index` of that size: the caller builds
-        the entry (a copy of the batch) only then, not for every entry of a full run."""
+        """Whether `written` would keep an entry at `index` of that size, dropping applied
+        entries to make room: the caller builds the entry (a copy of the batch) only then,
+        not for every entry of a full run."""
         if len(self) and index != self._entries[-1][0].index + 1:
-            # After a left-out entry, those that follow wait for the next run.
-            return index <= self._entries[-1][0].index
-        shared = self.shared
+            if index <= self._entries[-1][0].index:
+                return True  # a rewrite: the run restarts
+            if self._entries[-1][0].index > self._applied_index:
+                return False  # after a left-out entry, those that follow wait for a new run
+            self.clear()  # all held are applied, kept only for lagging peers: start anew
+        while not self._fits(stored_bytes) and self._first_applied():
+            self._drop_first()
+        return self._fits(stored_bytes)
+
+    def _fits(self, stored_bytes: int) -> bool:
         return (
             self._held.bytes + stored_bytes <= self.bytes_max
-            and shared.bytes_held + stored_bytes <= shared.bytes_max
+            and self.shared.bytes_held + stored_bytes <= self.shared.bytes_max
         )
+
+    def _first_applied(self) -> bool:
+        return len(self) > 0 and self._entries[self._head][0].index <= self._applied_index
 
     def truncated(self, first_index: int) -> None:
         """Entries from `first_index` on were cut from the log."""
@@ -101,9 +121,13 @@ class RecentEntries:
             _entry, size = self._entries.pop()
             self._add(-size)
 
-    def applied(self, index: int) -> None:
-        """Entries up to `index` were applied: nothing will ask for them soon."""
-        while len(self) and self._entries[self._head][0].index <= index:
+    def applied(self, index: int, sent_index: int | None = None) -> None:
+        """Entries up to `index` were applied, and up to `sent_index` (default: `index`)
+        every peer has been sent: nothing will ask for those soon. Applied entries above
+        `sent_index` stay while there is room, for the peers that lag."""
+        self._applied_index = index
+        released = index if sent_index is None else min(index, sent_index)
+        while len(self) and self._entries[self._head][0].index <= released:
             self._drop_first()
 
     def clear(self) -> None:

@@ -44,7 +44,7 @@ _operations = st.lists(
     st.one_of(
         st.tuples(st.just("append"), _entry_specs),
         st.tuples(st.just("overwrite"), st.integers(0, 10), _entry_specs),
-        st.tuples(st.just("applied"), st.integers(0, 40)),
+        st.tuples(st.just("applied"), st.integers(0, 40), st.integers(0, 40)),
         st.tuples(st.just("read"), st.integers(0, 40), st.integers(1, 12), st.integers(1, 9000)),
     ),
     max_size=25,
@@ -79,7 +79,8 @@ def test_recent_entries_answer_like_the_files(
                 term += 1  # a new leader's entries replace the suffix
                 storage.append_entries(entries_from(first, operation[2]))  # type: ignore[arg-type]
             elif operation[0] == "applied":
-                storage.entries_applied(min(int(operation[1]), last))  # type: ignore[call-overload]
+                applied = min(int(operation[1]), last)  # type: ignore[call-overload]
+                storage.entries_applied(applied, int(operation[2]))  # type: ignore[call-overload]
             else:
                 _kind, low, span, max_bytes = operation
                 low = 1 + int(low) % max(last, 1)  # type: ignore[call-overload]
@@ -119,6 +120,29 @@ def test_a_full_run_leaves_out_the_newest_until_it_is_applied() -> None:
     recent.written(Entry(2, 7, EntryKind.NOOP), 10)  # rewritten in place: the run restarts
     assert recent.bytes_held == 10 and recent.read(7, 1, 1 << 20) == [Entry(2, 7, EntryKind.NOOP)]
     recent.truncated(7)
+    assert len(recent) == 0 and recent.bytes_held == 0
+
+
+def test_applied_entries_a_peer_lacks_stay_until_room_is_needed() -> None:
+    recent = RecentEntries(bytes_max=300)
+    for index in range(1, 4):
+        recent.written(Entry(1, index, EntryKind.NOOP), 100)
+    recent.applied(3, sent_index=1)  # a lagging follower was sent entry 1 only
+    assert [entry.index for entry in recent.read(2, 2, 1 << 20) or []] == [2, 3]
+    recent.written(Entry(1, 4, EntryKind.NOOP), 100)  # room for it as it is
+    recent.written(Entry(1, 5, EntryKind.NOOP), 100)  # the oldest applied entry makes room
+    assert recent.read(2, 1, 1 << 20) is None
+    assert [entry.index for entry in recent.read(3, 3, 1 << 20) or []] == [3, 4, 5]
+    recent.written(Entry(1, 6, EntryKind.NOOP), 100)
+    assert [entry.index for entry in recent.read(4, 3, 1 << 20) or []] == [4, 5, 6]
+    recent.written(Entry(1, 7, EntryKind.NOOP), 1)  # nothing applied left to drop: left out
+    assert recent.read(7, 1, 1 << 20) is None and recent.bytes_held == 300
+    recent.applied(6, sent_index=4)  # a lagging follower still needs 5 and 6
+    assert [entry.index for entry in recent.read(5, 2, 1 << 20) or []] == [5, 6]
+    recent.written(Entry(1, 8, EntryKind.NOOP), 100)  # after the gap: all held applied, anew
+    assert [entry.index for entry in recent.read(8, 1, 1 << 20) or []] == [8]
+    assert recent.read(6, 1, 1 << 20) is None and recent.bytes_held == 100
+    recent.applied(8, sent_index=8)
     assert len(recent) == 0 and recent.bytes_held == 0
 
 

@@ -406,6 +406,25 @@ def test_the_in_flight_window_bounds_appends_to_a_silent_follower() -> None:
     assert progress[3].inflight_messages == 3
 
 
+def test_sent_to_every_peer_trails_the_follower_sent_the_least() -> None:
+    cluster = _cluster(max_inflight_messages=2, max_size_per_message_bytes=64)
+    leader = cluster.raw(1)
+    assert leader.sent_to_every_peer() == leader.log.last_index()
+    cluster.network.partition({3: 1})
+    before = leader.log.last_index()
+    for _ in range(10):
+        leader.propose(b"x" * 30)
+        cluster.flush()
+    assert leader.log.committed == leader.log.last_index() > before + 2
+    assert leader.sent_to_every_peer() == before + 2  # two appends in flight to 3, then paused
+    assert cluster.raw(2).sent_to_every_peer() == cluster.raw(2).log.last_index()
+    cluster.network.heal()
+    for _ in range(30):
+        cluster.tick_all()
+        cluster.flush()
+    assert leader.sent_to_every_peer() == leader.log.last_index()
+
+
 def test_uncommitted_bytes_are_bounded_on_the_leader() -> None:
     cluster = _cluster()
     cluster.network.partition({1: 1})
