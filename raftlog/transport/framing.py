@@ -25,13 +25,15 @@ class MessageTooLarge(ProtocolViolation):
     """A length prefix announced a message over the limit."""
 
 
-def frame_messages(payloads: Iterable[bytes]) -> bytes:
-    """Concatenate payloads with their length prefixes into one buffer (one copy)."""
-    parts: list[bytes] = []
+def message_pieces(payloads: Iterable[bytes | bytearray]) -> list[memoryview]:
+    """Each payload's length prefix and the payload itself, as views (no copy): the bytes of
+    a channel stream are these pieces back to back."""
+    pieces: list[memoryview] = []
     for payload in payloads:
-        parts.append(_PREFIX.pack(len(payload)))
-        parts.append(payload)
-    return b"".join(parts)
+        pieces.append(memoryview(_PREFIX.pack(len(payload))))
+        if payload:
+            pieces.append(memoryview(payload))
+    return pieces
 
 
 class MessageDecoder:

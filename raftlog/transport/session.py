@@ -25,6 +25,8 @@ reset channel stream) raises ProtocolViolation; the driver closes that connectio
 
 from __future__ import annotations
 
+import collections
+
 import attrs
 import h2.config
 import h2.connection
@@ -41,8 +43,10 @@ from raftlog.transport.channels import (
     Channel,
     channel_path,
 )
+from raftlog.transport.data_frames import AVAILABLE as DIRECT_DATA_FRAMES
+from raftlog.transport.data_frames import account_data_frame
 from raftlog.transport.errors import ProtocolViolation
-from raftlog.transport.framing import MessageDecoder, frame_messages
+from raftlog.transport.framing import MessageDecoder, message_pieces
 from raftlog.transport.limits import TransportLimits
 from raftlog.transport.queues import ChannelQueue
 
@@ -119,10 +123,33 @@ def _header_int(headers: dict[bytes, bytes], name: bytes) -> int:
 
 @attrs.define(eq=False)
 class _Outbound:
-    """Bytes of one channel already framed and taken from the queue, not yet in h2."""
+    """Messages of one channel taken from its queue and not yet in DATA frames, as length
+    prefixes and payload views in wire order."""
 
     stream_id: int
-    pending: memoryview = attrs.field(factory=lambda: memoryview(b""))
+    pieces: collections.deque[memoryview] = attrs.field(factory=collections.deque)
+    size_bytes: int = 0
+
+    def add(self, payloads: list[bytes]) -> None:
+        for piece in message_pieces(payloads):
+            self.pieces.append(piece)
+            self.size_bytes += len(piece)
+
+    def take(self, size_bytes: int) -> list[memoryview]:
+        """The next `size_bytes` of the stream (at most `size_bytes` held), as views."""
+        taken: list[memoryview] = []
+        self.size_bytes -= size_bytes
+        while size_bytes:
+            piece = self.pieces[0]
+            if len(piece) <= size_bytes:
+                self.pieces.popleft()
+                taken.append(piece)
+                size_bytes -= len(piece)
+            else:
+                taken.append(piece[:size_bytes])
+                self.pieces[0] = piece[size_bytes:]
+                size_bytes = 0
+        return taken
 
 
 class Session:
@@ -161,6 +188,8 @@ class Session:
         if extra_window > 0:
             self._h2.increment_flow_control_window(extra_window)
         self._outbound: dict[Channel, _Outbound] = {}
+        self._direct: list[bytes | memoryview] = []
+        """Bytes out in order when DATA frames are written beside h2: h2's, headers, views."""
         self._inbound: dict[int, tuple[Channel, MessageDecoder]] = {}
         self.hello_done = False
         """Set once both ends know who the other is (hello answered / accepted)."""
@@ -362,25 +391,36 @@ class Session:
                 continue
             budget_bytes = round_bytes_max
             while budget_bytes > 0:
-                if not outbound.pending:
+                if not outbound.size_bytes:
                     payloads = queues[channel].take(budget_bytes)
                     if not payloads:
                         break
-                    outbound.pending = memoryview(frame_messages(payloads))
+                    outbound.add(payloads)
                 window_bytes = self._h2.local_flow_control_window(outbound.stream_id)
                 if window_bytes <= 0:
                     break
                 size_bytes = min(
-                    len(outbound.pending),
+                    outbound.size_bytes,
                     window_bytes,
                     self._h2.max_outbound_frame_size,
                     budget_bytes,
                 )
-                self._h2.send_data(outbound.stream_id, outbound.pending[:size_bytes].tobytes())
-                outbound.pending = outbound.pending[size_bytes:]
+                self._send_data(outbound.stream_id, size_bytes, outbound.take(size_bytes))
                 budget_bytes -= size_bytes
                 total_bytes += size_bytes
         return total_bytes
+
+    def _send_data(self, stream_id: int, size_bytes: int, pieces: list[memoryview]) -> None:
+        """One DATA frame of `pieces`; written beside h2 when that is known to match h2
+        (`data_frames`), so the payload is copied once, in `data_to_send`, not five times."""
+        if not DIRECT_DATA_FRAMES:
+            self._h2.send_data(stream_id, b"".join(pieces))
+            return
+        queued = self._h2.data_to_send()
+        if queued:
+            self._direct.append(queued)
+        self._direct.append(account_data_frame(self._h2, stream_id, size_bytes))
+        self._direct.extend(pieces)
 
     @property
     def open_channels(self) -> frozenset[Channel]:
@@ -395,4 +435,11 @@ class Session:
         self._h2.close_connection(h2.errors.ErrorCodes.NO_ERROR)
 
     def data_to_send(self) -> bytes:
-        return self._h2.data_to_send()
+        queued = self._h2.data_to_send()
+        if not self._direct:
+            return queued
+        if queued:
+            self._direct.append(queued)
+        data = b"".join(self._direct)
+        self._direct.clear()
+        return data

@@ -21,7 +21,7 @@ from raftlog.transport.framing import (
     encode_failure,
     encode_request,
     encode_response,
-    frame_messages,
+    message_pieces,
 )
 from raftlog.transport.limits import reconnect_delay_s
 from raftlog.transport.queues import ChannelQueue
@@ -34,7 +34,7 @@ from raftlog.transport.queues import ChannelQueue
 def test_decoder_returns_every_message_in_order_however_the_bytes_are_split(
     payloads: list[bytes], cuts: list[int]
 ) -> None:
-    wire = frame_messages(payloads)
+    wire = b"".join(message_pieces(payloads))
     positions = sorted({0, len(wire), *(cut % (len(wire) + 1) for cut in cuts)})
     decoder = MessageDecoder(message_size_bytes_max=300)
     received: list[bytes] = []
@@ -46,7 +46,7 @@ def test_decoder_returns_every_message_in_order_however_the_bytes_are_split(
 
 def test_decoder_rejects_an_oversized_prefix_before_the_payload_arrives() -> None:
     decoder = MessageDecoder(message_size_bytes_max=1024)
-    assert decoder.receive_data(frame_messages([b"x" * 1024])) == [b"x" * 1024]
+    assert decoder.receive_data(b"".join(message_pieces([b"x" * 1024]))) == [b"x" * 1024]
     with pytest.raises(MessageTooLarge):
         # Only the 4-byte prefix: the decoder must refuse without waiting for 1025 bytes.
         decoder.receive_data((1025).to_bytes(4, "big"))
