@@ -38,7 +38,7 @@ from raftlog.raft.heartbeat_batch import (
 )
 from raftlog.raft.messages import Heartbeat, HeartbeatResponse, Message
 from raftlog.replica.group import ReplicaGroup
-from raftlog.transport import Channel, NoSuchMethod, Transport
+from raftlog.transport import Channel, Gathered, NoSuchMethod, Transport
 
 GROUP_ID_BYTES = 8
 BATCH_GROUP_ID = (1 << 64) - 1
@@ -88,7 +88,9 @@ class RaftRouter:
                 self._flush_wanted.set()
                 return
             channel = Channel.HEARTBEAT if heartbeat else Channel.RAFT
-            self.transport.send_nowait(message.to_id, channel, codec.encode(message, prefix))
+            parts = codec.encode_parts(message, prefix)
+            payload = parts[0] if len(parts) == 1 else Gathered.of(parts)
+            self.transport.send_nowait(message.to_id, channel, payload)
 
         return send
 

@@ -14,6 +14,7 @@ from raftlog.transport.errors import (
     SameNodeId,
     TransportError,
 )
+from raftlog.transport.framing import Gathered, Payload
 from raftlog.transport.limits import TransportLimits
 from raftlog.transport.statistics import ChannelStatistics, PeerStatistics, TransportStatistics
 from raftlog.transport.transport import MessageHandler, Transport
@@ -21,8 +22,10 @@ from raftlog.transport.transport import MessageHandler, Transport
 __all__ = [
     "Channel",
     "ChannelStatistics",
+    "Gathered",
     "MessageHandler",
     "NoSuchMethod",
+    "Payload",
     "PeerStatistics",
     "PeerUnavailable",
     "ProtocolViolation",

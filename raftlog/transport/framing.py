@@ -25,14 +25,37 @@ class MessageTooLarge(ProtocolViolation):
     """A length prefix announced a message over the limit."""
 
 
-def message_pieces(payloads: Iterable[bytes | bytearray]) -> list[memoryview]:
+@attrs.frozen
+class Gathered:
+    """One message sent as several buffers back to back, never joined by the sender: an
+    append's entries go out from the very `bytes` the log holds, not from a copy."""
+
+    parts: tuple[bytes | bytearray, ...]
+    size_bytes: int
+
+    @classmethod
+    def of(cls, parts: list[bytes | bytearray]) -> Gathered:
+        return cls(tuple(parts), sum(len(part) for part in parts))
+
+    def __len__(self) -> int:
+        return self.size_bytes
+
+    def __bytes__(self) -> bytes:
+        return b"".join(self.parts)
+
+
+Payload = bytes | bytearray | Gathered
+"""What a channel message may be handed to the transport as; it arrives as `bytes`."""
+
+
+def message_pieces(payloads: Iterable[Payload]) -> list[memoryview]:
     """Each payload's length prefix and the payload itself, as views (no copy): the bytes of
     a channel stream are these pieces back to back."""
     pieces: list[memoryview] = []
     for payload in payloads:
         pieces.append(memoryview(_PREFIX.pack(len(payload))))
-        if payload:
-            pieces.append(memoryview(payload))
+        parts = payload.parts if isinstance(payload, Gathered) else (payload,)
+        pieces.extend(memoryview(part) for part in parts if part)
     return pieces
 
 

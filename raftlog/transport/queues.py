@@ -14,6 +14,7 @@ import attrs
 import trio
 
 from raftlog.invariant import invariant
+from raftlog.transport.framing import Payload
 
 
 @attrs.frozen
@@ -32,7 +33,7 @@ class ChannelQueueStatistics:
 class ChannelQueue:
     messages_max: int
     bytes_max: int
-    _items: collections.deque[bytes] = attrs.field(factory=collections.deque, init=False)
+    _items: collections.deque[Payload] = attrs.field(factory=collections.deque, init=False)
     _depth_bytes: int = attrs.field(default=0, init=False)
     _messages_taken: int = attrs.field(default=0, init=False)
     _bytes_taken: int = attrs.field(default=0, init=False)
@@ -49,7 +50,7 @@ class ChannelQueue:
             and self._depth_bytes + size_bytes <= self.bytes_max
         )
 
-    def put_nowait(self, payload: bytes) -> bool:
+    def put_nowait(self, payload: Payload) -> bool:
         """Enqueue if there is room; otherwise count a drop and return False."""
         if self._room or not self._fits(len(payload)):
             # Waiting senders go first, so a burst of put_nowait cannot starve `put`.
@@ -58,7 +59,7 @@ class ChannelQueue:
         self._append(payload)
         return True
 
-    async def put(self, payload: bytes) -> None:
+    async def put(self, payload: Payload) -> None:
         """Enqueue, waiting for room first (backpressure).
 
         With room it checks for cancellation but does not yield to the scheduler: a
@@ -76,13 +77,13 @@ class ChannelQueue:
         self._append(payload)
         self._wake_next_if_room()
 
-    def _append(self, payload: bytes) -> None:
+    def _append(self, payload: Payload) -> None:
         self._items.append(payload)
         self._depth_bytes += len(payload)
 
-    def take(self, bytes_max: int) -> list[bytes]:
+    def take(self, bytes_max: int) -> list[Payload]:
         """Remove messages from the head up to `bytes_max` (at least one if any)."""
-        taken: list[bytes] = []
+        taken: list[Payload] = []
         taken_bytes = 0
         while self._items and (not taken or taken_bytes + len(self._items[0]) <= bytes_max):
             payload = self._items.popleft()

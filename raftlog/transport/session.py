@@ -46,7 +46,7 @@ from raftlog.transport.channels import (
 from raftlog.transport.data_frames import AVAILABLE as DIRECT_DATA_FRAMES
 from raftlog.transport.data_frames import account_data_frame
 from raftlog.transport.errors import ProtocolViolation
-from raftlog.transport.framing import MessageDecoder, message_pieces
+from raftlog.transport.framing import MessageDecoder, Payload, message_pieces
 from raftlog.transport.limits import TransportLimits
 from raftlog.transport.queues import ChannelQueue
 
@@ -130,7 +130,7 @@ class _Outbound:
     pieces: collections.deque[memoryview] = attrs.field(factory=collections.deque)
     size_bytes: int = 0
 
-    def add(self, payloads: list[bytes]) -> None:
+    def add(self, payloads: list[Payload]) -> None:
         for piece in message_pieces(payloads):
             self.pieces.append(piece)
             self.size_bytes += len(piece)

@@ -44,6 +44,7 @@ from raftlog.transport.errors import (
 )
 from raftlog.transport.framing import (
     RPC_OVERHEAD_BYTES_MAX,
+    Payload,
     RpcFailure,
     RpcRequest,
     RpcResponse,
@@ -280,7 +281,7 @@ class Transport:
 
     # --- sending ---------------------------------------------------------------------
 
-    def send_nowait(self, peer_id: int, channel: Channel, payload: bytes) -> bool:
+    def send_nowait(self, peer_id: int, channel: Channel, payload: Payload) -> bool:
         """Queue a message; False (and a counted drop) if the peer's queue is full or the
         peer is unknown. Never blocks: the Raft loop calls this."""
         self._check_message(channel, payload)
@@ -293,7 +294,7 @@ class Transport:
         self._kick(peer)
         return True
 
-    async def send(self, peer_id: int, channel: Channel, payload: bytes) -> None:
+    async def send(self, peer_id: int, channel: Channel, payload: Payload) -> None:
         """Queue a message, waiting for room (backpressure: snapshots use this).
 
         Raises PeerUnavailable if the peer is unknown. Returning means queued, not
@@ -307,7 +308,7 @@ class Transport:
         await peer.queues[channel].put(payload)
         self._kick(peer)
 
-    def _check_message(self, channel: Channel, payload: bytes) -> None:
+    def _check_message(self, channel: Channel, payload: Payload) -> None:
         if channel not in MESSAGE_CHANNELS:
             raise ValueError(f"{channel!r} is not a message channel; use call() for RPC")
         if len(payload) > self.limits.message_size_bytes_max:

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from raftlog.raft.codec import CodecError, decode, encode
+from raftlog.raft.codec import GATHER_BYTES_MIN, CodecError, decode, encode, encode_parts
 from raftlog.raft.entry import Entry, EntryKind
 from raftlog.raft.heartbeat_batch import (
     GroupHeartbeat,
@@ -126,6 +126,32 @@ def test_a_routing_prefix_is_written_and_skipped_in_place(message: object, prefi
     encoded = encode(message, prefix)  # type: ignore[arg-type]
     assert encoded == prefix + encode(message)  # type: ignore[arg-type]
     assert decode(bytes(encoded), start=len(prefix)) == message
+
+
+@settings(max_examples=100)
+@given(
+    any_message,
+    st.binary(max_size=8),
+    st.lists(
+        st.one_of(
+            st.binary(max_size=40),
+            st.integers(GATHER_BYTES_MIN - 1, GATHER_BYTES_MIN + 100).map(lambda n: b"p" * n),
+        ),
+        max_size=4,
+    ),
+)
+def test_parts_are_the_encoding_with_large_payloads_by_reference(
+    message: object, prefix: bytes, payloads: list[bytes]
+) -> None:
+    append = AppendEntries(
+        1, 2, 3, 4, 5, 6, tuple(Entry(5, 5 + i, EntryKind.DATA, p) for i, p in enumerate(payloads))
+    )
+    for candidate in (message, append):
+        parts = encode_parts(candidate, prefix)  # type: ignore[arg-type]
+        assert b"".join(parts) == encode(candidate, prefix)  # type: ignore[arg-type]
+    referenced = {id(part) for part in encode_parts(append, prefix)}
+    for payload in payloads:
+        assert (id(payload) in referenced) == (len(payload) >= GATHER_BYTES_MIN)
 
 
 def test_a_start_outside_the_message_is_refused() -> None:

@@ -1,4 +1,5 @@
-"""DATA frames written beside h2 are byte for byte what h2 writes, and carry every message."""
+"""DATA frames written beside h2 are byte for byte what h2 writes, and carry every message,
+whether handed over whole or in parts."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from raftlog.transport import Channel, data_frames, session
+from raftlog.transport import Channel, Gathered, Payload, data_frames, session
 from raftlog.transport.limits import TransportLimits
 from raftlog.transport.queues import ChannelQueue
 from raftlog.transport.session import HelloReceived, MessagesReceived, Session
@@ -40,7 +41,7 @@ def test_a_mismatch_with_h2_turns_direct_frames_off(monkeypatch: pytest.MonkeyPa
 
 
 def _exchange(
-    messages: list[tuple[Channel, bytes]], direct: bool, monkeypatch: pytest.MonkeyPatch
+    messages: list[tuple[Channel, Payload]], direct: bool, monkeypatch: pytest.MonkeyPatch
 ) -> tuple[bytes, dict[Channel, list[bytes]]]:
     """Send `messages` from a dialler to an acceptor, in memory; the dialler's wire bytes
     and what the acceptor received on each channel."""
@@ -73,13 +74,17 @@ def _exchange(
     messages=st.lists(
         st.tuples(
             st.sampled_from(list(Channel)),
-            st.one_of(st.binary(max_size=64), st.integers(0, 40_000).map(lambda n: b"m" * n)),
+            st.one_of(
+                st.binary(max_size=64),
+                st.integers(0, 40_000).map(lambda n: b"m" * n),
+                st.integers(0, 40_000).map(lambda n: Gathered.of([b"g" * (n // 3), b"h" * n])),
+            ),
         ),
         max_size=12,
     )
 )
 def test_sessions_write_what_h2_would_and_deliver_every_message(
-    messages: list[tuple[Channel, bytes]],
+    messages: list[tuple[Channel, Payload]],
 ) -> None:
     with pytest.MonkeyPatch.context() as monkeypatch:
         direct_wire, direct_received = _exchange(messages, True, monkeypatch)
@@ -87,4 +92,4 @@ def test_sessions_write_what_h2_would_and_deliver_every_message(
     assert direct_wire == h2_wire
     assert direct_received == h2_received
     for channel in Channel:
-        assert direct_received[channel] == [p for c, p in messages if c is channel]
+        assert direct_received[channel] == [bytes(p) for c, p in messages if c is channel]
