@@ -8,6 +8,8 @@
  * are checked on their own. */
 #include "raftlog_native.h"
 
+#include <string.h>
+
 static inline uint16_t be16(const uint8_t *p) { return (uint16_t)((p[0] << 8) | p[1]); }
 
 static inline uint32_t be32(const uint8_t *p) {
@@ -101,8 +103,8 @@ int rl_batch_validate_stored(const uint8_t *buffer, size_t len, size_t batch_byt
     return validate(buffer, len, batch_bytes_max, out, 1);
 }
 
-int rl_batch_stamp(uint8_t *buffer, size_t len, int64_t base_offset,
-                   int32_t partition_leader_epoch) {
+static int check_stamp(const uint8_t *buffer, size_t len, int64_t base_offset,
+                       int32_t partition_leader_epoch) {
     rl_batch_header h;
     int error = rl_batch_header_parse(buffer, len, &h);
     if (error) return error;
@@ -112,8 +114,25 @@ int rl_batch_stamp(uint8_t *buffer, size_t len, int64_t base_offset,
     if (partition_leader_epoch < 0) return RL_ERR_NEGATIVE_LEADER_EPOCH;
     if (h.last_offset_delta >= 0 && base_offset > INT64_MAX - h.last_offset_delta)
         return RL_ERR_OFFSET_OVERFLOW;
+    return RL_OK;
+}
+
+int rl_batch_stamp(uint8_t *buffer, size_t len, int64_t base_offset,
+                   int32_t partition_leader_epoch) {
+    int error = check_stamp(buffer, len, base_offset, partition_leader_epoch);
+    if (error) return error;
     put_be64(buffer + 0, (uint64_t)base_offset);
     put_be32(buffer + 12, (uint32_t)partition_leader_epoch);
+    return RL_OK;
+}
+
+int rl_batch_stamped_head(const uint8_t *buffer, size_t len, int64_t base_offset,
+                          int32_t partition_leader_epoch, uint8_t *head) {
+    int error = check_stamp(buffer, len, base_offset, partition_leader_epoch);
+    if (error) return error;
+    memcpy(head, buffer, RL_STAMP_HEAD_BYTES);
+    put_be64(head + 0, (uint64_t)base_offset);
+    put_be32(head + 12, (uint32_t)partition_leader_epoch);
     return RL_OK;
 }
 

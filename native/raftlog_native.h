@@ -95,6 +95,13 @@ int rl_batch_validate_stored(const uint8_t *buffer, size_t len, size_t batch_byt
  * CRC-covered region, so the CRC stays valid. Checks size and magic first. */
 int rl_batch_stamp(uint8_t *buffer, size_t len, int64_t base_offset, int32_t partition_leader_epoch);
 
+/* The first RL_STAMP_HEAD_BYTES bytes of the batch in `buffer` as rl_batch_stamp would
+ * leave them, written to `head`; `buffer` is only read, with the same checks. The rest of
+ * a stamped batch is the rest of `buffer`, so a stamped copy costs one pass. */
+#define RL_STAMP_HEAD_BYTES 17
+int rl_batch_stamped_head(const uint8_t *buffer, size_t len, int64_t base_offset,
+                          int32_t partition_leader_epoch, uint8_t *head);
+
 /* What a walk over concatenated batches found. error is RL_OK or the first
  * failure; error_position is the byte position of the failing batch; the other
  * fields describe the valid prefix [0, valid_bytes). */

@@ -285,6 +285,28 @@ def stamp_batch(data: WritableBuffer, base_offset: int, partition_leader_epoch: 
     return NativeError(lib.rl_batch_stamp(buffer, len(buffer), base_offset, partition_leader_epoch))
 
 
+STAMP_HEAD_BYTES = 17
+"""baseOffset, batchLength, partitionLeaderEpoch, magic: the bytes a stamp may change."""
+
+
+def stamped_batch(
+    data: Buffer, base_offset: int, partition_leader_epoch: int
+) -> tuple[NativeError, bytes]:
+    """A `bytes` copy of `data` as `stamp_batch` would leave it, made in one pass (no
+    writable copy first, then another to freeze it); (error, b"") if it cannot be stamped."""
+    _check_int("base_offset", base_offset, _I64)
+    _check_int("partition_leader_epoch", partition_leader_epoch, _I32)
+    buffer = _readable(data)
+    head = ffi.new("uint8_t[]", STAMP_HEAD_BYTES)
+    error = NativeError(
+        lib.rl_batch_stamped_head(buffer, len(buffer), base_offset, partition_leader_epoch, head)
+    )
+    if error is not NativeError.OK:
+        return error, b""
+    with memoryview(data) as view:
+        return error, b"".join((ffi.buffer(head), view.cast("B")[STAMP_HEAD_BYTES:]))
+
+
 def scan_log(data: Buffer, expected_base_offset: int, batch_bytes_max: int) -> ScanResult:
     """Recovery scan of stored batches held in memory (offsets contiguous from
     `expected_base_offset`, or from the first batch when it is negative)."""

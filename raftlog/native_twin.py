@@ -138,6 +138,14 @@ def stamp_batch(data: bytearray, base_offset: int, partition_leader_epoch: int) 
     return NativeError.OK
 
 
+def stamped_batch(
+    data: bytes | bytearray | memoryview, base_offset: int, partition_leader_epoch: int
+) -> tuple[NativeError, bytes]:
+    copy = bytearray(data)
+    error = stamp_batch(copy, base_offset, partition_leader_epoch)
+    return (error, bytes(copy)) if error is NativeError.OK else (error, b"")
+
+
 @attrs.define
 class _Scan:
     error: NativeError = NativeError.OK

@@ -60,48 +60,74 @@ def message_pieces(payloads: Iterable[Payload]) -> list[memoryview]:
 
 
 class MessageDecoder:
-    """Turns the bytes of one channel stream into whole messages."""
+    """Turns the bytes of one channel stream into whole messages.
+
+    A message that arrives whole in one chunk is copied out of it once. One spread over
+    several chunks (an append of megabytes arrives in 64 KiB DATA frames) is kept as
+    views of those chunks and joined once, when its last byte arrives, so it is never
+    copied piece by piece into a growing buffer. The chunks must not change afterwards
+    (h2 hands out a fresh `bytes` per frame).
+    """
 
     def __init__(self, message_size_bytes_max: int) -> None:
         self._message_size_bytes_max = message_size_bytes_max
-        self._buffer = bytearray()
+        self._prefix = bytearray()
+        """Part of a length prefix, when a chunk ended inside one."""
+        self._parts: list[memoryview] = []
+        """The message in progress, so far."""
+        self._parts_bytes = 0
+        self._missing_bytes = 0
+        """What the message in progress still lacks (0: no message in progress)."""
 
     @property
     def buffered_bytes(self) -> int:
-        return len(self._buffer)
+        return len(self._prefix) + self._parts_bytes
 
     def receive_data(self, data: bytes) -> list[bytes]:
         """Feed bytes; return the messages they complete, in order.
 
         Raises MessageTooLarge as soon as a prefix over the limit is seen.
         """
-        if self._buffer:
-            self._buffer += data
-            messages, consumed = self._parse(self._buffer)
-            del self._buffer[:consumed]
-        else:
-            # Common case: a fresh frame holding whole messages needs no extra copy.
-            messages, consumed = self._parse(data)
-            self._buffer += memoryview(data)[consumed:]
-        return messages
-
-    def _parse(self, data: bytes | bytearray) -> tuple[list[bytes], int]:
         messages: list[bytes] = []
-        position = 0
-        end = len(data)
         with memoryview(data) as view:
-            while end - position >= PREFIX_SIZE_BYTES:
-                (size_bytes,) = _PREFIX.unpack_from(view, position)
+            position, end = 0, len(view)
+            while position < end:
+                if self._missing_bytes:
+                    position = self._continue_message(view, position, messages)
+                    continue
+                if self._prefix or end - position < PREFIX_SIZE_BYTES:
+                    taken = min(PREFIX_SIZE_BYTES - len(self._prefix), end - position)
+                    self._prefix += view[position : position + taken]
+                    position += taken
+                    if len(self._prefix) < PREFIX_SIZE_BYTES:
+                        break
+                    (size_bytes,) = _PREFIX.unpack(self._prefix)
+                    self._prefix.clear()
+                else:
+                    (size_bytes,) = _PREFIX.unpack_from(view, position)
+                    position += PREFIX_SIZE_BYTES
                 if size_bytes > self._message_size_bytes_max:
                     raise MessageTooLarge(
                         f"message of {size_bytes} bytes exceeds {self._message_size_bytes_max}"
                     )
-                start = position + PREFIX_SIZE_BYTES
-                if end - start < size_bytes:
-                    break
-                messages.append(bytes(view[start : start + size_bytes]))
-                position = start + size_bytes
-        return messages, position
+                if end - position >= size_bytes:
+                    messages.append(bytes(view[position : position + size_bytes]))
+                    position += size_bytes
+                else:
+                    self._missing_bytes = size_bytes
+                    position = self._continue_message(view, position, messages)
+        return messages
+
+    def _continue_message(self, view: memoryview, position: int, messages: list[bytes]) -> int:
+        taken = min(self._missing_bytes, len(view) - position)
+        self._parts.append(view[position : position + taken])
+        self._parts_bytes += taken
+        self._missing_bytes -= taken
+        if not self._missing_bytes:
+            messages.append(b"".join(self._parts))
+            self._parts.clear()
+            self._parts_bytes = 0
+        return position + taken
 
 
 # --- RPC envelope -------------------------------------------------------------------

@@ -264,3 +264,21 @@ def test_find_batch_matches_twin(tmp_path_factory: pytest.TempPathFactory, count
     with open(path, "rb") as file:
         got = native.find_batch(file.fileno(), 0, len(log), 5, key_kind, target)
     assert got == native_twin.find_batch(bytes(log), 0, 5, key_kind, target)
+
+
+@pytest.mark.parametrize(
+    ("cut", "offset", "epoch"),
+    [(None, 99, 4), (None, 0, 0), (None, -1, 0), (None, 0, -1), (None, 2**63 - 1, 0),
+     (30, 0, 0), (-1, 5, 5)],
+)
+def test_a_stamped_copy_is_what_stamping_in_place_gives(
+    cut: int | None, offset: int, epoch: int
+) -> None:
+    batch = bytes(small_batch(records=3))[:cut]
+    in_place = bytearray(batch)
+    error = native.stamp_batch(in_place, offset, epoch)
+    expected = (error, bytes(in_place) if error is NativeError.OK else b"")
+    assert native.stamped_batch(batch, offset, epoch) == expected
+    assert native.stamped_batch(memoryview(batch), offset, epoch) == expected
+    assert native_twin.stamped_batch(batch, offset, epoch) == expected
+    assert type(native.stamped_batch(batch, offset, epoch)[1]) is bytes
