@@ -153,8 +153,12 @@ class ServerConnection:
         self.supported_versions = dict(supported_versions)
         self.max_frame_bytes = max_frame_bytes
         self._length = bytearray()
-        self._frame: bytearray | None = None
-        self._filled = 0
+        self._parts: list[memoryview | bytes] = []
+        """The frame in progress so far: views of the chunks it came in (kept, not copied,
+        when they are immutable `bytes`), joined once when it is whole."""
+        self._parts_bytes = 0
+        self._missing = 0
+        """Bytes the frame in progress still lacks; 0 when none is in progress."""
         self._frames: collections.deque[bytes | bytearray] = collections.deque()
         self._frames_bytes = 0
         self._fatal: ProtocolError | None = None
@@ -175,10 +179,11 @@ class ServerConnection:
             return  # the connection is going away; nothing more will be parsed
         self._bytes_received += len(data)
         view = memoryview(data).cast("B")
+        immutable = type(data) is bytes
         pos = 0
         end = len(view)
         while pos < end and self._fatal is None:
-            if self._frame is None:
+            if not self._missing:
                 need = 4 - len(self._length)
                 self._length += view[pos : pos + need]
                 pos += min(need, end - pos)
@@ -192,11 +197,13 @@ class ServerConnection:
                     else:
                         self._start_frame(size)
                 continue
-            take = min(len(self._frame) - self._filled, end - pos)
-            self._frame[self._filled : self._filled + take] = view[pos : pos + take]
-            self._filled += take
+            take = min(self._missing, end - pos)
+            piece = view[pos : pos + take]
+            self._parts.append(piece if immutable else piece.tobytes())
+            self._parts_bytes += take
+            self._missing -= take
             pos += take
-            if self._filled == len(self._frame):
+            if not self._missing:
                 self._finish_frame()
 
     def _start_frame(self, size: int) -> None:
@@ -209,15 +216,12 @@ class ServerConnection:
                 reason = f"frame of {size} bytes exceeds the limit of {self.max_frame_bytes}"
             self._fatal = ProtocolError(ErrorAction.CLOSE, ErrorCode.INVALID_REQUEST, reason)
             return
-        self._frame = bytearray(size)
-        self._filled = 0
+        self._missing = size
 
     def _finish_frame(self) -> None:
-        frame = self._frame
-        if frame is None:
-            raise AssertionError("no frame in progress")
-        self._frame = None
-        self._filled = 0
+        frame = b"".join(self._parts)
+        self._parts.clear()
+        self._parts_bytes = 0
         self._queue_frame(frame)
 
     def _queue_frame(self, frame: bytes | bytearray) -> None:
@@ -248,7 +252,7 @@ class ServerConnection:
         if self._fatal is not None:
             return self._fatal
         if self._eof:
-            if self._frame is not None or self._length:
+            if self._missing or self._length:
                 self._fatal = ProtocolError(
                     ErrorAction.CLOSE,
                     ErrorCode.NETWORK_EXCEPTION,
@@ -443,7 +447,7 @@ class ServerConnection:
         return chunks
 
     def statistics(self) -> ConnectionStatistics:
-        partial = self._filled if self._frame is not None else len(self._length)
+        partial = self._parts_bytes if self._missing else len(self._length)
         return ConnectionStatistics(
             bytes_received=self._bytes_received,
             frames_received=self._frames_received,

@@ -91,11 +91,19 @@ def test_pipelined_requests_come_out_in_order_however_split() -> None:
         frame(3, 1, 4, MetadataRequest(topics=[])),
     ]
     stream = b"".join(requests)
-    for chunk_size in (1, 3, 7, len(stream)):
+    cases = [(size, reused) for size in (1, 3, 7, len(stream)) for reused in (False, True)]
+    for chunk_size, reused in cases:
         connection = ServerConnection(SERVED)
         seen = []
+        scratch = bytearray(chunk_size)
         for start in range(0, len(stream), chunk_size):
-            connection.receive_data(stream[start : start + chunk_size])
+            chunk = stream[start : start + chunk_size]
+            if reused:  # a caller's buffer, overwritten after each call: nothing may alias it
+                scratch[: len(chunk)] = chunk
+                connection.receive_data(memoryview(scratch)[: len(chunk)])
+                scratch[:] = bytes(len(scratch))
+            else:
+                connection.receive_data(chunk)
             while (event := connection.next_request()) is not NEED_DATA:
                 assert isinstance(event, RequestReceived)
                 seen.append(event)
