@@ -6,11 +6,25 @@ import pathlib
 import time
 
 import pytest
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
 from raftlog.testing import LocalCluster
 
 pytestmark = pytest.mark.clients
+
+
+def _watermarks(consumer: Consumer, partition: TopicPartition, deadline: float) -> tuple[int, int]:
+    """Retrying what a Kafka client retries: the last produce can start a roll of the head
+    segment, and until the next head has elected its leader the partition answers
+    NOT_LEADER_OR_FOLLOWER (librdkafka's watermark query does not retry by itself)."""
+    while True:
+        try:
+            low, high = consumer.get_watermark_offsets(partition, timeout=10)
+            return low, high
+        except KafkaException as error:
+            if not error.args[0].retriable() or time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
 
 
 def test_retention_by_bytes_drops_the_oldest_sealed_segments(tmp_path: pathlib.Path) -> None:
@@ -39,7 +53,7 @@ def test_retention_by_bytes_drops_the_oldest_sealed_segments(tmp_path: pathlib.P
         deadline = time.monotonic() + 30
         low, settled_since = 0, time.monotonic()
         while time.monotonic() < deadline:
-            now_low, _high = consumer.get_watermark_offsets(partition, timeout=10)
+            now_low, _high = _watermarks(consumer, partition, deadline)
             if now_low != low:
                 low, settled_since = now_low, time.monotonic()
             elif low > 0 and time.monotonic() - settled_since > 2:
