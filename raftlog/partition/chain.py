@@ -184,6 +184,15 @@ class PartitionChain:
             answer = (known_epoch, following[0][1] if following else self._end_offset())
         return answer
 
+    def describe(self) -> str:
+        """The segments here as `group:start-end[/sealed]` and the epoch starts, for logs."""
+        parts = []
+        for segment in self.segments:
+            sealed = segment.sealed_last_offset
+            text = f"{segment.group.group_id}:{segment.log_start_offset}-{segment.log_end_offset}"
+            parts.append(text if sealed is None else f"{text}/sealed@{sealed}")
+        return ",".join(parts) + " starts=" + ";".join(f"{e}@{o}" for e, o in self.epoch_starts())
+
     def epoch_starts(self) -> list[tuple[int, int]]:
         """Where each leader epoch starts, over the partition's offsets.
 

@@ -17,6 +17,7 @@ from raftlog.protocol.errors import ErrorCode
 @attrs.define
 class _Group:
     is_leader: bool = True
+    group_id: int = 7
     leader_caught_up: bool = True
     """Has committed an entry of its own term (`ReplicaGroup.leader_caught_up`)."""
 
@@ -163,6 +164,17 @@ def test_epoch_end_never_comes_from_a_lagging_sealed_replica() -> None:
         0,
     )  # type: ignore[list-item]
     assert chain.end_offset_for_epoch(7) == (7, 3894)
+
+
+def test_a_chain_describes_its_segments_and_epochs_for_the_logs() -> None:
+    chain = _chain(
+        [
+            _EpochSegment(0, 100, 99, [(1, 0), (3, 40)]),
+            _EpochSegment(100, 180, None, [(4, 100), (6, 150)]),
+        ],
+        0,
+    )  # type: ignore[list-item]
+    assert chain.describe() == "7:0-100/sealed@99,7:100-180 starts=1@0;3@40;4@100;6@150"
 
 
 def test_noops_past_a_seal_do_not_end_an_epoch_early() -> None:

@@ -1,12 +1,19 @@
 """OffsetForLeaderEpoch (key 23). Behavior: for a leader epoch (a Raft term here), the end
 offset of that epoch in this log: the start offset of the first batch of a later epoch, or
 the log end if the epoch is the latest. Consumers use it to detect log truncation.
+
+Every answer is logged with the chain it came from: an answer below a consumer's position
+makes librdkafka seek back and read records twice, and such answers have come from chains
+in states only a chaos run produces (a restart of every node, a segment sealed meanwhile).
+Consumers ask only after a leader change or an error, so the lines are few.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
+from raftlog import logs
 from raftlog.protocol.connection import RequestReceived
 from raftlog.protocol.errors import ErrorCode
 from raftlog.protocol.messages.generated.offset_for_leader_epoch_request import (
@@ -48,6 +55,17 @@ async def handle(broker: Broker, request: RequestReceived) -> OffsetForLeaderEpo
                 continue
             result.leader_epoch, result.end_offset = partition.end_offset_for_epoch(
                 wanted.leader_epoch
+            )
+            logs.event(
+                "epoch_end_answered",
+                logging.INFO,
+                topic=topic.topic,
+                partition=wanted.partition,
+                epoch=wanted.leader_epoch,
+                answer_epoch=result.leader_epoch,
+                end_offset=result.end_offset,
+                head_group=broker.head_group(topic.topic, wanted.partition),
+                chain=partition.describe(),
             )
         topics.append(OffsetForLeaderTopicResult(topic=topic.topic, partitions=partitions))
     return OffsetForLeaderEpochResponse(throttle_time_ms=0, topics=topics)
