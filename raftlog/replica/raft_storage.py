@@ -186,5 +186,5 @@ class SegmentGroupLog:
             durable.entry_index == ticket.entry_index == last == self.log.last_entry_index,
             f"{self.log.directory}: the log moved during its sync",
         )
-        if ack_mark is not None:
+        if mark is not None and ack_mark is not None:  # nothing written: the slot stays
             ack_mark.written(last, term)

@@ -122,3 +122,29 @@ def test_a_mark_that_cannot_be_opened_leaves_the_log_as_it_was(tmp_path: Path) -
     assert storage.log.durable_point().entry_index == 1
     assert AckMark(real_path).load() == (1, 1)
     storage.log.close()
+
+
+def test_a_sync_that_moves_nothing_leaves_both_slots_as_they_were(tmp_path: Path) -> None:
+    """A sync with no new entry writes no slot, so it must not move to the other slot
+    either: the next write would then overwrite the newest valid one, and a tear in it
+    would leave no mark at all (or an older one)."""
+    _group, storage = open_replica_group(
+        tmp_path, group_id=1, node_id=1, voters=[1], apply=lambda entries: None,
+        send=no_messages,
+    )  # fmt: skip
+    assert storage.ack_mark is not None
+    path = storage.ack_mark.path
+    storage.append_entries([Entry(1, 1, EntryKind.DATA, build_batch([Record(b"a")]))])
+    trio.run(storage.sync)
+    trio.run(storage.sync)  # nothing new: the mark already says (1, 1)
+    storage.append_entries([Entry(1, 2, EntryKind.DATA, build_batch([Record(b"b")]))])
+    trio.run(storage.sync)
+    storage.log.close()
+    survivors = set()
+    for slot in (0, 1):  # a tear in either slot leaves the mark the other one holds
+        torn = bytearray(path.read_bytes())
+        torn[slot * 512 + 9] ^= 0xFF
+        copy = tmp_path / f"torn-{slot}"
+        copy.write_bytes(bytes(torn))
+        survivors.add(AckMark(copy).load())
+    assert survivors == {(1, 1), (2, 1)}, "a slot was overwritten out of turn"
