@@ -271,6 +271,7 @@ class ReplicaGroup:
             terms = {entry.index: entry.term for entry in ready.committed_entries}
             self._release(self._commit_waiters, self._applied_index, terms)
         if ready.committed_entries or (early and ready.messages):
+            # What the log keeps at hand moves when entries are applied or a leader sends.
             self.log.entries_applied(self._applied_index, self.raw.sent_to_every_peer())
         self.raw.advance(ready)
 
