@@ -17,6 +17,7 @@ addresses; restarted, it rejoins through the members it remembers (`address_book
 from __future__ import annotations
 
 import base64
+import contextlib
 import functools
 import json
 import logging
@@ -93,7 +94,7 @@ from raftlog.partition.replica import (
     PartitionReplica,
 )
 from raftlog.raft.entry import EntryKind
-from raftlog.raft.errors import ProposalDropped
+from raftlog.raft.errors import ProposalDropped, ReadIndexLimitExceeded
 from raftlog.raft.membership import ConfigChange, encode_config_change
 from raftlog.raft.ready import Role
 from raftlog.replica.factory import open_replica_group
@@ -107,6 +108,9 @@ from raftlog.transport import PeerUnavailable, Transport, TransportError
 
 TICK_INTERVAL_S = 0.1
 STARTUP_TIMEOUT_S = 60.0
+READ_INDEX_WAIT_S = 1.0
+"""How long a start-up ReadIndex of the controller may take before it is asked again (a
+read in flight when leadership moves is dropped, never answered)."""
 FORWARD_TIMEOUT_S = 30.0
 PARTITION_LEADERS_WAIT_S = 10.0
 LIVENESS_INTERVAL_S = 1.0
@@ -1123,15 +1127,30 @@ class Node:
         return sum(1 for hosted in self._hosted.values() if hosted.group.raw.quiescent())
 
     async def _wait_caught_up(self, group: ReplicaGroup) -> None:
-        """Until the controller group has a leader and this node applied what it committed."""
+        """Until the controller group has a leader and this node applied what it committed.
+
+        The bound is the leader's commit index, asked for with ReadIndex, not this
+        replica's own: after a power cut that is the commit index last made durable, and
+        a leader's heartbeats raise it only as far as this replica's log is known to
+        match. A node that served from the state so reached named as a partition's head a
+        segment sealed and succeeded long before, and answered where the partition ends
+        from it: consumers then sought back over records they had read.
+        """
         while True:
-            statistics = group.raw.statistics()
-            if group.is_leader and group.applied_index >= statistics.last_index:
-                return
-            following = not group.is_leader and group.leader_id and statistics.commit_index > 0
-            if following and group.applied_index >= statistics.commit_index:
-                return
-            await trio.sleep(0.005)
+            index = None
+            if group.leader_id:
+                # No leader after all, too many reads, or no answer: ask again.
+                with (
+                    trio.move_on_after(READ_INDEX_WAIT_S),
+                    contextlib.suppress(ProposalDropped, ReadIndexLimitExceeded),
+                ):
+                    index = await group.read_index()
+            if index is None:
+                await trio.sleep(0.005)
+                continue
+            while group.applied_index < index:
+                await trio.sleep(0.005)
+            return
 
     async def _wait_partitions_led(self) -> None:
         """Give the partitions whose head is placed here a moment to open and find a leader

@@ -8,7 +8,9 @@ Ready, so they share the next fsync.
 
 Waiters: a producer with acks=all waits until its entry is committed *with the term it
 was proposed in* (an entry overwritten by a new leader at the same index fails the wait);
-acks=1 waits until the entry is durable on this node.
+acks=1 waits until the entry is durable on this node. A reader that must not act on a stale
+state (a restarted node's view of the controller) asks `read_index` for a commit index the
+leader has confirmed since, and waits until it has applied that far.
 """
 
 from __future__ import annotations
@@ -73,6 +75,12 @@ class _Waiter:
     lost: bool = False
 
 
+@attrs.define(eq=False)
+class _PendingRead:
+    index: int = 0
+    done: trio.Event = attrs.field(factory=trio.Event)
+
+
 @attrs.frozen
 class GroupStatistics:
     group_id: int
@@ -102,6 +110,7 @@ class ReplicaGroup:
     _commit_waiters: list[tuple[int, int, _Waiter]] = attrs.field(factory=list)
     _persist_waiters: list[tuple[int, int, _Waiter]] = attrs.field(factory=list)
     _sequence: itertools.count[int] = attrs.field(factory=itertools.count)
+    _reads: dict[bytes, _PendingRead] = attrs.field(factory=dict)
     _applied_index: int = 0
     _persisted_index: int = 0
     _fsyncs: int = 0
@@ -196,6 +205,26 @@ class ReplicaGroup:
         """Return once entry `index` is durable on this node (acks=1)."""
         await self._wait(self._persist_waiters, index, term, self._persisted_index)
 
+    async def read_index(self) -> int:
+        """A commit index the leader confirmed, with a quorum, after this call began.
+
+        Everything committed before the call is at or below it. A replica's own commit
+        index is no such bound: a follower learns the leader's only as its log catches
+        up, and after a power cut it restarts from the commit index last made durable.
+        Raises `NotLeader` while no leader is known; a read dropped because leadership
+        moved never returns, so callers bound the wait and ask again.
+        """
+        context = next(self._sequence).to_bytes(8, "big")
+        pending = _PendingRead()
+        self._reads[context] = pending
+        try:
+            self.raw.read_index(context)
+            self._woken()
+            await pending.done.wait()
+        finally:
+            del self._reads[context]
+        return pending.index
+
     async def _wait(
         self, queue: list[tuple[int, int, _Waiter]], index: int, term: int, reached: int
     ) -> None:
@@ -270,6 +299,11 @@ class ReplicaGroup:
             self._applied_index = ready.committed_entries[-1].index
             terms = {entry.index: entry.term for entry in ready.committed_entries}
             self._release(self._commit_waiters, self._applied_index, terms)
+        for state in ready.read_states:
+            pending = self._reads.get(state.context)
+            if pending is not None:
+                pending.index = state.index
+                pending.done.set()
         if ready.committed_entries or (early and ready.messages):
             # What the log keeps at hand moves when entries are applied or a leader sends.
             self.log.entries_applied(self._applied_index, self.raw.sent_to_every_peer())

@@ -13,6 +13,7 @@ from raftlog import native
 from raftlog.partition.replica import PartitionReplica
 from raftlog.protocol.records import Record, build_batch
 from raftlog.raft.entry import Entry, EntryKind
+from raftlog.raft.messages import Message
 from raftlog.replica.factory import open_replica_group
 from raftlog.replica.group import ReplicaGroup
 from raftlog.replica.raft_storage import SegmentGroupLog
@@ -173,3 +174,57 @@ def test_cancelled_group_stops_writing_after_its_fsync_returns(
         assert b"after the cancel" not in written, "the group appended after its cancel"
 
     trio.run(main)
+
+
+def test_read_index_is_the_leaders_commit_not_a_lagging_followers(tmp_path: Path) -> None:
+    """What a restarted node waits for before it serves from its view of the controller.
+
+    A follower's own commit index trails the leader's until its log catches up (and after
+    a power cut it restarts from the one last made durable): a node that took it as the
+    bound served clients from a view that still named a segment sealed long before as a
+    partition's head. ReadIndex asks the leader, which confirms with a quorum."""
+    cut_off: set[int] = set()
+    outbox: list[Message] = []
+    groups: dict[int, ReplicaGroup] = {}
+    for node_id in (1, 2, 3):
+        groups[node_id], _storage = open_replica_group(
+            tmp_path / str(node_id), group_id=1, node_id=node_id, voters=[1, 2, 3],
+            apply=lambda entries: None, send=outbox.append, bootstrap=True,
+        )  # fmt: skip
+
+    async def deliver_and_tick() -> None:
+        for step in itertools.count():
+            pending = outbox[:]
+            outbox.clear()
+            for message in pending:
+                if not {message.from_id, message.to_id} & cut_off:
+                    groups[message.to_id].step(message)
+            if step % 10 == 0:
+                for group in groups.values():
+                    group.tick()
+            await trio.sleep(0.001)
+
+    async def scenario() -> None:
+        leader, lagging = groups[1], groups[3]
+        async with trio.open_nursery() as nursery:
+            for group in groups.values():
+                await nursery.start(group.run)
+            nursery.start_soon(deliver_and_tick)
+            with trio.fail_after(10):
+                while not leader.leader_caught_up or not lagging.leader_id:
+                    await trio.sleep(0.001)
+                cut_off.add(3)
+                for value in range(50):
+                    index, term = leader.propose(build_batch([Record(b"%d" % value)]))
+                await leader.wait_committed(index, term)
+                committed = leader.statistics().commit_index
+                assert lagging.statistics().commit_index < committed
+                cut_off.clear()
+                read = await lagging.read_index()
+            assert read >= committed, "the leader's commit index, whatever the follower's"
+            with trio.fail_after(10):
+                while lagging.applied_index < read:
+                    await trio.sleep(0.001)
+            nursery.cancel_scope.cancel()
+
+    trio.run(scenario)
