@@ -151,7 +151,10 @@ class GroupCoordinator:
     def _coordinating(self, group_id: str) -> PartitionChain:
         """The offsets partition, if this node leads it; loads its offsets first."""
         chain = self.offsets_partition(group_id)
-        if chain is None or not chain.group.is_leader:
+        if chain is None or not chain.group.is_leader or chain.stands_in():
+            # A sealed segment standing in for the head (`PartitionChain.stands_in`) may
+            # lack later commits (this node's view of the controller may be behind) and
+            # takes no new ones.
             raise GroupError(ErrorCode.NOT_COORDINATOR)
         if not chain.group.leader_caught_up:
             raise GroupError(ErrorCode.COORDINATOR_LOAD_IN_PROGRESS)

@@ -56,13 +56,24 @@ class PartitionChain:
     def end_unknown(self) -> bool:
         """Whether this chain must not say where the partition ends (asked of a leader).
 
-        While a sealed segment stands in for the head (`head_opening`); and while the
-        head's leader has not committed an entry of its own term. Such a leader may be a
-        stale one: a replica that missed the head's creation replays it on restart and
-        leads the head's first term, with an empty log, until it hears of the later terms
-        of the replicas that hold the data.
+        While a sealed segment stands in for the head (`stands_in`); and while the head's
+        leader has not committed an entry of its own term. Such a leader may be a stale
+        one: a replica that missed the head's creation replays it on restart and leads the
+        head's first term, with an empty log, until it hears of the later terms of the
+        replicas that hold the data.
         """
-        return self.head_opening() or not self.head.group.leader_caught_up
+        return self.stands_in() or not self.head.group.leader_caught_up
+
+    def stands_in(self) -> bool:
+        """Whether the chain's last segment is sealed, standing in for a head it lacks.
+
+        Either the head is open here and waits for its first leader (`head_opening`),
+        or this node's view of the controller has not linked the successor yet. That view
+        may be far behind (a node cut off from the controller leader, while it still
+        leads the sealed group with another replica): the partition may have moved on by
+        many records, so the sealed segment's end is no answer for the partition's.
+        """
+        return self.head_opening() or self.head.sealed_last_offset is not None
 
     @property
     def head(self) -> PartitionReplica:
@@ -75,7 +86,7 @@ class PartitionChain:
 
     @property
     def leader_epoch(self) -> int:
-        """The head's term; while a sealed segment stands in for the head (`head_opening`),
+        """The head's term; while a sealed segment stands in for the head (`stands_in`),
         the epoch of the partition's last records instead.
 
         A sealed group's own term keeps growing after its seal, one election at a time,
@@ -83,7 +94,7 @@ class PartitionChain:
         outrank the head's: librdkafka ignores later Metadata naming an epoch below one it
         was given, and keeps asking the stand-in.
         """
-        if self.head_opening():
+        if self.stands_in():
             starts = self.epoch_starts()
             if starts:
                 return min(starts[-1][0], self.head.leader_epoch)

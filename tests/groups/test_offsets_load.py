@@ -53,6 +53,11 @@ class _Chain:
     unreadable_from: int | None = None
     group: _Group = attrs.field(factory=_Group)
     log_start_offset: int = 0
+    sealed_head: bool = False
+    """The chain's last segment is sealed (`PartitionChain.stands_in`)."""
+
+    def stands_in(self) -> bool:
+        return self.sealed_head
 
     @property
     def high_watermark(self) -> int:
@@ -89,3 +94,19 @@ def test_an_incomplete_load_serves_nothing_and_a_complete_one_the_latest_commit(
     chain.unreadable_from = None
     coordinator._coordinating(GROUP)
     assert coordinator.offsets[GROUP][("orders", 0)][0] == 2401
+
+
+def test_a_sealed_segment_standing_in_for_the_head_is_no_coordinator() -> None:
+    """This node leads the partition's last segment it knows, sealed: its view of the
+    controller may be behind (restarted, or cut off from the controller leader) while
+    the partition moved on to segments holding later commits. Loading from it would serve
+    2200 where 2401 was acknowledged; clients find the coordinator again instead."""
+    chain = _Chain(_commits([1000, 1844, 2200]), sealed_head=True)
+    index = coordinator_partition(GROUP)
+    coordinator = GroupCoordinator(
+        lambda topic, partition: chain if (topic, partition) == (OFFSETS_TOPIC, index) else None
+    )
+    with pytest.raises(GroupError) as refused:
+        coordinator._coordinating(GROUP)
+    assert refused.value.code == ErrorCode.NOT_COORDINATOR
+    assert GROUP not in coordinator.offsets

@@ -200,12 +200,30 @@ def test_a_sealed_segment_standing_in_for_the_head_names_the_epoch_of_its_data()
         1000, 1953, 1950, [(7, 1000), (8, 1900), (9, 1951), (11, 1952)], leader_epoch=11
     )
     chain = _chain([sealed], 0)  # type: ignore[list-item]
-    assert chain.leader_epoch == 11
-    assert not chain.end_unknown()
     chain.head_opening = lambda: True
+    assert chain.stands_in()
     assert chain.leader_epoch == 8
     assert chain.end_unknown()
     assert chain.check_leader_epoch(8) is None
     assert chain.check_leader_epoch(11) == ErrorCode.UNKNOWN_LEADER_EPOCH
     sealed.group.is_leader = False
     assert chain.check_leader_epoch(8) == ErrorCode.NOT_LEADER_OR_FOLLOWER
+
+
+def test_a_sealed_head_says_nothing_of_where_the_partition_ends() -> None:
+    """Campaign c22100, seed 22106: after every node restarted, two served clients while
+    their view of the controller still named sealed group 11 as the head (group 13 had
+    been linked 14 s before, with records 977-1072 in it). The leader of group 11 (NOOPs
+    at 977 and 978, terms 2 and 3, from elections after the seal) answered where epoch 2
+    ends, and a consumer at 1073 sought back to 978. Whatever this node's view says, a
+    sealed last segment does not know where the partition ends now."""
+    sealed = _EpochSegment(400, 980, 976, [(1, 400), (2, 977), (3, 978), (4, 979)], 4)
+    chain = _chain([sealed], 0)  # type: ignore[list-item]
+    assert chain.stands_in()
+    assert chain.end_unknown()
+    assert chain.leader_epoch == 1, "the epoch of its records, not of its NOOPs past the seal"
+    head = _EpochSegment(977, 1100, None, [(2, 977), (3, 1073)], 3)
+    linked = _chain([sealed, head], 0)  # type: ignore[list-item]
+    assert not linked.stands_in()
+    assert not linked.end_unknown()
+    assert linked.end_offset_for_epoch(2) == (2, 1073)
