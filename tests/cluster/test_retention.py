@@ -6,7 +6,7 @@ import pathlib
 import time
 
 import pytest
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 from raftlog.testing import LocalCluster
 
@@ -16,13 +16,20 @@ pytestmark = pytest.mark.clients
 def _watermarks(consumer: Consumer, partition: TopicPartition, deadline: float) -> tuple[int, int]:
     """Retrying what a Kafka client retries: the last produce can start a roll of the head
     segment, and until the next head has elected its leader the partition answers
-    NOT_LEADER_OR_FOLLOWER (librdkafka's watermark query does not retry by itself)."""
+    NOT_LEADER_OR_FOLLOWER (librdkafka's watermark query does not retry by itself).
+
+    While a successor made at the seal (not prepared ahead) is still opening, Metadata
+    names no leader for the partition (LEADER_NOT_AVAILABLE, as Kafka's brokers do during
+    an election); librdkafka's watermark query then gives up at once with its local
+    _UNKNOWN_PARTITION, which it does not mark retriable."""
     while True:
         try:
             low, high = consumer.get_watermark_offsets(partition, timeout=10)
             return low, high
         except KafkaException as error:
-            if not error.args[0].retriable() or time.monotonic() > deadline:
+            code = error.args[0]
+            leaderless = code.code() == KafkaError._UNKNOWN_PARTITION
+            if not (code.retriable() or leaderless) or time.monotonic() > deadline:
                 raise
             time.sleep(0.1)
 
