@@ -80,12 +80,17 @@ def _commits(values: list[int]) -> list[bytes]:
     return batches
 
 
-def test_an_incomplete_load_serves_nothing_and_a_complete_one_the_latest_commit() -> None:
-    chain = _Chain(_commits([1000, 1844, 2200, 2401]), unreadable_from=2)
+def _coordinator_of(chain: _Chain) -> GroupCoordinator:
+    """A coordinator whose only offsets partition here is `chain`, the one of GROUP."""
     index = coordinator_partition(GROUP)
-    coordinator = GroupCoordinator(
+    return GroupCoordinator(
         lambda topic, partition: chain if (topic, partition) == (OFFSETS_TOPIC, index) else None
     )
+
+
+def test_an_incomplete_load_serves_nothing_and_a_complete_one_the_latest_commit() -> None:
+    chain = _Chain(_commits([1000, 1844, 2200, 2401]), unreadable_from=2)
+    coordinator = _coordinator_of(chain)
     with pytest.raises(GroupError) as refused:
         coordinator._coordinating(GROUP)
     assert refused.value.code == ErrorCode.COORDINATOR_LOAD_IN_PROGRESS
@@ -102,10 +107,7 @@ def test_a_sealed_segment_standing_in_for_the_head_is_no_coordinator() -> None:
     the partition moved on to segments holding later commits. Loading from it would serve
     2200 where 2401 was acknowledged; clients find the coordinator again instead."""
     chain = _Chain(_commits([1000, 1844, 2200]), sealed_head=True)
-    index = coordinator_partition(GROUP)
-    coordinator = GroupCoordinator(
-        lambda topic, partition: chain if (topic, partition) == (OFFSETS_TOPIC, index) else None
-    )
+    coordinator = _coordinator_of(chain)
     with pytest.raises(GroupError) as refused:
         coordinator._coordinating(GROUP)
     assert refused.value.code == ErrorCode.NOT_COORDINATOR

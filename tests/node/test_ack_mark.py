@@ -12,7 +12,17 @@ from raftlog.protocol.records import Record, build_batch, iter_batches
 from raftlog.raft.entry import Entry, EntryKind
 from raftlog.replica.ack_mark import AckMark
 from raftlog.replica.factory import open_replica_group
+from raftlog.replica.group import ReplicaGroup
+from raftlog.replica.raft_storage import SegmentGroupLog
 from tests.node.test_replica_group import elect, no_messages
+
+
+def _single_voter(directory: Path) -> tuple[ReplicaGroup, SegmentGroupLog]:
+    """A single-voter group on `directory` (not run yet), its log keeping a mark."""
+    return open_replica_group(
+        directory, group_id=1, node_id=1, voters=[1], apply=lambda entries: None,
+        send=no_messages,
+    )  # fmt: skip
 
 
 def _save(mark: AckMark, index: int, term: int) -> None:
@@ -59,10 +69,7 @@ def test_a_log_cut_cleanly_below_what_was_durable_is_a_detected_loss(tmp_path: P
     for a candidate that lacked a committed entry, and the entry was overwritten."""
 
     async def write() -> int:
-        group, storage = open_replica_group(
-            tmp_path, group_id=1, node_id=1, voters=[1], apply=lambda entries: None,
-            send=no_messages,
-        )  # fmt: skip
+        group, storage = _single_voter(tmp_path)
         async with trio.open_nursery() as nursery:
             await nursery.start(group.run)
             await elect(group)
@@ -84,10 +91,7 @@ def test_a_log_cut_cleanly_below_what_was_durable_is_a_detected_loss(tmp_path: P
         position += len(batch.buffer)
     data_file.write_bytes(raw[: boundaries[-4]])  # three entries gone, no CRC error anywhere
 
-    group, storage = open_replica_group(
-        tmp_path, group_id=1, node_id=1, voters=[1], apply=lambda entries: None,
-        send=no_messages,
-    )  # fmt: skip
+    group, storage = _single_voter(tmp_path)
     try:
         assert storage.log.last_entry_index < last_index
         assert group.raw.repairing, "the lost entries went unnoticed"
@@ -99,10 +103,7 @@ def test_a_log_cut_cleanly_below_what_was_durable_is_a_detected_loss(tmp_path: P
 def test_a_mark_that_cannot_be_opened_leaves_the_log_as_it_was(tmp_path: Path) -> None:
     """The mark is prepared before the log's sync begins: failing to open it must leave no
     sync half begun (a descriptor held, an fdatasync claimed) and the next sync works."""
-    _group, storage = open_replica_group(
-        tmp_path, group_id=1, node_id=1, voters=[1], apply=lambda entries: None,
-        send=no_messages,
-    )  # fmt: skip
+    _group, storage = _single_voter(tmp_path)
     assert storage.ack_mark is not None
     real_path = storage.ack_mark.path
     storage.append_entries([Entry(1, 1, EntryKind.DATA, build_batch([Record(b"v")]))])
@@ -128,10 +129,7 @@ def test_a_sync_that_moves_nothing_leaves_both_slots_as_they_were(tmp_path: Path
     """A sync with no new entry writes no slot, so it must not move to the other slot
     either: the next write would then overwrite the newest valid one, and a tear in it
     would leave no mark at all (or an older one)."""
-    _group, storage = open_replica_group(
-        tmp_path, group_id=1, node_id=1, voters=[1], apply=lambda entries: None,
-        send=no_messages,
-    )  # fmt: skip
+    _group, storage = _single_voter(tmp_path)
     assert storage.ack_mark is not None
     path = storage.ack_mark.path
     storage.append_entries([Entry(1, 1, EntryKind.DATA, build_batch([Record(b"a")]))])
