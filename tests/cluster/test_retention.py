@@ -20,8 +20,9 @@ def _watermarks(consumer: Consumer, partition: TopicPartition, deadline: float) 
 
     While a successor made at the seal (not prepared ahead) is still opening, Metadata
     names no leader for the partition (LEADER_NOT_AVAILABLE, as Kafka's brokers do during
-    an election); librdkafka's watermark query then gives up at once with its local
-    _UNKNOWN_PARTITION, which it does not mark retriable."""
+    an election). librdkafka caches that answer and its watermark query then gives up at
+    once with its local _UNKNOWN_PARTITION, not marked retriable, without asking for
+    Metadata again: the application refreshes it, as it would against Kafka."""
     while True:
         try:
             low, high = consumer.get_watermark_offsets(partition, timeout=10)
@@ -31,6 +32,8 @@ def _watermarks(consumer: Consumer, partition: TopicPartition, deadline: float) 
             leaderless = code.code() == KafkaError._UNKNOWN_PARTITION
             if not (code.retriable() or leaderless) or time.monotonic() > deadline:
                 raise
+            if leaderless:
+                consumer.list_topics(partition.topic, timeout=10)
             time.sleep(0.1)
 
 
