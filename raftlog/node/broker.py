@@ -150,15 +150,17 @@ class Broker:
 
         From the local replica when this node hosts the head; otherwise what its replicas
         said last (`refresh_leaders`), since in a cluster larger than the replication
-        factor a client may well ask a node that holds no copy.
+        factor a client may well ask a node that holds no copy. While the head placed here
+        is still opening, what its other replicas said comes first too: the sealed segment
+        standing in (`PartitionChain.stands_in`) is named only when they named no leader.
         """
-        replica = self.partition(topic, index)
-        if replica is not None and replica.group.leader_id:
-            return replica.group.leader_id, replica.leader_epoch
+        chain = self.partition(topic, index)
         head = self.head_group(topic, index)
-        if replica is None and head is not None and head in self._remote_leaders:
+        if (chain is None or chain.head_opening()) and head in self._remote_leaders:
             leader, term, _learned = self._remote_leaders[head]
             return leader, term
+        if chain is not None and chain.group.leader_id:
+            return chain.group.leader_id, chain.leader_epoch
         return NO_NODE, -1
 
     def head_group(self, topic: str, index: int) -> int | None:
@@ -176,7 +178,8 @@ class Broker:
         wanted: dict[int, list[int]] = {}
         for topic, index in partitions:
             info = self.controller.state.topics.get(topic)
-            if info is None or self.partition(topic, index) is not None:
+            chain = self.partition(topic, index)
+            if info is None or (chain is not None and not chain.head_opening()):
                 continue
             head = info.partitions[index].head
             known = self._remote_leaders.get(head.group_id)
@@ -278,8 +281,8 @@ class Broker:
         await self.wait_heads_led([topic], PARTITIONS_READY_WAIT_S)
 
     async def wait_heads_led(self, topics: Iterable[TopicInfo], timeout_s: float) -> None:
-        """Until each partition of `topics` whose head is placed here answers with a leader
-        (`partition`), or `timeout_s` has passed."""
+        """Until each partition of `topics` whose head is placed here answers from that
+        head, with a leader (`partition`), or `timeout_s` has passed."""
         waiting = [
             (topic.name, partition.index)
             for topic in topics
@@ -293,7 +296,9 @@ class Broker:
                 waiting = [
                     key
                     for key in waiting
-                    if (chain := self.partition(*key)) is None or not chain.group.leader_id
+                    if (chain := self.partition(*key)) is None
+                    or chain.head_opening()
+                    or not chain.group.leader_id
                 ]
                 if not waiting:
                     return

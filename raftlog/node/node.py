@@ -514,24 +514,27 @@ class Node:
     def _head_in_chain(self, chain: PartitionChain, topic: str, index: int) -> bool:
         """Whether `chain` holds the partition's head segment, as the controller names it.
 
-        A successor opened here but waiting for its first leader counts, so that Metadata
-        names a leader right after a seal (librdkafka takes a partition without one as
-        unknown), but only for answers that do not need the partition's end
-        (`_head_opening`).
+        A head placed here but not yet in the chain counts (`_head_opening`), so that
+        Metadata names a leader right after a seal: librdkafka takes a partition without
+        one as unknown, and its watermark query gives up on it until the application
+        asks for Metadata again. The sealed segment before it stands in, only for answers
+        that do not need the partition's end.
         """
         assert self.broker is not None
         head = self.broker.head_group(topic, index)
         if head is None or not chain.segments:
             return True
-        return chain.head.group.group_id == head or head in self._hosted
+        return chain.head.group.group_id == head or self._assigned_here(head)
 
     def _head_opening(self, chain: PartitionChain, topic: str, index: int) -> bool:
-        """Whether the partition's head is open here but not yet in `chain` (`_enter_chain`)."""
+        """Whether the partition's head is placed here but not in `chain` yet: its opening
+        task has not run or not finished (a successor made at the seal, or a restart
+        opening groups in batches), or it waits for its first leader (`_enter_chain`)."""
         assert self.broker is not None
         head = self.broker.head_group(topic, index)
         if head is None or not chain.segments:
             return False
-        return chain.head.group.group_id != head and head in self._hosted
+        return chain.head.group.group_id != head and self._assigned_here(head)
 
     def _partition_start(self, topic: str, index: int) -> int | None:
         info = self.controller.state.topics.get(topic)

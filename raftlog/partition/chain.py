@@ -29,18 +29,17 @@ class PartitionChain:
     """The partition's first offset as the controller records it (None: unknown). A node
     still receiving a moved replica may hold fewer segments than the partition has."""
     answers_for_partition: Callable[[], bool] = lambda: True
-    """False while the partition's head segment is not in this chain: placed here but still
-    opening (a restart opens groups in batches after the node is ready), or not placed here
-    at all. The chain's own head is then a sealed segment, which knows where it ends but not
-    where the partition does, nor who leads it: its answers (leader and epoch, the end
-    offset of an epoch) would send consumers back into offsets they have read."""
+    """False while the partition's head segment is not placed here: the chain holds only
+    sealed segments of it (a replica left here, or one still arriving), whose leader is not
+    the partition's."""
     head_opening: Callable[[], bool] = lambda: False
-    """True while the partition's head is open here but waits for its first leader before it
-    joins the chain (`Node._enter_chain`). The sealed segment before it stands in, so that
-    Metadata names a leader right after a seal, but it cannot say where the partition ends:
-    the head is empty here, not necessarily on its other replicas (this node was down, or
-    lost unsynced data). Answers that depend on the partition's end are refused meanwhile
-    (`end_unknown`)."""
+    """True while the partition's head is placed here but not in the chain yet: still
+    opening (made at the seal, or a restart opening groups in batches after the node is
+    ready), or waiting for its first leader (`Node._enter_chain`). The sealed segment before
+    it stands in, so that Metadata names a leader right after a seal, but it cannot say
+    where the partition ends: the head may be empty here, not on its other replicas (this
+    node was down, or lost unsynced data). Answers that depend on the partition's end are
+    refused meanwhile (`end_unknown`)."""
 
     def add(self, segment: PartitionReplica) -> None:
         self.segments.append(segment)

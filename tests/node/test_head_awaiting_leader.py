@@ -38,6 +38,7 @@ from tests.node.test_head_opening_at_start import (
     TOPIC,
     _epoch_end,
     _latest_offset_error,
+    _metadata_leader,
     _release_at_exit,
     _until,
 )
@@ -240,6 +241,60 @@ def test_an_empty_leaderless_head_here_leaves_the_partition_end_unsaid(
             assert leading is not None and leading.head.group.group_id == head_group
             assert leading.leader_epoch > data_epoch
             assert leading.end_offset_for_epoch(data_epoch)[1] == leading.head.log_start_offset
+            nursery.cancel_scope.cancel()
+
+    trio.run(scenario)
+
+
+def test_metadata_names_the_heads_leader_elsewhere_while_the_head_opens_here(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While X's copy of the head is still opening, the sealed segment stands in on X, but
+    Metadata there names the head's leader as the head's other replicas report it, not the
+    stand-in's: the stand-in refuses produce, and a client sent to it would only retry."""
+    x, sealed_group, head_group = _fill_with_x_down(tmp_path)
+    gate = threading.Event()
+    opener = node_module.open_replica_group
+
+    def open_replica_group(*args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("group_id") == head_group and kwargs.get("node_id") == x:
+            assert gate.wait(DEADLINE_S), "the held-back group was never let go"
+        return opener(*args, **kwargs)
+
+    monkeypatch.setattr(node_module, "open_replica_group", open_replica_group)
+    monkeypatch.setattr(node_module, "PARTITION_LEADERS_WAIT_S", 0.2)
+    configs = _configs(tmp_path)
+    nodes = {n: Node(configs[n]) for n in NODES}
+
+    async def scenario() -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_release_at_exit, gate)
+            running = await _start_all(nursery, nodes)
+            broker = nodes[x].broker
+            assert broker is not None
+
+            def standing_in() -> bool:
+                chain = broker.partition(TOPIC, 0)
+                return (
+                    chain is not None
+                    and chain.head.group.group_id == sealed_group
+                    and chain.head_opening()
+                    and chain.group.leader_id != 0
+                )
+
+            others = {n: member for n, member in running.items() if n != x}
+
+            def head_led_elsewhere() -> bool:
+                chain = _leading_chain(others)
+                return chain is not None and chain.head.group.group_id == head_group
+
+            await _until(standing_in, "X's sealed segment stands in, led")
+            await _until(head_led_elsewhere, "the head is led by another replica")
+            leading = _leading_chain(others)
+            assert leading is not None
+            leader = leading.group.leader_id
+            answer = await trio.to_thread.run_sync(_metadata_leader, running[x].port)
+            assert answer == (0, leader, leading.leader_epoch)
             nursery.cancel_scope.cancel()
 
     trio.run(scenario)

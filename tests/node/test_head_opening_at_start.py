@@ -1,11 +1,13 @@
-"""A restarted node answers for a partition only once the partition's head segment is open.
+"""A restarted node says where a partition ends only once the partition's head is open.
 
 A restart opens groups in batches, in worker threads, while the node already serves
 clients; a partition's sealed segments may be open before its head. Such a chain's own
 head is a sealed segment, which knows where it ends but not where the partition does:
 answered from it, OffsetForLeaderEpoch gave a consumer an end offset below its position,
 and librdkafka seeked back and read records twice (jepsen_like campaign c15000, seed
-15014, after a kill of all nodes). The node must refuse retriably until the head is open.
+15014, after a kill of all nodes). The sealed segment stands in for the head meanwhile
+(Metadata names a leader, with the epoch of the partition's last records) but refuses
+retriably every answer that needs the partition's end.
 
 One real node in this process (real sockets, files and fsync); the head's opening is
 held back at the one place a slow disk would hold it, the group-opening call.
@@ -32,6 +34,11 @@ from raftlog.protocol.messages.generated.list_offsets_request import (
     ListOffsetsTopic,
 )
 from raftlog.protocol.messages.generated.list_offsets_response import ListOffsetsResponse
+from raftlog.protocol.messages.generated.metadata_request import (
+    MetadataRequest,
+    MetadataRequestTopic,
+)
+from raftlog.protocol.messages.generated.metadata_response import MetadataResponse
 from raftlog.protocol.messages.generated.offset_for_leader_epoch_request import (
     OffsetForLeaderEpochRequest,
     OffsetForLeaderPartition,
@@ -156,7 +163,7 @@ def _latest_offset_error(port: int) -> int:
     return int(response.topics[0].partitions[0].error_code)
 
 
-def test_a_chain_without_its_head_does_not_answer_for_the_partition(
+def test_a_chain_without_its_head_does_not_say_where_the_partition_ends(
     tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     node, gate, head_group, log_end = _restart_holding_back_the_head(tmp_path, monkeypatch)
@@ -178,17 +185,21 @@ def test_a_chain_without_its_head_does_not_answer_for_the_partition(
             )
             stale = broker.partitions[(TOPIC, 0)]
             assert stale.head.group.group_id != head_group
+            await _until(lambda: stale.group.is_leader, "the sealed segment is led")
+            assert broker.partition(TOPIC, 0) is stale and stale.stands_in()
+            data_epoch = stale.epoch_starts()[-1][0]
+            # A leader is named (librdkafka takes a partition without one as unknown), with
+            # the epoch of the partition's last records.
+            assert broker.partition_leader(TOPIC, 0) == (1, data_epoch)
             # The sealed segment's last epoch ends at its own end, below the partition's.
-            answer = await trio.to_thread.run_sync(_epoch_end, port, stale.head.leader_epoch, -1)
-            assert answer == (ErrorCode.NOT_LEADER_OR_FOLLOWER, -1, -1)
+            answer = await trio.to_thread.run_sync(_epoch_end, port, data_epoch, -1)
+            assert answer == (ErrorCode.LEADER_NOT_AVAILABLE, -1, -1)
             # Not UNKNOWN_TOPIC_OR_PARTITION: librdkafka's ListOffsets would not retry it.
             latest = await trio.to_thread.run_sync(_latest_offset_error, port)
-            assert latest == ErrorCode.NOT_LEADER_OR_FOLLOWER
-            assert broker.partition(TOPIC, 0) is None
-            assert broker.partition_leader(TOPIC, 0) == (-1, -1)
+            assert latest == ErrorCode.LEADER_NOT_AVAILABLE
 
             gate.set()
-            await _until(lambda: broker.partition(TOPIC, 0) is not None, "the head joins")
+            await _until(lambda: not stale.stands_in(), "the head joins")
             chain = broker.partition(TOPIC, 0)
             assert chain is not None and chain.head.group.group_id == head_group
             await _until(lambda: chain.group.is_leader, "the head is led")
@@ -221,6 +232,70 @@ def test_a_restarted_node_is_ready_once_heads_placed_on_it_are_open(
             gate.set()
             await _until(node.broker.ready.is_set, "ready")
             assert node.broker.partition(TOPIC, 0) is not None
+            nursery.cancel_scope.cancel()
+
+    trio.run(scenario)
+
+
+def _metadata_leader(port: int) -> tuple[int, int, int]:
+    """(error code, leader, leader epoch) of partition 0 as Metadata answers it."""
+    request = MetadataRequest(topics=[MetadataRequestTopic(name=TOPIC)])
+    with KafkaAdminConnection(f"127.0.0.1:{port}") as connection:
+        response = connection.request(request, 9)
+    assert isinstance(response, MetadataResponse)
+    answer = response.topics[0].partitions[0]
+    return answer.error_code, answer.leader_id, answer.leader_epoch
+
+
+def test_metadata_names_a_leader_while_the_next_head_opens(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A running node whose next head segment is slow to open (a successor made at the
+    seal, or made ahead): Metadata that named no leader made librdkafka's watermark query
+    give up on the partition until the application asked for Metadata again (CI run of
+    2440b23, tests/cluster/test_retention.py)."""
+    held = threading.Event()
+    gate = threading.Event()
+    opener = node_module.open_replica_group
+
+    def open_replica_group(*args: Any, **kwargs: Any) -> Any:
+        if held.is_set():
+            assert gate.wait(DEADLINE_S), "the held-back group was never let go"
+        return opener(*args, **kwargs)
+
+    monkeypatch.setattr(node_module, "open_replica_group", open_replica_group)
+    node = Node(_config(tmp_path))
+
+    async def scenario() -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_release_at_exit, gate)
+            port = await nursery.start(node.run)
+            broker = node.broker
+            assert broker is not None
+            await broker.create_topic(TOPIC, 1, 1, {})
+            await _until(lambda: broker.partition(TOPIC, 0) is not None, "the topic opens")
+            chain = broker.partition(TOPIC, 0)
+            assert chain is not None
+            first_head = broker.head_group(TOPIC, 0)
+            held.set()
+            with trio.fail_after(DEADLINE_S):
+                while broker.head_group(TOPIC, 0) == first_head:
+                    await chain.produce(build_batch([Record(value=b"v" * 300)]), -1, 0.2)
+            assert chain.head.group.group_id == first_head and chain.stands_in()
+            data_epoch = chain.epoch_starts()[-1][0]
+            answer = await trio.to_thread.run_sync(_metadata_leader, port)
+            assert answer == (0, 1, data_epoch)
+            latest = await trio.to_thread.run_sync(_latest_offset_error, port)
+            assert latest == ErrorCode.LEADER_NOT_AVAILABLE
+
+            gate.set()
+            await _until(lambda: not chain.stands_in(), "the next head joins")
+            assert chain.head.group.group_id == broker.head_group(TOPIC, 0)
+            await _until(lambda: chain.group.is_leader, "the next head is led")
+            written = await chain.produce(build_batch([Record(value=b"after")]), -1, 5.0)
+            assert written.error_code == 0
+            answer = await trio.to_thread.run_sync(_metadata_leader, port)
+            assert answer == (0, 1, chain.leader_epoch)
             nursery.cancel_scope.cancel()
 
     trio.run(scenario)
