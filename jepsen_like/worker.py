@@ -20,6 +20,7 @@ Roles:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import signal
@@ -389,6 +390,12 @@ def run_group(spec: WorkerSpec, log: HistoryWriter, stop: Stopper) -> None:
 
 
 def _high_watermarks(spec: WorkerSpec, consumer: Consumer) -> dict[int, int]:
+    """Each partition's high watermark, asked again while the cluster settles.
+
+    librdkafka's watermark query takes a cached Metadata answer without a leader (an
+    election under way) as final, with its local _UNKNOWN_PARTITION, and does not ask for
+    Metadata again: that is asked here before the next attempt.
+    """
     marks: dict[int, int] = {}
     for partition in range(spec.partitions):
         for _ in range(FINAL_WATERMARK_ATTEMPTS):
@@ -401,6 +408,9 @@ def _high_watermarks(spec: WorkerSpec, consumer: Consumer) -> dict[int, int]:
             except KafkaException as error:
                 _client_log("watermark")(error)
                 time.sleep(0.5)
+                if error.args[0].code() == KafkaError._UNKNOWN_PARTITION:
+                    with contextlib.suppress(KafkaException):
+                        consumer.list_topics(spec.topic, timeout=CLIENT_TIMEOUT_S)
         else:
             raise RuntimeError(f"no high watermark for partition {partition}")
     return marks

@@ -6,6 +6,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from jepsen_like.campaign import DEFAULT_COMBOS, RunSummary, nodes_for, render
 from jepsen_like.history import Poll, Recorder, Send, Type
@@ -14,6 +15,7 @@ from jepsen_like.models import LogModel, densify
 from jepsen_like.nemeses import KINDS, NemesisError, parse_kinds, schedule
 from jepsen_like.proxy import ProxyNetwork
 from jepsen_like.runner import merge_histories
+from jepsen_like.worker import WorkerSpec, _high_watermarks
 
 
 def _line(time_ns: int, process: int, kind: str, value: dict) -> str:
@@ -173,3 +175,31 @@ def test_the_default_campaign_rotates_through_every_nemesis_but_delay() -> None:
     assert nodes_for("kill,member:one", 3) == 5
     assert nodes_for("kill,partition", 3) == 3
     assert nodes_for("kill", 5) == 5
+
+
+class _LeaderlessUntilRefreshed:
+    """A consumer whose Metadata cache names no leader until Metadata is asked again: what
+    librdkafka's watermark query does (a local _UNKNOWN_PARTITION, no refresh of its own)."""
+
+    def __init__(self) -> None:
+        self.refreshed = False
+        self.queries = 0
+
+    def get_watermark_offsets(self, partition: TopicPartition, timeout: float) -> tuple[int, int]:
+        self.queries += 1
+        if not self.refreshed:
+            raise KafkaException(KafkaError(KafkaError._UNKNOWN_PARTITION))
+        return 0, 42
+
+    def list_topics(self, topic: str, timeout: float) -> None:
+        self.refreshed = True
+
+
+def test_the_final_read_asks_for_metadata_after_a_leaderless_answer() -> None:
+    spec = WorkerSpec(
+        role="final", process=0, bootstrap="", topic="t", partitions=1, seed=0, output="",
+        end_monotonic_ns=0,
+    )  # fmt: skip
+    consumer = _LeaderlessUntilRefreshed()
+    assert _high_watermarks(spec, consumer) == {0: 42}  # type: ignore[arg-type]
+    assert consumer.queries == 2
