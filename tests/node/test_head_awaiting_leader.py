@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import pathlib
 import socket
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -41,6 +40,7 @@ from tests.node.test_head_opening_at_start import (
     _metadata_leader,
     _release_at_exit,
     _until,
+    hold_openings,
 )
 
 NODES = (1, 2, 3)
@@ -107,6 +107,14 @@ async def _start_all(nursery: trio.Nursery, nodes: dict[int, Node]) -> dict[int,
         for node_id in nodes:
             starting.start_soon(start_one, node_id)
     return running
+
+
+def _restart(root: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> dict[int, Node]:
+    """Nodes to restart on the data directories of `_fill_with_x_down` (fresh internal
+    ports), ready without waiting long for a held-back head."""
+    monkeypatch.setattr(node_module, "PARTITION_LEADERS_WAIT_S", 0.2)
+    configs = _configs(root)
+    return {n: Node(configs[n]) for n in NODES}
 
 
 def _head_info(node: Node) -> Any:
@@ -180,18 +188,11 @@ def test_an_empty_leaderless_head_here_leaves_the_partition_end_unsaid(
     tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     x, sealed_group, head_group = _fill_with_x_down(tmp_path)
-    gate = threading.Event()
-    opener = node_module.open_replica_group
-
-    def open_replica_group(*args: Any, **kwargs: Any) -> Any:
-        if kwargs.get("group_id") == head_group and kwargs.get("node_id") != x:
-            assert gate.wait(DEADLINE_S), "the held-back group was never let go"
-        return opener(*args, **kwargs)
-
-    monkeypatch.setattr(node_module, "open_replica_group", open_replica_group)
-    monkeypatch.setattr(node_module, "PARTITION_LEADERS_WAIT_S", 0.2)
-    configs = _configs(tmp_path)  # fresh internal ports; the data directories are kept
-    nodes = {n: Node(configs[n]) for n in NODES}
+    gate = hold_openings(
+        monkeypatch,
+        lambda opening: opening.get("group_id") == head_group and opening.get("node_id") != x,
+    )
+    nodes = _restart(tmp_path, monkeypatch)
     nodes[x]._opener.batch_groups_max = 1  # the sealed segment opens before the head
 
     async def scenario() -> None:
@@ -253,18 +254,11 @@ def test_metadata_names_the_heads_leader_elsewhere_while_the_head_opens_here(
     Metadata there names the head's leader as the head's other replicas report it, not the
     stand-in's: the stand-in refuses produce, and a client sent to it would only retry."""
     x, sealed_group, head_group = _fill_with_x_down(tmp_path)
-    gate = threading.Event()
-    opener = node_module.open_replica_group
-
-    def open_replica_group(*args: Any, **kwargs: Any) -> Any:
-        if kwargs.get("group_id") == head_group and kwargs.get("node_id") == x:
-            assert gate.wait(DEADLINE_S), "the held-back group was never let go"
-        return opener(*args, **kwargs)
-
-    monkeypatch.setattr(node_module, "open_replica_group", open_replica_group)
-    monkeypatch.setattr(node_module, "PARTITION_LEADERS_WAIT_S", 0.2)
-    configs = _configs(tmp_path)
-    nodes = {n: Node(configs[n]) for n in NODES}
+    gate = hold_openings(
+        monkeypatch,
+        lambda opening: opening.get("group_id") == head_group and opening.get("node_id") == x,
+    )
+    nodes = _restart(tmp_path, monkeypatch)
 
     async def scenario() -> None:
         async with trio.open_nursery() as nursery:

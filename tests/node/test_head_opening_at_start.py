@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import pathlib
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -102,21 +103,30 @@ def _fill(data_dir: pathlib.Path) -> tuple[int, int]:
     return found[0]
 
 
+def hold_openings(
+    monkeypatch: pytest.MonkeyPatch, held: Callable[[dict[str, Any]], bool]
+) -> threading.Event:
+    """Hold back every group opening that `held` picks (given the opening call's keyword
+    arguments) until the returned gate is set: where a slow disk would hold it."""
+    gate = threading.Event()
+    opener = node_module.open_replica_group
+
+    def open_replica_group(*args: Any, **kwargs: Any) -> Any:
+        if held(kwargs):
+            assert gate.wait(DEADLINE_S), "the held-back group was never let go"
+        return opener(*args, **kwargs)
+
+    monkeypatch.setattr(node_module, "open_replica_group", open_replica_group)
+    return gate
+
+
 def _restart_holding_back_the_head(
     data_dir: pathlib.Path, monkeypatch: pytest.MonkeyPatch
 ) -> tuple[Node, threading.Event, int, int]:
     """A filled partition, and a node to restart on it whose head group opens only once
     the returned gate is set; also the head's group id and log end before the restart."""
     head_group, log_end = _fill(data_dir)
-    gate = threading.Event()
-    opener = node_module.open_replica_group
-
-    def open_replica_group(*args: Any, **kwargs: Any) -> Any:
-        if kwargs.get("group_id") == head_group:
-            assert gate.wait(DEADLINE_S), "the held-back group was never let go"
-        return opener(*args, **kwargs)
-
-    monkeypatch.setattr(node_module, "open_replica_group", open_replica_group)
+    gate = hold_openings(monkeypatch, lambda opening: opening.get("group_id") == head_group)
     node = Node(_config(data_dir))
     node._opener.batch_groups_max = 1  # the sealed segments open while the head is held
     return node, gate, head_group, log_end
@@ -255,15 +265,7 @@ def test_metadata_names_a_leader_while_the_next_head_opens(
     give up on the partition until the application asked for Metadata again (CI run of
     2440b23, tests/cluster/test_retention.py)."""
     held = threading.Event()
-    gate = threading.Event()
-    opener = node_module.open_replica_group
-
-    def open_replica_group(*args: Any, **kwargs: Any) -> Any:
-        if held.is_set():
-            assert gate.wait(DEADLINE_S), "the held-back group was never let go"
-        return opener(*args, **kwargs)
-
-    monkeypatch.setattr(node_module, "open_replica_group", open_replica_group)
+    gate = hold_openings(monkeypatch, lambda _opening: held.is_set())
     node = Node(_config(tmp_path))
 
     async def scenario() -> None:
