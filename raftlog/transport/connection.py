@@ -1,8 +1,8 @@
 """The trio driver of one Session over one byte stream: a reader, a writer, a watchdog.
 
-Only the writer task calls `send_all` (trio forbids concurrent sends on a stream); the
-reader and the transport wake it. Each writer round drains h2's buffer in one
-`send_all`, after the session packed everything queued into frames (`Session.fill`).
+Only the writer task writes (trio forbids concurrent sends on a stream); the reader and
+the transport wake it. Each writer round drains the session in one gather write
+(`vectored.send_buffers`), after it packed everything queued into frames (`Session.fill`).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from raftlog.transport.errors import ProtocolViolation
 from raftlog.transport.limits import TransportLimits
 from raftlog.transport.queues import ChannelQueue
 from raftlog.transport.session import Session, SessionEvent
+from raftlog.transport.vectored import send_buffers
 
 _IO_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
 _GOODBYE_TIMEOUT_S = 0.2
@@ -128,20 +129,20 @@ class Connection:
                 try:
                     if self.queues is not None:
                         self.session.fill(self.queues)
-                    data = self.session.data_to_send()
+                    buffers = self.session.buffers_to_send()
                 except h2.exceptions.ProtocolError as error:
                     self.close(f"cannot write: {error!r}", level=logging.WARNING)
                     return
-                if not data:
+                if not buffers:
                     break
                 if self._scope.cancel_called:
                     # Closed while this writer was scheduled (the reader refused a hello,
                     # say): these bytes, often that refusal, go out with the goodbye.
-                    self._unsent += data
+                    self._unsent += b"".join(buffers)
                     return
                 self._write_started_s = trio.current_time()
                 try:
-                    await self.stream.send_all(data)
+                    await send_buffers(self.stream, buffers)
                 except _IO_ERRORS as error:
                     self.close(f"write failed: {error!r}")
                     return

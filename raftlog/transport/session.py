@@ -412,7 +412,8 @@ class Session:
 
     def _send_data(self, stream_id: int, size_bytes: int, pieces: list[memoryview]) -> None:
         """One DATA frame of `pieces`; written beside h2 when that is known to match h2
-        (`data_frames`), so the payload is copied once, in `data_to_send`, not five times."""
+        (`data_frames`), so the payload is not copied on its way to the socket (h2 copied
+        it five times)."""
         if not DIRECT_DATA_FRAMES:
             self._h2.send_data(stream_id, b"".join(pieces))
             return
@@ -435,11 +436,17 @@ class Session:
         self._h2.close_connection(h2.errors.ErrorCodes.NO_ERROR)
 
     def data_to_send(self) -> bytes:
+        return b"".join(self.buffers_to_send())
+
+    def buffers_to_send(self) -> list[bytes | memoryview]:
+        """What to write next, in order, as the pieces it was built from: the payloads of
+        DATA frames written beside h2 are views of the queued messages, not copies
+        (`vectored.send_buffers` writes them as they are)."""
         queued = self._h2.data_to_send()
         if not self._direct:
-            return queued
+            return [queued] if queued else []
         if queued:
             self._direct.append(queued)
-        data = b"".join(self._direct)
-        self._direct.clear()
-        return data
+        buffers = self._direct
+        self._direct = []
+        return buffers
