@@ -257,4 +257,10 @@ int rl_sync_submit(rl_sync_job *job);
 /* How many sync threads this process has started. */
 int rl_sync_threads(void);
 
+/* Keep blocks of up to `mmap_threshold` bytes in the heap rather than in mappings of
+ * their own, and up to `trim_threshold` free bytes at the heap's top. Returns 1 if
+ * applied, 0 where the C library has no such settings (it is not glibc), -1 if it
+ * refused them. See raftlog/allocator.py for why. */
+int rl_tune_allocator(int64_t mmap_threshold, int64_t trim_threshold);
+
 #endif

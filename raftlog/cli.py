@@ -11,7 +11,7 @@ from pathlib import Path
 
 import trio
 
-from raftlog import __version__, cli_cluster, cli_groups, cli_records, cli_topics, logs
+from raftlog import __version__, allocator, cli_cluster, cli_groups, cli_records, cli_topics, logs
 from raftlog.cli_client import CommandError, client
 from raftlog.config import ConfigError, NodeConfig, resolve
 from raftlog.node.node import Node
@@ -340,6 +340,7 @@ def main(argv: list[str] | None = None) -> int:
         _config_show(config, arguments.format)
         return EXIT_OK
     logs.configure(config.log_format, config.log_level)
+    logs.event("allocator_tuned", applied=allocator.tune_for_node())
     try:
         trio.run(_serve, config)
     except Exception as error:

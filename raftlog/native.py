@@ -547,6 +547,17 @@ def sync_threads() -> int:
     return int(lib.rl_sync_threads())
 
 
+def tune_allocator(mmap_threshold_bytes: int, trim_threshold_bytes: int) -> bool:
+    """Set the C library allocator's mmap and trim thresholds (`raftlog.allocator` says
+    why). True if set, False where the C library has no such settings (not glibc)."""
+    _check_int("mmap threshold", mmap_threshold_bytes, (1, _I32[1]))
+    _check_int("trim threshold", trim_threshold_bytes, (1, _I32[1]))
+    applied = int(lib.rl_tune_allocator(mmap_threshold_bytes, trim_threshold_bytes))
+    if applied < 0:
+        raise OSError("the C library refused the allocator settings")
+    return applied == 1
+
+
 SYNC_STEPS = ("log fdatasync", "journal write", "mark write", "mark fdatasync")
 """What `SyncJob.failed_step` numbers (from 1), as in `rl_sync_job`."""
 
