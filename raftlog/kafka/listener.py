@@ -153,19 +153,25 @@ class KafkaListener:
 
     async def _run_connection(self, stream: trio.SocketStream) -> None:
         connection = ServerConnection(self.supported_versions, self.limits.max_frame_bytes)
+        # Taken by the reader before a request that needs an answer starts, given back
+        # once its response is written: the bound counts exactly the requests in flight.
+        in_flight = trio.Semaphore(self.limits.requests_in_flight_per_connection_max)
         slots_in, slots_out = trio.open_memory_channel[_Slot](
             self.limits.requests_in_flight_per_connection_max
         )
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._write_responses, stream, connection, slots_out, nursery)
+            nursery.start_soon(
+                self._write_responses, stream, connection, slots_out, in_flight, nursery
+            )
             async with slots_in:
-                await self._read_requests(stream, connection, slots_in, nursery)
+                await self._read_requests(stream, connection, slots_in, in_flight, nursery)
 
     async def _read_requests(
         self,
         stream: trio.SocketStream,
         connection: ServerConnection,
         slots: trio.MemorySendChannel[_Slot],
+        in_flight: trio.Semaphore,
         nursery: trio.Nursery,
     ) -> None:
         pending: list[_Slot] = []  # this connection's requests whose handlers may still run
@@ -193,6 +199,7 @@ class KafkaListener:
                     return
                 slot = _Slot(event)
                 slot.done.set()
+                await in_flight.acquire()
                 await slots.send(slot)
                 continue
             assert isinstance(event, RequestReceived)
@@ -201,6 +208,8 @@ class KafkaListener:
             pending = [earlier for earlier in pending if not earlier.done.is_set()]
             after = tuple(pending) if event.api_key in IN_ORDER_APIS else ()
             pending.append(slot)
+            if event.expects_response:
+                await in_flight.acquire()
             nursery.start_soon(self._handle, slot, after)
             if event.expects_response:
                 await slots.send(slot)
@@ -236,6 +245,7 @@ class KafkaListener:
         stream: trio.SocketStream,
         connection: ServerConnection,
         slots: trio.MemoryReceiveChannel[_Slot],
+        in_flight: trio.Semaphore,
         nursery: trio.Nursery,
     ) -> None:
         async with slots:
@@ -243,12 +253,14 @@ class KafkaListener:
                 await slot.done.wait()
                 if isinstance(slot.event, ProtocolError):
                     await self._send(stream, connection.send_error_response(slot.event))
+                    in_flight.release()
                     continue
                 if slot.failed or slot.body is None:
                     nursery.cancel_scope.cancel()
                     return
                 for chunk in connection.send_response_chunks(slot.event, slot.body):
                     await self._send(stream, chunk)
+                in_flight.release()
         # The reader finished (EOF or a fatal framing error) and every response is written;
         # handlers of acks=0 requests may still be running and are left to finish.
 
