@@ -29,7 +29,7 @@ from prometheus_client import (
     disable_created_metrics,
     generate_latest,
 )
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from raftlog.admin.view import NodeView
@@ -219,3 +219,11 @@ class _NodeCollector(Collector):
             if entry.lag is not None:
                 consumer.add_metric([entry.group, entry.topic, str(entry.partition)], entry.lag)
         yield consumer
+        dropped = CounterMetricFamily(
+            "raftlog_transport_messages_dropped",
+            "Raft messages to a peer dropped: its queue was full, or the connection was lost",
+            labels=["peer", "channel", "reason"],
+        )
+        for peer_id, channel, reason, count in self.view.transport_drops():
+            dropped.add_metric([str(peer_id), channel, reason], count)
+        yield dropped

@@ -108,6 +108,21 @@ class NodeView:
         peer = transport.statistics().peers.get(node_id)
         return peer is not None and peer.connected
 
+    def transport_drops(self) -> list[tuple[int, str, str, int]]:
+        """(peer, channel, reason, messages) for each peer's message queues: appends and
+        heartbeats refused because the queue was full, or lost with a connection. Raft
+        resends what matters, but a steady count means a leader outruns a follower."""
+        transport = self.node.transport
+        if transport is None:
+            return []
+        drops = []
+        for peer_id, peer in sorted(transport.statistics().peers.items()):
+            for channel, counts in sorted(peer.channels.items()):
+                name = channel.name.lower()
+                drops.append((peer_id, name, "full", counts.messages_dropped_full))
+                drops.append((peer_id, name, "disconnected", counts.messages_dropped_disconnected))
+        return drops
+
     # -- topics and partitions ---------------------------------------------------------
 
     def topics(self) -> list[dict[str, Any]]:

@@ -43,8 +43,13 @@ class RaftConfig:
     """Byte budget of the entries in one append message (at least one entry is always sent)."""
     max_inflight_messages: int = attrs.field(default=256, validator=_positive)
     """Append messages in flight to one follower in the replicate state."""
-    max_inflight_bytes: int = attrs.field(default=32 << 20, validator=_positive)
-    """Entry bytes in flight to one follower in the replicate state."""
+    max_inflight_bytes: int = attrs.field(default=8 << 20, validator=_positive)
+    """Entry bytes in flight to one follower in the replicate state. Half the transport's
+    queue per peer (`TransportLimits.queue_bytes_max`): a leader allowed more outran a
+    follower's queue under a pipelined producer, the appends that did not fit were
+    dropped, and the follower's rejection had them sent again, read back from the files
+    (the recent-entries cache had let them go as sent). Groups that share a peer share
+    its queue; `raftlog_transport_messages_dropped_total` shows when they outrun it."""
     max_uncommitted_entries_size_bytes: int = attrs.field(default=64 << 20, validator=_positive)
     """Payload bytes a leader accepts beyond its commit index before refusing proposals."""
     max_committed_size_per_ready_bytes: int = attrs.field(default=4 << 20, validator=_positive)
