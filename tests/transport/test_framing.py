@@ -176,3 +176,27 @@ def test_hyperframe_repr_fix_is_applied_and_output_identical() -> None:
             "None" if not data else "<hex:" + (full[:20] + "..." if len(full) > 20 else full) + ">"
         )
         assert hyperframe.frame._raw_data_repr(data) == expected
+
+
+def test_a_data_frame_repr_is_output_identical_and_does_not_serialize_the_payload() -> None:
+    import binascii
+
+    from hyperframe.frame import DataFrame
+
+    from raftlog.transport import _h2_speedups
+
+    assert _h2_speedups.APPLIED
+    for payload in (b"", b"ab", bytes(range(10)), bytes(range(11)), bytes(200_000)):
+        for pad_length in (None, 0, 3, 40):
+            frame = DataFrame(3, memoryview(payload))
+            if pad_length is not None:
+                frame.flags.add("PADDED")
+                frame.pad_length = pad_length
+            body = frame.serialize_padding_data() + payload + b"\0" * (pad_length or 0)
+            shown = binascii.hexlify(body[:11]).decode("ascii")
+            shown = shown[:20] + "..." if len(shown) > 20 else shown
+            frame.data = memoryview(payload)  # serialize_padding_data left it alone; be sure
+            expected_body = "None" if not body else f"<hex:{shown}>"
+            assert repr(frame) == f"DataFrame(stream_id=3, flags={frame.flags!r}): {expected_body}"
+            # The original turned the payload into a new bytes copy to show 10 bytes of it.
+            assert isinstance(frame.data, memoryview)
