@@ -63,10 +63,10 @@ class MessageDecoder:
     """Turns the bytes of one channel stream into whole messages.
 
     A message that arrives whole in one chunk is copied out of it once. One spread over
-    several chunks (an append of megabytes arrives in 64 KiB DATA frames) is kept as
+    several chunks (an append of megabytes arrives in 256 KiB DATA frames) is kept as
     views of those chunks and joined once, when its last byte arrives, so it is never
     copied piece by piece into a growing buffer. The chunks must not change afterwards
-    (h2 hands out a fresh `bytes` per frame).
+    (DATA payloads are views of the `bytes` each socket read returned: `frame_buffer`).
     """
 
     def __init__(self, message_size_bytes_max: int) -> None:
@@ -83,7 +83,7 @@ class MessageDecoder:
     def buffered_bytes(self) -> int:
         return len(self._prefix) + self._parts_bytes
 
-    def receive_data(self, data: bytes) -> list[bytes]:
+    def receive_data(self, data: bytes | memoryview) -> list[bytes]:
         """Feed bytes; return the messages they complete, in order.
 
         Raises MessageTooLarge as soon as a prefix over the limit is seen.

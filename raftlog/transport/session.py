@@ -35,7 +35,10 @@ import h2.events
 import h2.exceptions
 import h2.settings
 
-from raftlog.transport import _h2_speedups  # noqa: F401  (applies itself)
+from raftlog.transport import (
+    _h2_speedups,  # noqa: F401  (applies itself)
+    frame_buffer,
+)
 from raftlog.transport.channels import (
     HELLO_PATH,
     PATH_TO_CHANNEL,
@@ -171,6 +174,8 @@ class Session:
         self._authority = authority.encode("ascii", errors="replace")
         config = h2.config.H2Configuration(client_side=client_side, header_encoding=None)
         self._h2 = h2.connection.H2Connection(config)
+        if frame_buffer.USABLE:
+            self._h2.incoming_buffer = frame_buffer.ChunkedFrameBuffer(server=not client_side)
         settings: dict[h2.settings.SettingCodes, int] = {
             h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: _STREAMS_MAX,
             h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: limits.stream_window_bytes,
