@@ -309,11 +309,20 @@ class PartitionReplica:
     # -- produce -----------------------------------------------------------------------
 
     async def produce(self, records: object, acks: int, timeout_s: float) -> ProduceOutcome:
+        """Append one batch; the outcome says where, or why not.
+
+        A refusal is often decided without waiting for anything, yet what lifts it (a seal
+        applied, a predecessor caught up, a leader elected) happens in Ready loops. So a
+        refusal always lets other tasks run first: a caller in this process that retries
+        at once then cannot starve those loops and spin forever.
+        """
         wait_until = trio.current_time() + min(REORDER_WAIT_S, max(timeout_s, 0.0))
         while True:
             moved = self._sequences_moved
             outcome = await self._produce_once(records, acks, timeout_s, wait_until)
             if not isinstance(outcome, _Ahead):
+                if outcome.error_code:
+                    await trio.lowlevel.checkpoint()
                 return outcome
             with trio.move_on_at(wait_until):
                 await moved.wait()
