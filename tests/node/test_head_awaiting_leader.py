@@ -259,6 +259,9 @@ def test_metadata_names_the_heads_leader_elsewhere_while_the_head_opens_here(
         lambda opening: opening.get("group_id") == head_group and opening.get("node_id") == x,
     )
     nodes = _restart(tmp_path, monkeypatch)
+    # One group per opening batch on X: a batch hands out its groups only once all are
+    # open, so a sealed segment batched with the held-back head could never stand in.
+    nodes[x]._opener.batch_groups_max = 1
 
     async def scenario() -> None:
         async with trio.open_nursery() as nursery:
