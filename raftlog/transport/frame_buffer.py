@@ -79,8 +79,12 @@ class ChunkedFrameBuffer(FrameBuffer):
         first = self._chunks[0]
         if len(first) >= _HEADER_BYTES:
             return first[:_HEADER_BYTES]
-        joined = b"".join(self._chunks)  # a header split across reads: rare and tiny
-        return memoryview(joined[:_HEADER_BYTES])
+        header = b""  # split across reads: gather its 9 bytes, not every buffered read
+        for chunk in self._chunks:
+            header += chunk[: _HEADER_BYTES - len(header)]
+            if len(header) == _HEADER_BYTES:
+                break
+        return memoryview(header)
 
     def __next__(self) -> Frame:
         if self._buffered < _HEADER_BYTES:
