@@ -212,7 +212,12 @@ def test_a_chain_without_its_head_does_not_say_where_the_partition_ends(
             await _until(lambda: not stale.stands_in(), "the head joins")
             chain = broker.partition(TOPIC, 0)
             assert chain is not None and chain.head.group.group_id == head_group
-            await _until(lambda: chain.group.is_leader, "the head is led")
+            # Led, and its leader has committed an entry of its own term: until then the
+            # end is unknown (`end_unknown`) and the answer is a retriable refusal.
+            await _until(
+                lambda: chain.group.is_leader and not chain.end_unknown(),
+                "the head is led and its leader caught up",
+            )
             epoch = chain.leader_epoch
             answer = await trio.to_thread.run_sync(_epoch_end, port, epoch, epoch)
             # The head's new term starts at the log end it had before the restart.
