@@ -21,7 +21,7 @@ from raftlog.transport.channels import Channel
 from raftlog.transport.errors import ProtocolViolation
 from raftlog.transport.limits import TransportLimits
 from raftlog.transport.queues import ChannelQueue
-from raftlog.transport.session import Session, SessionEvent
+from raftlog.transport.session import MessagesReceived, Session, SessionEvent
 from raftlog.transport.vectored import send_buffers
 
 _IO_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
@@ -119,7 +119,13 @@ class Connection:
                 # had already closed: that connection ends, never the node.
                 self.close(f"protocol violation: {error}", level=logging.WARNING)
                 return
-            self.wake()
+            # Received messages wake the writer themselves when answers are queued
+            # (`Transport._kick`): woken for them too, it ran a round that found nothing,
+            # several times per replicated record.
+            if self.session.has_output() or not all(
+                isinstance(received, MessagesReceived) for received in events
+            ):
+                self.wake()
 
     async def _write_loop(self) -> None:
         while True:

@@ -443,6 +443,15 @@ class Session:
     def data_to_send(self) -> bytes:
         return b"".join(self.buffers_to_send())
 
+    def has_output(self) -> bool:
+        """Whether anything waits to be written (frames h2 produced on its own: SETTINGS
+        and PING acknowledgements, window updates). It moves h2's buffered bytes into the
+        outgoing pieces, keeping their order; nothing is written here."""
+        queued = self._h2.data_to_send()
+        if queued:
+            self._direct.append(queued)
+        return bool(self._direct)
+
     def buffers_to_send(self) -> list[bytes | memoryview]:
         """What to write next, in order, as the pieces it was built from: the payloads of
         DATA frames written beside h2 are views of the queued messages, not copies
