@@ -157,10 +157,18 @@ def _encode(
 # ------------------------------------------------------------------ decoding
 
 
+PAYLOAD_VIEW_MIN_BYTES = 64 << 10
+"""Entry payloads from this size on are decoded as views of the message, not copies: a
+follower received each batch of a replicated produce as a megabyte message and copied it
+once more here before storing it. Smaller payloads are copied, so that a view never holds
+a large message in memory for a few bytes of it."""
+
+
 class _Reader:
     def __init__(self, data: bytes, position: int = 0) -> None:
-        self.data = data
+        self.data = data  # immutable: views of it cannot change under their holders
         self.position = position
+        self._view: memoryview | None = None
 
     def remaining(self) -> int:
         return len(self.data) - self.position
@@ -194,12 +202,28 @@ class _Reader:
         return value == 1
 
     def raw(self) -> bytes:
+        length = self._length()
+        value = self.data[self.position : self.position + length]
+        self.position += length
+        return value
+
+    def payload(self) -> bytes | memoryview:
+        """Like `raw`, but a view of the message from `PAYLOAD_VIEW_MIN_BYTES` on."""
+        length = self._length()
+        if length < PAYLOAD_VIEW_MIN_BYTES:
+            value: bytes | memoryview = self.data[self.position : self.position + length]
+        else:
+            if self._view is None:
+                self._view = memoryview(self.data)
+            value = self._view[self.position : self.position + length]
+        self.position += length
+        return value
+
+    def _length(self) -> int:
         length = self.integer()
         if length > self.remaining():
             raise CodecError(f"length {length} exceeds the {self.remaining()} bytes left")
-        value = self.data[self.position : self.position + length]
-        self.position += length
-        return bytes(value)
+        return length
 
     def count(self, minimum_item_bytes: int) -> int:
         count = self.integer()
@@ -216,7 +240,7 @@ def _entry(reader: _Reader) -> Entry:
         kind = EntryKind(kind_byte)
     except ValueError:
         raise CodecError(f"unknown entry kind {kind_byte}") from None
-    return Entry(term, index, kind, reader.raw())
+    return Entry(term, index, kind, reader.payload())
 
 
 def _get_field(reader: _Reader, kind: int) -> Any:

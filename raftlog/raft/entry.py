@@ -42,8 +42,9 @@ class Entry:
     """Position in the log, starting at 1."""
     kind: EntryKind
     """What the core must do with the entry besides storing it."""
-    payload: bytes = b""
-    """Opaque application bytes (for CONFIG_CHANGE, the encoded change record)."""
+    payload: bytes | memoryview = b""
+    """Opaque application bytes (for CONFIG_CHANGE, the encoded change record). A large
+    payload received from a peer is a read-only view of the message that carried it."""
 
     def size_bytes(self) -> int:
         """Cost of the entry in message and window budgets."""

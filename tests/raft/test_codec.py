@@ -7,7 +7,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from raftlog.raft.codec import GATHER_BYTES_MIN, CodecError, decode, encode, encode_parts
+from raftlog.raft.codec import (
+    GATHER_BYTES_MIN,
+    PAYLOAD_VIEW_MIN_BYTES,
+    CodecError,
+    decode,
+    encode,
+    encode_parts,
+)
 from raftlog.raft.entry import Entry, EntryKind
 from raftlog.raft.heartbeat_batch import (
     GroupHeartbeat,
@@ -159,3 +166,20 @@ def test_a_start_outside_the_message_is_refused() -> None:
     for start in (-1, len(encoded) + 1):
         with pytest.raises(CodecError, match="outside"):
             decode(encoded, start=start)
+
+
+def test_large_payloads_decode_as_read_only_views_of_an_immutable_message() -> None:
+    small = b"s" * (PAYLOAD_VIEW_MIN_BYTES - 1)
+    large = bytes(range(256)) * (PAYLOAD_VIEW_MIN_BYTES // 256 + 1)
+    sent = AppendEntries(
+        1, 2, 3, 4, 5, 6, (Entry(5, 5, EntryKind.DATA, small), Entry(5, 6, EntryKind.DATA, large))
+    )
+    received = bytearray(encode(sent))  # as a receive buffer that is reused afterwards
+    decoded = decode(received)
+    assert isinstance(decoded, AppendEntries) and decoded == sent
+    small_payload, large_payload = (entry.payload for entry in decoded.entries)
+    assert type(small_payload) is bytes
+    assert isinstance(large_payload, memoryview) and large_payload.readonly
+    received[:] = bytes(len(received))
+    assert large_payload == large and small_payload == small
+    assert hash(decoded.entries[1]) == hash(sent.entries[1])
