@@ -416,7 +416,7 @@ class PartitionReplica:
             await self._wait_successor(timeout_s)
             return refusal
         try:
-            entry_index, term = self.group.propose(bytes(records))
+            entry_index, term = self.group.propose(_immutable(records))
         except RaftError as error:
             refusal = self._refused(
                 identity,
@@ -597,6 +597,15 @@ class PartitionReplica:
     def epoch_starts(self) -> list[tuple[int, int]]:
         """(leader epoch, first offset written in it) for each epoch this replica holds."""
         return list(self._epochs)
+
+
+def _immutable(records: bytes | bytearray | memoryview) -> bytes | memoryview:
+    """`records` as an entry payload that cannot change under the log: a view of a Kafka
+    request's frame (immutable bytes) is kept as it is, anything else copied. A leader
+    copied each megabyte batch here before stamping its own copy for the file."""
+    if isinstance(records, memoryview) and type(records.obj) is bytes:
+        return records
+    return bytes(records)
 
 
 def _identity(header: native.BatchHeader, entry_index: int) -> BatchIdentity | None:

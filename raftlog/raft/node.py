@@ -169,7 +169,7 @@ class RawNode:
         if self.role != Role.LEADER and self._promotable():
             self._campaign(pre_vote=self.config.pre_vote, leadership_transfer=False)
 
-    def propose(self, payload: bytes, kind: EntryKind = EntryKind.DATA) -> int:
+    def propose(self, payload: bytes | memoryview, kind: EntryKind = EntryKind.DATA) -> int:
         """Append an entry on the leader; returns its index (commit is not yet known).
 
         Raises a ``ProposalDropped`` subclass when refused: ``NotLeader``,

@@ -184,7 +184,9 @@ class ReplicaGroup:
         self.raw.transfer_leadership(target)
         self._woken()
 
-    def propose(self, payload: bytes, kind: EntryKind = EntryKind.DATA) -> tuple[int, int]:
+    def propose(
+        self, payload: bytes | memoryview, kind: EntryKind = EntryKind.DATA
+    ) -> tuple[int, int]:
         """Append `payload` as a new entry; returns (index, term). Raises if not leader."""
         index = self.raw.propose(payload, kind)
         self._woken()
