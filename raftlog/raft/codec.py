@@ -210,14 +210,13 @@ class _Reader:
     def payload(self) -> bytes | memoryview:
         """Like `raw`, but a view of the message from `PAYLOAD_VIEW_MIN_BYTES` on."""
         length = self._length()
-        if length < PAYLOAD_VIEW_MIN_BYTES:
-            value: bytes | memoryview = self.data[self.position : self.position + length]
-        else:
-            if self._view is None:
-                self._view = memoryview(self.data)
-            value = self._view[self.position : self.position + length]
+        start = self.position
         self.position += length
-        return value
+        if length < PAYLOAD_VIEW_MIN_BYTES:
+            return self.data[start : start + length]
+        if self._view is None:
+            self._view = memoryview(self.data)
+        return self._view[start : start + length]
 
     def _length(self) -> int:
         length = self.integer()

@@ -422,9 +422,7 @@ class Session:
         if not DIRECT_DATA_FRAMES:
             self._h2.send_data(stream_id, b"".join(pieces))
             return
-        queued = self._h2.data_to_send()
-        if queued:
-            self._direct.append(queued)
+        self._take_h2_output()
         self._direct.append(account_data_frame(self._h2, stream_id, size_bytes))
         self._direct.extend(pieces)
 
@@ -445,22 +443,22 @@ class Session:
 
     def has_output(self) -> bool:
         """Whether anything waits to be written (frames h2 produced on its own: SETTINGS
-        and PING acknowledgements, window updates). It moves h2's buffered bytes into the
-        outgoing pieces, keeping their order; nothing is written here."""
+        and PING acknowledgements, window updates); nothing is written here."""
+        self._take_h2_output()
+        return bool(self._direct)
+
+    def _take_h2_output(self) -> None:
+        """Move what h2 has buffered to the end of the outgoing pieces, keeping the order
+        in which frames were made."""
         queued = self._h2.data_to_send()
         if queued:
             self._direct.append(queued)
-        return bool(self._direct)
 
     def buffers_to_send(self) -> list[bytes | memoryview]:
         """What to write next, in order, as the pieces it was built from: the payloads of
         DATA frames written beside h2 are views of the queued messages, not copies
         (`vectored.send_buffers` writes them as they are)."""
-        queued = self._h2.data_to_send()
-        if not self._direct:
-            return [queued] if queued else []
-        if queued:
-            self._direct.append(queued)
+        self._take_h2_output()
         buffers = self._direct
         self._direct = []
         return buffers
