@@ -230,9 +230,12 @@ int rl_file_find_batch(int fd, uint64_t position, uint64_t end, uint64_t entry_i
  * bytes of journal to it (the test-only power-loss journal); then, if mark_fd
  * >= 0, write the mark_len bytes of mark at mark_position and fdatasync it. The
  * first failing step stops the job: result is 0 or -errno, failed_step 0 or the
- * step (1 log fdatasync, 2 journal write, 3 mark write, 4 mark fdatasync). Once
- * over, 1 is added to the eventfd done_fd. The job and its buffers must stay
- * valid until then. */
+ * step (1 log fdatasync, 2 journal write, 3 mark write, 4 mark fdatasync). If
+ * every step succeeded and drop_len > 0, the log's pages in [drop_offset,
+ * drop_offset + drop_len), clean now, are dropped from the page cache
+ * (POSIX_FADV_DONTNEED; advisory, its outcome is not reported). Once over, 1 is
+ * added to the eventfd done_fd. The job and its buffers must stay valid until
+ * then. */
 typedef struct {
     int32_t log_fd;
     int32_t journal_fd;
@@ -242,6 +245,8 @@ typedef struct {
     const uint8_t *mark;
     uint64_t mark_len;
     uint64_t mark_position;
+    uint64_t drop_offset;
+    uint64_t drop_len;
     int32_t done_fd;
     int32_t result;
     int32_t failed_step;

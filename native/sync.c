@@ -2,6 +2,7 @@
  * the GIL, each signalling an eventfd when it is over. See raftlog_native.h. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
@@ -54,6 +55,11 @@ static void run_job(rl_sync_job *job) {
             result = retry_fdatasync(job->mark_fd);
             step = result ? 4 : 0;
         }
+    }
+    if (!result && job->drop_len > 0) {
+        /* Before the signal: the caller closes log_fd once it is woken. */
+        (void)posix_fadvise(job->log_fd, (off_t)job->drop_offset, (off_t)job->drop_len,
+                            POSIX_FADV_DONTNEED);
     }
     job->result = result;
     job->failed_step = step;

@@ -60,6 +60,11 @@ def _add_node_flags(parser: argparse.ArgumentParser) -> None:
         "--segment-bytes", dest="segment_bytes", help="seal a segment at this size (256 MiB)"
     )
     parser.add_argument(
+        "--cached-tail-bytes",
+        dest="cached_tail_bytes",
+        help="keep each log's newest bytes in the page cache, drop older ones (32 MiB; -1 all)",
+    )
+    parser.add_argument(
         "--retention-bytes", dest="retention_bytes", help="per partition default (-1: no limit)"
     )
     parser.add_argument("--retention-ms", dest="retention_ms", help="default (7 days)")
@@ -107,6 +112,7 @@ FLAG_SETTINGS = (
     "auto_create_topics",
     "log_format",
     "segment_bytes",
+    "cached_tail_bytes",
     "retention_bytes",
     "retention_ms",
     "retention_check_ms",

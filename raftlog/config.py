@@ -19,6 +19,7 @@ from typing import Any
 import attrs
 
 from raftlog import bugs
+from raftlog.storage.config import CACHED_TAIL_BYTES_DEFAULT
 
 
 class ConfigError(ValueError):
@@ -138,6 +139,9 @@ class NodeConfig:
     default_partitions: int = attrs.field(default=1, validator=_positive("default_partitions"))
     segment_bytes: int = attrs.field(default=256 << 20, validator=_positive("segment_bytes"))
     segment_ms: int = attrs.field(default=7 * 24 * 3600 * 1000, validator=_positive("segment_ms"))
+    cached_tail_bytes: int = attrs.field(default=CACHED_TAIL_BYTES_DEFAULT)
+    """Each log keeps its newest this many bytes in the page cache once durable and drops
+    older pages, so the cache recycles pages instead of growing (-1: the OS decides)."""
     retention_bytes: int = -1
     retention_ms: int = 7 * 24 * 3600 * 1000
     retention_check_ms: int = attrs.field(default=30_000, validator=_positive("retention_check_ms"))
@@ -170,10 +174,16 @@ class NodeConfig:
         if not 0 < value <= JOIN_TIMEOUT_MS_MAX:
             raise ConfigError(f"join_timeout_ms: must be 1-{JOIN_TIMEOUT_MS_MAX}, got {value}")
 
+    @cached_tail_bytes.validator
+    def _check_cached_tail(self, _attribute: object, value: int) -> None:
+        if value < -1:
+            raise ConfigError(f"cached_tail_bytes: must be >= 0, or -1 to keep all, got {value}")
+
     @leader_balance_interval_ms.validator
     def _check_balance_interval(self, _attribute: object, value: int) -> None:
         if value < 0:
             raise ConfigError(f"leader_balance_interval_ms: must be >= 0, got {value}")
+
     log_format: str = attrs.field(default="text")
     log_level: str = "info"
     inject_bug: str | None = attrs.field(default=None)
@@ -255,6 +265,7 @@ def _convert(key: str, raw: object) -> object:
         "default_partitions",
         "segment_bytes",
         "segment_ms",
+        "cached_tail_bytes",
         "retention_bytes",
         "retention_ms",
         "retention_check_ms",

@@ -581,14 +581,21 @@ def submit_sync(
     log_fd: int,
     journal: tuple[int, bytes] | None = None,
     mark: tuple[int, bytes, int] | None = None,
+    drop: tuple[int, int] | None = None,
 ) -> SyncJob | int:
     """Queue: fdatasync `log_fd`; append `journal` = (fd, line); write `mark` = (fd, bytes,
-    position) and fdatasync it; then add 1 to the eventfd `done_fd`. A C thread that never
-    takes the GIL runs it. Returns the job, or -errno if nothing will run (-EAGAIN: full)."""
+    position) and fdatasync it; if all went well, drop the log's pages in `drop` =
+    (offset, length) from the page cache; then add 1 to the eventfd `done_fd`. A C thread
+    that never takes the GIL runs it. Returns the job, or -errno if nothing will run
+    (-EAGAIN: full)."""
     for name, fd in (("done_fd", done_fd), ("log_fd", log_fd)):
         _check_int(name, fd, (0, _I32[1]))
     job = ffi.new("rl_sync_job *")
     job.done_fd, job.log_fd = done_fd, log_fd
+    if drop is not None:
+        _check_int("drop offset", drop[0], (0, _I64[1]))
+        _check_int("drop length", drop[1], (0, _I64[1]))
+        job.drop_offset, job.drop_len = drop
     job.journal_fd = job.mark_fd = -1
     buffers: list[object] = []
     if journal is not None:

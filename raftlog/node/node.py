@@ -160,6 +160,21 @@ class _Hosted:
     closed: trio.Event = attrs.field(factory=trio.Event)
 
 
+def group_log_config(config: NodeConfig) -> LogConfig:
+    """How the log of every Raft group this node hosts behaves."""
+    return LogConfig(
+        # Files inside one group roll on storage's own bounds; `segment_bytes` is where
+        # the partition seals the group and chains a new one.
+        limits=StorageLimits(
+            segment_bytes_max=min(max(2 * config.segment_bytes, 16 << 20), 1 << 30)
+        ),
+        segment_age_ms_max=config.segment_ms,
+        retention_bytes_max=None,
+        retention_age_ms_max=None,
+        cached_tail_bytes=None if config.cached_tail_bytes < 0 else config.cached_tail_bytes,
+    )
+
+
 @attrs.define(eq=False)
 class Node:
     config: NodeConfig
@@ -320,16 +335,7 @@ class Node:
                 # successor made ahead and then not used, say).
                 shutil.rmtree(directory, ignore_errors=True)
             return None
-        log_config = LogConfig(
-            # Files inside one group roll on storage's own bounds; `segment_bytes` is where
-            # the partition seals the group and chains a new one.
-            limits=StorageLimits(
-                segment_bytes_max=min(max(2 * self.config.segment_bytes, 16 << 20), 1 << 30)
-            ),
-            segment_age_ms_max=self.config.segment_ms,
-            retention_bytes_max=None,
-            retention_age_ms_max=None,
-        )
+        log_config = group_log_config(self.config)
         if group_id in self._hosted or group_id in self._opening:
             return None  # hosted already, or its opening is under way
         self._opening.add(group_id)

@@ -171,7 +171,7 @@ class SegmentGroupLog:
             ticket = self.log.sync_begin()
             journal = power_loss.journal_entry(ticket.path, ticket.size_bytes)
             try:
-                await fdatasync_chain(ticket.fd, journal, mark)
+                await fdatasync_chain(ticket.fd, journal, mark, ticket.drop)
             except SyncFailed as error:
                 if not error.log_durable:
                     self.log.sync_failed(ticket, error)

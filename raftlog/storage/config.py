@@ -7,6 +7,7 @@ import attrs
 from raftlog.limits import StorageLimits
 
 DAY_MS = 24 * 3600 * 1000
+CACHED_TAIL_BYTES_DEFAULT = 32 << 20
 
 
 class FsyncPolicy(enum.Enum):
@@ -44,3 +45,12 @@ class LogConfig:
     """Retention deletes front segments whose newest timestamp is older than this."""
     fsync_policy: FsyncPolicy = FsyncPolicy.ALWAYS
     fsync_interval_ms: int = attrs.field(default=100, validator=_optional_positive)
+    cached_tail_bytes: int | None = attrs.field(default=CACHED_TAIL_BYTES_DEFAULT)
+    """Durable data older than the log's newest this many bytes is dropped from the page
+    cache after each fdatasync, and a sealed file's all at once (None: the OS decides).
+    See `raftlog/storage/page_cache.py` for why."""
+
+    @cached_tail_bytes.validator
+    def _check_cached_tail(self, _attribute: attrs.Attribute, value: int | None) -> None:
+        if value is not None and value < 0:
+            raise ValueError(f"cached_tail_bytes must be >= 0 or None, got {value}")

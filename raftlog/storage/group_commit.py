@@ -20,7 +20,7 @@ import trio
 from raftlog.invariant import invariant
 from raftlog.storage.config import FsyncPolicy
 from raftlog.storage.errors import LogFailed, StorageError
-from raftlog.storage.log import SegmentedLog
+from raftlog.storage.log import SegmentedLog, SyncTicket
 
 
 @attrs.frozen
@@ -99,7 +99,7 @@ class GroupCommitter:
         before = self.log.durable_entry_index
         ticket = self.log.sync_begin()
         try:
-            await trio.to_thread.run_sync(os.fdatasync, ticket.fd)
+            await trio.to_thread.run_sync(_fdatasync_and_drop, ticket)
         except OSError as error:
             self.log.sync_failed(ticket, error)
             self._failure = error
@@ -127,3 +127,8 @@ class GroupCommitter:
             self.log.durable_entry_index,
             self.policy,
         )
+
+
+def _fdatasync_and_drop(ticket: SyncTicket) -> None:
+    os.fdatasync(ticket.fd)
+    ticket.drop_cached()

@@ -22,7 +22,7 @@ import attrs
 from raftlog import native
 from raftlog.invariant import invariant
 from raftlog.native import KeyKind, NativeError
-from raftlog.storage import files, power_loss, repair
+from raftlog.storage import files, page_cache, power_loss, repair
 from raftlog.storage.compaction import CompactionResult, OffsetMap, compact_data
 from raftlog.storage.config import LogConfig
 from raftlog.storage.errors import (
@@ -68,6 +68,13 @@ class SyncTicket:
     """The active segment's data file and its size when the sync began (for the
     test-only power-loss journal)."""
     size_bytes: int
+    drop: tuple[int, int] = (0, 0)
+    """(offset, length) of the file's pages to drop from the page cache once the
+    fdatasync has made them clean (`page_cache.drop_range`)."""
+
+    def drop_cached(self) -> None:
+        """After the fdatasync: drop `drop` from the page cache."""
+        page_cache.drop(self.fd, *self.drop)
 
 
 @attrs.define(eq=False)
@@ -356,6 +363,11 @@ class SegmentedLog:
             self._fail(f"sealing {active.data_path} failed: {error}")
             raise LogFailed(self._failure) from error
         self._durable_entry_index = max(self._durable_entry_index, active.last_entry_index)
+        if self.config.cached_tail_bytes is not None:
+            page_cache.drop(
+                active.fd, *page_cache.drop_all(active.cache_dropped_bytes, active.size_bytes)
+            )
+            active.cache_dropped_bytes = active.size_bytes
         segment = Segment.create(
             self.directory,
             active.next_offset,
@@ -383,7 +395,11 @@ class SegmentedLog:
             deleted_any = True
         if deleted_any:
             files.fsync_directory(self.directory)
-        self._segments[-1].truncate_from_entry(entry_index)
+        tail = self._segments[-1]
+        tail.truncate_from_entry(entry_index)
+        tail.cache_dropped_bytes = min(
+            tail.cache_dropped_bytes, page_cache.page_floor(tail.size_bytes)
+        )
         new_last = entry_index - 1
         self._durable_entry_index = min(self._durable_entry_index, new_last)
         for ticket in self._tickets:
@@ -596,12 +612,17 @@ class SegmentedLog:
         anywhere (a worker thread), then `sync_end` (or `sync_failed`)."""
         self._check_usable()
         active = self._segments[-1]
+        drop = page_cache.drop_range(
+            active.cache_dropped_bytes, active.size_bytes, self.config.cached_tail_bytes
+        )
+        active.cache_dropped_bytes = sum(drop)
         ticket = SyncTicket(
             os.dup(active.fd),
             self.last_entry_index,
             self.last_entry_index,
             active.data_path,
             active.size_bytes,
+            drop,
         )
         self._tickets.append(ticket)
         return ticket
@@ -636,6 +657,7 @@ class SegmentedLog:
         except OSError as error:
             self.sync_failed(ticket, error)
             raise LogFailed(self._failure) from error
+        ticket.drop_cached()
         return self.sync_end(ticket)
 
     def durable_point(self) -> DurablePoint:

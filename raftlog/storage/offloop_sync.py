@@ -58,10 +58,11 @@ async def fdatasync_chain(
     log_fd: int,
     journal: tuple[int, bytes] | None = None,
     mark: tuple[int, bytes, int] | None = None,
+    drop: tuple[int, int] = (0, 0),
 ) -> None:
     """fdatasync `log_fd`, then append `journal` (fd, line), then write `mark` (fd, bytes,
-    position) and fdatasync it; raise SyncFailed at the first step that fails (QUEUE_STEP:
-    none ran).
+    position) and fdatasync it, then drop the log's pages in `drop` (offset, length) from
+    the page cache; raise SyncFailed at the first step that fails (QUEUE_STEP: none ran).
 
     Not cancellable: the caller began a sync it must end one way or the other, and the C
     thread reads the job's buffers and descriptors until it signals.
@@ -73,7 +74,7 @@ async def fdatasync_chain(
             raise SyncFailed(error.errno or errno.EIO, QUEUE_STEP) from error
         try:
             while True:
-                job = native.submit_sync(done, log_fd, journal, mark)
+                job = native.submit_sync(done, log_fd, journal, mark, drop)
                 if not isinstance(job, int):
                     break
                 if job != -errno.EAGAIN:

@@ -5,6 +5,8 @@ from pathlib import Path
 import pytest
 
 from raftlog.config import ConfigError, FsyncPolicy, HostPort, NodeConfig, Peer, resolve
+from raftlog.node.node import group_log_config
+from raftlog.storage.config import CACHED_TAIL_BYTES_DEFAULT
 
 
 def test_defaults_need_no_file() -> None:
@@ -86,3 +88,16 @@ def test_inject_bug_comes_from_the_environment_and_refuses_unknown_names() -> No
     finally:
         bugs.activate(None)
     assert not any(bugs.active(bug) for bug in bugs.Bug)
+
+
+def test_cached_tail_bytes_reaches_every_group_log() -> None:
+    default = resolve(config_file=None, environment={})
+    assert group_log_config(default).cached_tail_bytes == CACHED_TAIL_BYTES_DEFAULT
+    small = resolve(config_file=None, environment={"RAFTLOG_CACHED_TAIL_BYTES": "1048576"})
+    assert group_log_config(small).cached_tail_bytes == 1 << 20
+    keep_all = resolve(config_file=None, environment={}, flags={"cached_tail_bytes": "-1"})
+    assert group_log_config(keep_all).cached_tail_bytes is None
+    with pytest.raises(ConfigError, match="cached_tail_bytes: must be >= 0, or -1"):
+        resolve(config_file=None, environment={}, flags={"cached_tail_bytes": "-2"})
+    with pytest.raises(ConfigError, match="cached_tail_bytes: expected an integer"):
+        resolve(config_file=None, environment={}, flags={"cached_tail_bytes": "lots"})

@@ -1,0 +1,238 @@
+"""Dropping durable pages from the page cache (`raftlog/storage/page_cache.py`): what is
+dropped and when, on real files, read back through the kernel's own residency report
+(mincore), and the data still reads back whole from the disk."""
+
+from __future__ import annotations
+
+import ctypes
+import mmap
+import os
+import pathlib
+
+import pytest
+import trio
+
+from raftlog.limits import StorageLimits
+from raftlog.protocol.records import Record, build_batch
+from raftlog.raft.entry import Entry, EntryKind
+from raftlog.replica.factory import open_replica_group
+from raftlog.storage import LogConfig, SegmentedLog, stamp
+from raftlog.storage.group_commit import GroupCommitter
+from raftlog.storage.offloop_sync import fdatasync_chain
+from raftlog.storage.page_cache import (
+    DROP_BYTES_MIN,
+    FOLIO_BYTES_MAX,
+    PAGE_BYTES,
+    drop_all,
+    drop_range,
+)
+from tests.node.test_replica_group import no_messages
+
+from .log_helpers import data_files, make_batch
+
+MIB = 1 << 20
+TAIL = 2 * MIB
+CACHED_MAX = TAIL + DROP_BYTES_MIN + FOLIO_BYTES_MAX
+"""What a log keeping TAIL may leave cached: the tail, a range too small to drop yet, and
+the folio that straddles the range's end."""
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.mmap.restype = ctypes.c_void_p
+_libc.mmap.argtypes = [
+    ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long
+]  # fmt: skip
+_libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_ubyte)]
+_libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+
+
+def resident_bytes(path: pathlib.Path) -> int:
+    """How many bytes of the file the page cache holds, as mincore(2) reports them."""
+    size = path.stat().st_size
+    if size == 0:
+        return 0
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        address = _libc.mmap(None, size, mmap.PROT_READ, mmap.MAP_SHARED, fd, 0)
+        if address in (None, ctypes.c_void_p(-1).value):
+            raise OSError(ctypes.get_errno(), "mmap failed")
+        try:
+            pages = (size + PAGE_BYTES - 1) // PAGE_BYTES
+            vector = (ctypes.c_ubyte * pages)()
+            if _libc.mincore(address, size, vector) != 0:
+                raise OSError(ctypes.get_errno(), "mincore failed")
+            return sum(byte & 1 for byte in vector) * PAGE_BYTES
+        finally:
+            _libc.munmap(address, size)
+    finally:
+        os.close(fd)
+
+
+@pytest.fixture
+def droppable(tmp_path: pathlib.Path) -> pathlib.Path:
+    """`tmp_path`, once shown to be on a file system that drops clean pages when asked
+    (tmpfs, say, cannot: its pages are the file)."""
+    probe = tmp_path / "probe"
+    probe.write_bytes(os.urandom(MIB))
+    fd = os.open(probe, os.O_RDONLY)
+    try:
+        os.fdatasync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+    if resident_bytes(probe) > MIB // 2:
+        pytest.skip(f"{tmp_path} keeps clean pages cached when told to drop them")
+    probe.unlink()
+    return tmp_path
+
+
+def _config(tail: int | None = TAIL) -> LogConfig:
+    return LogConfig(
+        limits=StorageLimits(segment_bytes_max=64 * MIB),
+        segment_age_ms_max=None,
+        retention_age_ms_max=None,
+        cached_tail_bytes=tail,
+    )
+
+
+def _fill(log: SegmentedLog, total_bytes: int) -> list[bytes]:
+    """Append ~64 KiB batches until the log holds `total_bytes`; returns them, stamped."""
+    written = []
+    while sum(map(len, written)) < total_bytes:
+        batch = make_batch(len(written), records=60, value_bytes=1000)
+        stamp(batch, log.next_offset, 1)
+        log.append(batch)
+        written.append(bytes(batch))
+    return written
+
+
+def _read_all(log: SegmentedLog) -> bytes:
+    """Every batch, each checked against its CRC as it is read."""
+    return b"".join(log.read_entries(log.first_entry_index, 10**10, 10**6))
+
+
+def test_the_range_keeps_the_tail_and_waits_for_a_mebibyte() -> None:
+    assert drop_range(0, 100 * MIB, None) == (0, 0), "None keeps everything"
+    assert drop_range(0, TAIL + DROP_BYTES_MIN - 1, TAIL) == (0, 0), "too little to drop"
+    offset, length = drop_range(0, 10 * MIB + 123, TAIL)
+    assert (offset, length) == (0, 8 * MIB)
+    offset, length = drop_range(8 * MIB, 10 * MIB + 5000 + DROP_BYTES_MIN, TAIL)
+    assert offset == 8 * MIB and (offset + length) % PAGE_BYTES == 0
+    assert offset + length <= 10 * MIB + 5000 + DROP_BYTES_MIN - TAIL
+    assert drop_range(0, 10 * MIB, 0) == (0, 10 * MIB), "0 keeps nothing"
+    start, length = drop_range(3 * MIB, 9 * MIB, TAIL)
+    assert (start, length) == (2 * MIB, 5 * MIB), "the folio across the last end goes too"
+    assert drop_all(5 * MIB, 10 * MIB + 7) == (4 * MIB, 8 * MIB)
+
+
+def test_a_sync_drops_what_is_older_than_the_tail(droppable: pathlib.Path) -> None:
+    log = SegmentedLog.open(droppable / "log", _config())
+    try:
+        written = _fill(log, 12 * MIB)
+        (data_file,) = data_files(droppable / "log")
+        assert resident_bytes(data_file) >= 12 * MIB, "appends are cached until synced"
+        log.sync()
+        assert resident_bytes(data_file) <= CACHED_MAX
+        assert resident_bytes(data_file) >= TAIL - PAGE_BYTES, "the tail stays cached"
+        assert _read_all(log) == b"".join(written), "dropped pages read back from the disk"
+    finally:
+        log.close()
+
+
+def test_none_leaves_the_cache_alone(droppable: pathlib.Path) -> None:
+    log = SegmentedLog.open(droppable / "log", _config(tail=None))
+    try:
+        _fill(log, 8 * MIB)
+        log.sync()
+        (data_file,) = data_files(droppable / "log")
+        assert resident_bytes(data_file) >= 8 * MIB
+    finally:
+        log.close()
+
+
+def test_a_sealed_segment_is_dropped_whole(droppable: pathlib.Path) -> None:
+    log = SegmentedLog.open(droppable / "log", _config())
+    try:
+        written = _fill(log, TAIL // 2)
+        log.roll()
+        written += _fill(log, TAIL // 2)
+        sealed, active = data_files(droppable / "log")
+        assert resident_bytes(sealed) == 0
+        assert resident_bytes(active) > 0, "the active segment is not synced yet"
+        assert _read_all(log) == b"".join(written)
+    finally:
+        log.close()
+
+
+def test_a_truncation_moves_the_dropped_mark_back(droppable: pathlib.Path) -> None:
+    log = SegmentedLog.open(droppable / "log", _config())
+    try:
+        _fill(log, 12 * MIB)
+        log.sync()
+        active = log._segments[-1]
+        assert active.cache_dropped_bytes >= 8 * MIB
+        log.truncate_suffix(3)
+        assert active.cache_dropped_bytes <= active.size_bytes
+        assert active.cache_dropped_bytes % PAGE_BYTES == 0
+        written = _fill(log, 12 * MIB)
+        log.sync()
+        (data_file,) = data_files(droppable / "log")
+        assert resident_bytes(data_file) <= CACHED_MAX
+        assert _read_all(log)[-len(written[-1]) :] == written[-1]
+    finally:
+        log.close()
+
+
+def test_the_group_committer_drops_after_its_fdatasync(droppable: pathlib.Path) -> None:
+    log = SegmentedLog.open(droppable / "log", _config())
+
+    async def main() -> None:
+        committer = GroupCommitter(log)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(committer.run)
+            _fill(log, 8 * MIB)
+            await committer.wait_durable(log.last_entry_index)
+            nursery.cancel_scope.cancel()
+
+    try:
+        trio.run(main)
+        (data_file,) = data_files(droppable / "log")
+        assert resident_bytes(data_file) <= CACHED_MAX
+    finally:
+        log.close()
+
+
+def test_the_c_chain_drops_only_after_the_log_is_durable(droppable: pathlib.Path) -> None:
+    path = droppable / "log"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        for _ in range(64):
+            os.write(fd, os.urandom(64 << 10))  # in small folios, so a range drops exactly
+        trio.run(fdatasync_chain, fd, None, None, (0, 2 * MIB))
+        assert resident_bytes(path) == 2 * MIB
+        os.pwrite(fd, os.urandom(MIB), 0)
+        trio.run(fdatasync_chain, fd)
+        assert resident_bytes(path) >= MIB, "no range given, nothing dropped"
+    finally:
+        os.close(fd)
+    assert path.stat().st_size == 4 * MIB
+
+
+def test_a_replica_group_log_drops_through_its_sync_chain(droppable: pathlib.Path) -> None:
+    """`SegmentGroupLog.sync` (the replicated path) hands the range to the C chain."""
+    _group, storage = open_replica_group(
+        droppable, group_id=1, node_id=1, voters=[1], apply=lambda entries: None,
+        send=no_messages, log_config=_config(),
+    )  # fmt: skip
+    try:
+        value = os.urandom(900)
+        entries = [
+            Entry(index, 1, EntryKind.DATA, build_batch([Record(value)] * 64))
+            for index in range(1, 201)
+        ]
+        storage.append_entries(entries)
+        trio.run(storage.sync)
+        (data_file,) = data_files(droppable / "log")
+        assert data_file.stat().st_size > 10 * MIB
+        assert resident_bytes(data_file) <= CACHED_MAX
+        assert storage.log.durable_point().entry_index == 200
+    finally:
+        storage.log.close()
