@@ -17,7 +17,7 @@ from raftlog import native
 from raftlog.invariant import InvariantViolation, invariant
 from raftlog.limits import StorageLimits
 from raftlog.native import BatchHeader, BatchLocation, KeyKind, NativeError
-from raftlog.storage import files, power_loss, repair
+from raftlog.storage import direct_read, files, power_loss, repair
 from raftlog.storage.errors import (
     CorruptBatchError,
     LogFailed,
@@ -92,7 +92,10 @@ class Segment:
     retired_fd: int = -1
     cache_dropped_bytes: int = 0
     """How much of the file, from its start, the log has dropped from the page cache
-    (`raftlog/storage/page_cache.py`)."""
+    (`raftlog/storage/page_cache.py`); reads below it go straight to the disk."""
+    direct_fd: int | None = -1
+    """The data file open with O_DIRECT for those reads: -1 until the first, None where
+    the file system refused it (`raftlog/storage/direct_read.py`)."""
     """The previous generation's descriptor, kept open so that a slice made before the
     swap still reads the bytes it described (the file itself is already unlinked)."""
 
@@ -467,6 +470,13 @@ class Segment:
             position >= 0 and position + size_bytes <= self.size_bytes,
             "read outside the segment's data",
         )
+        if size_bytes > 0 and position + size_bytes <= self.cache_dropped_bytes:
+            if self.direct_fd == -1:
+                self.direct_fd = direct_read.open_direct(self.data_path)
+            if self.direct_fd is not None:
+                direct = direct_read.read(self.direct_fd, position, size_bytes)
+                if direct is not None:
+                    return direct
         data = os.pread(self.fd, size_bytes, position)
         if len(data) != size_bytes:
             raise StorageError(f"{self.data_path}: short read at {position}")
@@ -544,6 +554,8 @@ class Segment:
             os.close(self.retired_fd)
         self.retired_fd = self.fd
         self.fd = fd
+        self._close_direct()  # it reads the replaced file, whose pages were dropped
+        self.cache_dropped_bytes = 0
         self.generation += 1
         self.changes += 1
         self.size_bytes = size_bytes
@@ -557,12 +569,18 @@ class Segment:
     # ---- lifecycle ----------------------------------------------------------------
 
     def close(self) -> None:
+        self._close_direct()
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
         if self.retired_fd >= 0:
             os.close(self.retired_fd)
             self.retired_fd = -1
+
+    def _close_direct(self) -> None:
+        if self.direct_fd is not None and self.direct_fd >= 0:
+            os.close(self.direct_fd)
+        self.direct_fd = -1
 
     def delete(self) -> None:
         """Close and remove the files: data first, so a crash leaves at worst orphan

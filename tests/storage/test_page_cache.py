@@ -8,6 +8,7 @@ import ctypes
 import mmap
 import os
 import pathlib
+import random
 
 import pytest
 import trio
@@ -17,6 +18,8 @@ from raftlog.protocol.records import Record, build_batch
 from raftlog.raft.entry import Entry, EntryKind
 from raftlog.replica.factory import open_replica_group
 from raftlog.storage import LogConfig, SegmentedLog, stamp
+from raftlog.storage.direct_read import DIRECT_READ_BYTES_MAX, open_direct
+from raftlog.storage.direct_read import read as direct_read
 from raftlog.storage.group_commit import GroupCommitter
 from raftlog.storage.offloop_sync import fdatasync_chain
 from raftlog.storage.page_cache import (
@@ -225,7 +228,9 @@ def test_a_replica_group_log_drops_through_its_sync_chain(droppable: pathlib.Pat
     try:
         value = os.urandom(900)
         entries = [
-            Entry(index, 1, EntryKind.DATA, build_batch([Record(value)] * 64))
+            Entry(
+                term=1, index=index, kind=EntryKind.DATA, payload=build_batch([Record(value)] * 64)
+            )
             for index in range(1, 201)
         ]
         storage.append_entries(entries)
@@ -236,3 +241,52 @@ def test_a_replica_group_log_drops_through_its_sync_chain(droppable: pathlib.Pat
         assert storage.log.durable_point().entry_index == 200
     finally:
         storage.log.close()
+
+
+def test_reads_of_dropped_data_bypass_the_cache(droppable: pathlib.Path) -> None:
+    log = SegmentedLog.open(droppable / "log", _config())
+    try:
+        written = _fill(log, 12 * MIB)
+        log.sync()
+        log.roll()
+        written += _fill(log, 4 * MIB)
+        sealed, active = data_files(droppable / "log")
+        assert _read_all(log) == b"".join(written)
+        # Batch headers are found through the cache (a page each); the data is not.
+        assert resident_bytes(sealed) < 12 * MIB // 8, "a read of the sealed file cached it"
+        assert resident_bytes(active) >= 4 * MIB, "the unsynced tail reads from the cache"
+    finally:
+        log.close()
+
+
+def test_direct_reads_equal_buffered_ones_at_any_alignment(droppable: pathlib.Path) -> None:
+    path = droppable / "data"
+    content = os.urandom(3 * MIB + 777)
+    path.write_bytes(content)
+    fd = open_direct(path)
+    assert fd is not None
+    try:
+        rng = random.Random(5)
+        for _ in range(200):
+            position = rng.randrange(len(content))
+            size = rng.randrange(1, min(len(content) - position, 300_000) + 1)
+            assert direct_read(fd, position, size) == content[position : position + size]
+        assert direct_read(fd, len(content) - 10, 10) == content[-10:]
+        assert direct_read(fd, len(content) - 10, 11) is None, "short: read it buffered"
+        assert direct_read(fd, 0, 0) is None
+        assert direct_read(fd, 0, DIRECT_READ_BYTES_MAX + 1) is None
+    finally:
+        os.close(fd)
+
+
+def test_where_o_direct_is_refused_reads_stay_buffered(droppable: pathlib.Path) -> None:
+    log = SegmentedLog.open(droppable / "log", _config())
+    try:
+        written = _fill(log, 8 * MIB)
+        log.roll()
+        (sealed_segment, _active) = log._segments
+        sealed_segment.direct_fd = None  # what `open_direct` leaves on such a file system
+        assert _read_all(log) == b"".join(written)
+        assert resident_bytes(data_files(droppable / "log")[0]) >= 8 * MIB
+    finally:
+        log.close()
