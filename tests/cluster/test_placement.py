@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import pathlib
 import time
+import urllib.error
 import urllib.request
 from typing import Any
 
@@ -43,8 +44,18 @@ def _load(admin_url: str) -> dict[int, int]:
 
 
 def _replicas(admin_url: str, topic: str) -> list[list[int]]:
-    partitions = _get(f"{admin_url}/v1/topics/{topic}/partitions")["partitions"]
-    return [partition["replicas"] for partition in partitions]
+    """The topic's replica sets as this node knows them. CreateTopics is answered once the
+    controller has committed the topic; this node may apply it a moment later (404)."""
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            partitions = _get(f"{admin_url}/v1/topics/{topic}/partitions")["partitions"]
+        except urllib.error.HTTPError as error:
+            if error.code != 404 or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+            continue
+        return [partition["replicas"] for partition in partitions]
 
 
 def _create(bootstrap: str, name: str, partitions: int, replication: int) -> None:
