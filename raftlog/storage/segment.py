@@ -17,7 +17,7 @@ from raftlog import native
 from raftlog.invariant import InvariantViolation, invariant
 from raftlog.limits import StorageLimits
 from raftlog.native import BatchHeader, BatchLocation, KeyKind, NativeError
-from raftlog.storage import direct_read, files, power_loss, repair
+from raftlog.storage import direct_read, files, power_loss, read_ahead, repair
 from raftlog.storage.errors import (
     CorruptBatchError,
     LogFailed,
@@ -26,6 +26,7 @@ from raftlog.storage.errors import (
     StorageError,
 )
 from raftlog.storage.index import SegmentIndex, SegmentSummary, decode_index
+from raftlog.storage.read_ahead import ReadAhead
 
 META_FORMAT = 1
 
@@ -96,6 +97,9 @@ class Segment:
     direct_fd: int | None = -1
     """The data file open with O_DIRECT for those reads: -1 until the first, None where
     the file system refused it (`raftlog/storage/direct_read.py`)."""
+    reading_ahead: ReadAhead | None = None
+    """The range after the last direct read, being read for the next one
+    (`raftlog/storage/read_ahead.py`)."""
     """The previous generation's descriptor, kept open so that a slice made before the
     swap still reads the bytes it described (the file itself is already unlinked)."""
 
@@ -365,6 +369,7 @@ class Segment:
             self.base_entry_index <= entry_index <= self.next_entry_index,
             "truncation point outside the segment",
         )
+        self._discard_read_ahead()  # it may hold bytes past the cut
         files.unlink_if_present(files.index_path(self.directory, self.base_offset))
         self.sealed = False
         self.changes += 1
@@ -471,15 +476,37 @@ class Segment:
             "read outside the segment's data",
         )
         if size_bytes > 0 and position + size_bytes <= self.cache_dropped_bytes:
-            if self.direct_fd == -1:
-                self.direct_fd = direct_read.open_direct(self.data_path)
-            if self.direct_fd is not None:
-                direct = direct_read.read(self.direct_fd, position, size_bytes)
-                if direct is not None:
-                    return direct
+            direct = self._read_dropped(position, size_bytes)
+            if direct is not None:
+                return direct
         data = os.pread(self.fd, size_bytes, position)
         if len(data) != size_bytes:
             raise StorageError(f"{self.data_path}: short read at {position}")
+        return data
+
+    def _read_dropped(self, position: int, size_bytes: int) -> bytes | None:
+        """Bytes of pages the log dropped, read around the cache (None: read them
+        buffered), and the next range as large started ahead."""
+        if self.direct_fd == -1:
+            self.direct_fd = direct_read.open_direct(self.data_path)
+        if self.direct_fd is None:
+            return None
+        ahead, self.reading_ahead = self.reading_ahead, None
+        data: bytes | None = b""
+        if ahead is not None and ahead.position <= position < ahead.position + ahead.size_bytes:
+            taken = min(size_bytes, ahead.position + ahead.size_bytes - position)
+            data = ahead.take(position, taken)
+        elif ahead is not None:
+            ahead.discard()
+        if data is not None and len(data) < size_bytes:
+            rest = direct_read.read(self.direct_fd, position + len(data), size_bytes - len(data))
+            data = None if rest is None else data + rest
+        if data is None:
+            return None
+        following = position + size_bytes
+        self.reading_ahead = read_ahead.start(
+            self.direct_fd, following, min(size_bytes, self.cache_dropped_bytes - following)
+        )
         return data
 
     def read_generation(self, generation: int, position: int, size_bytes: int) -> bytes:
@@ -577,7 +604,13 @@ class Segment:
             os.close(self.retired_fd)
             self.retired_fd = -1
 
+    def _discard_read_ahead(self) -> None:
+        if self.reading_ahead is not None:
+            self.reading_ahead.discard()
+            self.reading_ahead = None
+
     def _close_direct(self) -> None:
+        self._discard_read_ahead()
         if self.direct_fd is not None and self.direct_fd >= 0:
             os.close(self.direct_fd)
         self.direct_fd = -1

@@ -4,107 +4,37 @@ dropped and when, on real files, read back through the kernel's own residency re
 
 from __future__ import annotations
 
-import ctypes
-import mmap
 import os
 import pathlib
 import random
 
-import pytest
 import trio
 
-from raftlog.limits import StorageLimits
 from raftlog.protocol.records import Record, build_batch
 from raftlog.raft.entry import Entry, EntryKind
 from raftlog.replica.factory import open_replica_group
-from raftlog.storage import LogConfig, SegmentedLog, stamp
+from raftlog.storage import SegmentedLog
 from raftlog.storage.direct_read import DIRECT_READ_BYTES_MAX, open_direct
 from raftlog.storage.direct_read import read as direct_read
 from raftlog.storage.group_commit import GroupCommitter
 from raftlog.storage.offloop_sync import fdatasync_chain
 from raftlog.storage.page_cache import (
     DROP_BYTES_MIN,
-    FOLIO_BYTES_MAX,
     PAGE_BYTES,
     drop_all,
     drop_range,
 )
 from tests.node.test_replica_group import no_messages
 
-from .log_helpers import data_files, make_batch
-
-MIB = 1 << 20
-TAIL = 2 * MIB
-CACHED_MAX = TAIL + DROP_BYTES_MIN + FOLIO_BYTES_MAX
-"""What a log keeping TAIL may leave cached: the tail, a range too small to drop yet, and
-the folio that straddles the range's end."""
-_libc = ctypes.CDLL(None, use_errno=True)
-_libc.mmap.restype = ctypes.c_void_p
-_libc.mmap.argtypes = [
-    ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long
-]  # fmt: skip
-_libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_ubyte)]
-_libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
-
-
-def resident_bytes(path: pathlib.Path) -> int:
-    """How many bytes of the file the page cache holds, as mincore(2) reports them."""
-    size = path.stat().st_size
-    if size == 0:
-        return 0
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        address = _libc.mmap(None, size, mmap.PROT_READ, mmap.MAP_SHARED, fd, 0)
-        if address in (None, ctypes.c_void_p(-1).value):
-            raise OSError(ctypes.get_errno(), "mmap failed")
-        try:
-            pages = (size + PAGE_BYTES - 1) // PAGE_BYTES
-            vector = (ctypes.c_ubyte * pages)()
-            if _libc.mincore(address, size, vector) != 0:
-                raise OSError(ctypes.get_errno(), "mincore failed")
-            return sum(byte & 1 for byte in vector) * PAGE_BYTES
-        finally:
-            _libc.munmap(address, size)
-    finally:
-        os.close(fd)
-
-
-@pytest.fixture
-def droppable(tmp_path: pathlib.Path) -> pathlib.Path:
-    """`tmp_path`, once shown to be on a file system that drops clean pages when asked
-    (tmpfs, say, cannot: its pages are the file)."""
-    probe = tmp_path / "probe"
-    probe.write_bytes(os.urandom(MIB))
-    fd = os.open(probe, os.O_RDONLY)
-    try:
-        os.fdatasync(fd)
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-    finally:
-        os.close(fd)
-    if resident_bytes(probe) > MIB // 2:
-        pytest.skip(f"{tmp_path} keeps clean pages cached when told to drop them")
-    probe.unlink()
-    return tmp_path
-
-
-def _config(tail: int | None = TAIL) -> LogConfig:
-    return LogConfig(
-        limits=StorageLimits(segment_bytes_max=64 * MIB),
-        segment_age_ms_max=None,
-        retention_age_ms_max=None,
-        cached_tail_bytes=tail,
-    )
-
-
-def _fill(log: SegmentedLog, total_bytes: int) -> list[bytes]:
-    """Append ~64 KiB batches until the log holds `total_bytes`; returns them, stamped."""
-    written = []
-    while sum(map(len, written)) < total_bytes:
-        batch = make_batch(len(written), records=60, value_bytes=1000)
-        stamp(batch, log.next_offset, 1)
-        log.append(batch)
-        written.append(bytes(batch))
-    return written
+from .log_helpers import data_files
+from .page_cache_helpers import (
+    CACHED_MAX,
+    MIB,
+    TAIL,
+    cached_tail_config,
+    fill,
+    resident_bytes,
+)
 
 
 def _read_all(log: SegmentedLog) -> bytes:
@@ -127,9 +57,9 @@ def test_the_range_keeps_the_tail_and_waits_for_a_mebibyte() -> None:
 
 
 def test_a_sync_drops_what_is_older_than_the_tail(droppable: pathlib.Path) -> None:
-    log = SegmentedLog.open(droppable / "log", _config())
+    log = SegmentedLog.open(droppable / "log", cached_tail_config())
     try:
-        written = _fill(log, 12 * MIB)
+        written = fill(log, 12 * MIB)
         (data_file,) = data_files(droppable / "log")
         assert resident_bytes(data_file) >= 12 * MIB, "appends are cached until synced"
         log.sync()
@@ -141,9 +71,9 @@ def test_a_sync_drops_what_is_older_than_the_tail(droppable: pathlib.Path) -> No
 
 
 def test_none_leaves_the_cache_alone(droppable: pathlib.Path) -> None:
-    log = SegmentedLog.open(droppable / "log", _config(tail=None))
+    log = SegmentedLog.open(droppable / "log", cached_tail_config(tail=None))
     try:
-        _fill(log, 8 * MIB)
+        fill(log, 8 * MIB)
         log.sync()
         (data_file,) = data_files(droppable / "log")
         assert resident_bytes(data_file) >= 8 * MIB
@@ -152,11 +82,11 @@ def test_none_leaves_the_cache_alone(droppable: pathlib.Path) -> None:
 
 
 def test_a_sealed_segment_is_dropped_whole(droppable: pathlib.Path) -> None:
-    log = SegmentedLog.open(droppable / "log", _config())
+    log = SegmentedLog.open(droppable / "log", cached_tail_config())
     try:
-        written = _fill(log, TAIL // 2)
+        written = fill(log, TAIL // 2)
         log.roll()
-        written += _fill(log, TAIL // 2)
+        written += fill(log, TAIL // 2)
         sealed, active = data_files(droppable / "log")
         assert resident_bytes(sealed) == 0
         assert resident_bytes(active) > 0, "the active segment is not synced yet"
@@ -166,16 +96,16 @@ def test_a_sealed_segment_is_dropped_whole(droppable: pathlib.Path) -> None:
 
 
 def test_a_truncation_moves_the_dropped_mark_back(droppable: pathlib.Path) -> None:
-    log = SegmentedLog.open(droppable / "log", _config())
+    log = SegmentedLog.open(droppable / "log", cached_tail_config())
     try:
-        _fill(log, 12 * MIB)
+        fill(log, 12 * MIB)
         log.sync()
         active = log._segments[-1]
         assert active.cache_dropped_bytes >= 8 * MIB
         log.truncate_suffix(3)
         assert active.cache_dropped_bytes <= active.size_bytes
         assert active.cache_dropped_bytes % PAGE_BYTES == 0
-        written = _fill(log, 12 * MIB)
+        written = fill(log, 12 * MIB)
         log.sync()
         (data_file,) = data_files(droppable / "log")
         assert resident_bytes(data_file) <= CACHED_MAX
@@ -185,13 +115,13 @@ def test_a_truncation_moves_the_dropped_mark_back(droppable: pathlib.Path) -> No
 
 
 def test_the_group_committer_drops_after_its_fdatasync(droppable: pathlib.Path) -> None:
-    log = SegmentedLog.open(droppable / "log", _config())
+    log = SegmentedLog.open(droppable / "log", cached_tail_config())
 
     async def main() -> None:
         committer = GroupCommitter(log)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(committer.run)
-            _fill(log, 8 * MIB)
+            fill(log, 8 * MIB)
             await committer.wait_durable(log.last_entry_index)
             nursery.cancel_scope.cancel()
 
@@ -223,7 +153,7 @@ def test_a_replica_group_log_drops_through_its_sync_chain(droppable: pathlib.Pat
     """`SegmentGroupLog.sync` (the replicated path) hands the range to the C chain."""
     _group, storage = open_replica_group(
         droppable, group_id=1, node_id=1, voters=[1], apply=lambda entries: None,
-        send=no_messages, log_config=_config(),
+        send=no_messages, log_config=cached_tail_config(),
     )  # fmt: skip
     try:
         value = os.urandom(900)
@@ -244,12 +174,12 @@ def test_a_replica_group_log_drops_through_its_sync_chain(droppable: pathlib.Pat
 
 
 def test_reads_of_dropped_data_bypass_the_cache(droppable: pathlib.Path) -> None:
-    log = SegmentedLog.open(droppable / "log", _config())
+    log = SegmentedLog.open(droppable / "log", cached_tail_config())
     try:
-        written = _fill(log, 12 * MIB)
+        written = fill(log, 12 * MIB)
         log.sync()
         log.roll()
-        written += _fill(log, 4 * MIB)
+        written += fill(log, 4 * MIB)
         sealed, active = data_files(droppable / "log")
         assert _read_all(log) == b"".join(written)
         # Batch headers are found through the cache (a page each); the data is not.
@@ -280,9 +210,9 @@ def test_direct_reads_equal_buffered_ones_at_any_alignment(droppable: pathlib.Pa
 
 
 def test_where_o_direct_is_refused_reads_stay_buffered(droppable: pathlib.Path) -> None:
-    log = SegmentedLog.open(droppable / "log", _config())
+    log = SegmentedLog.open(droppable / "log", cached_tail_config())
     try:
-        written = _fill(log, 8 * MIB)
+        written = fill(log, 8 * MIB)
         log.roll()
         (sealed_segment, _active) = log._segments
         sealed_segment.direct_fd = None  # what `open_direct` leaves on such a file system
