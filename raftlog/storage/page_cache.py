@@ -27,7 +27,8 @@ that lie wholly inside its range, and a big append may sit in folios this large:
 range starts at this alignment below where the last one ended, so a folio that straddled
 that end is dropped now."""
 DROP_BYTES_MIN = 1 << 20
-"""Ranges smaller than this wait for the next sync: one call per MiB, not per append."""
+"""Ranges smaller than this (or than the tail kept, if smaller) wait for the next sync:
+one call per MiB, not per append. A tail of 0 drops whatever each sync made durable."""
 
 
 def page_floor(position: int) -> int:
@@ -42,7 +43,7 @@ def drop_range(dropped_to: int, durable_bytes: int, tail_bytes: int | None) -> t
     if tail_bytes is None:
         return dropped_to, 0
     end = page_floor(max(0, durable_bytes - tail_bytes))
-    if end - dropped_to < DROP_BYTES_MIN:
+    if end - dropped_to < max(PAGE_BYTES, min(DROP_BYTES_MIN, tail_bytes)):
         return dropped_to, 0
     start = dropped_to // FOLIO_BYTES_MAX * FOLIO_BYTES_MAX
     return start, end - start

@@ -51,6 +51,9 @@ def test_the_range_keeps_the_tail_and_waits_for_a_mebibyte() -> None:
     assert offset == 8 * MIB and (offset + length) % PAGE_BYTES == 0
     assert offset + length <= 10 * MIB + 5000 + DROP_BYTES_MIN - TAIL
     assert drop_range(0, 10 * MIB, 0) == (0, 10 * MIB), "0 keeps nothing"
+    assert drop_range(0, 5000, 0) == (0, 4096), "and drops every page a sync completes"
+    assert drop_range(4096, 5000, 0) == (4096, 0), "a page at a time, no less"
+    assert drop_range(0, 300_000, 100_000) == (0, 196_608), "a small tail, small ranges"
     start, length = drop_range(3 * MIB, 9 * MIB, TAIL)
     assert (start, length) == (2 * MIB, 5 * MIB), "the folio across the last end goes too"
     assert drop_all(5 * MIB, 10 * MIB + 7) == (4 * MIB, 8 * MIB)
