@@ -8,8 +8,8 @@ fault in the host as well, and it costs about ten times the copy itself (measure
 it the largest single cost of a replicated produce). Dropping what is durable and older
 than the log's newest `cached_tail_bytes` keeps the cache's share of each log small and
 hands its pages back for the next appends. Readers of the tail (followers, consumers
-close behind) still find it cached; older reads go to the disk, as they do in Redpanda,
-which bypasses the page cache altogether.
+close behind) still find it cached; older reads go straight to the disk
+(`direct_read.py`), as every read does in Redpanda, which bypasses the page cache.
 
 Only clean pages can be dropped, so the range handed out always lies below what the
 caller's fdatasync covers; a drop that fails or is ignored costs a read later, never data.

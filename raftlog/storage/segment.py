@@ -91,6 +91,8 @@ class Segment:
     """Bumped by every append, truncation and swap: a compaction computed from the data
     at one count is installed only if the count has not moved."""
     retired_fd: int = -1
+    """The previous generation's descriptor, kept open so that a slice made before the
+    swap still reads the bytes it described (the file itself is already unlinked)."""
     cache_dropped_bytes: int = 0
     """How much of the file, from its start, the log has dropped from the page cache
     (`raftlog/storage/page_cache.py`); reads below it go straight to the disk."""
@@ -100,8 +102,6 @@ class Segment:
     reading_ahead: ReadAhead | None = None
     """The range after the last direct read, being read for the next one
     (`raftlog/storage/read_ahead.py`)."""
-    """The previous generation's descriptor, kept open so that a slice made before the
-    swap still reads the bytes it described (the file itself is already unlinked)."""
 
     # ---- opening ------------------------------------------------------------------
 
