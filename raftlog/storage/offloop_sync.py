@@ -58,7 +58,7 @@ async def fdatasync_chain(
     log_fd: int,
     journal: tuple[int, bytes] | None = None,
     mark: tuple[int, bytes, int] | None = None,
-    drop: tuple[int, int] = (0, 0),
+    drop: tuple[int, int] | None = None,
 ) -> None:
     """fdatasync `log_fd`, then append `journal` (fd, line), then write `mark` (fd, bytes,
     position) and fdatasync it, then drop the log's pages in `drop` (offset, length) from

@@ -40,10 +40,9 @@ class ReadAhead:
     _future: concurrent.futures.Future[bytes | None]
     _counted: bool = True
 
-    def covers(self, position: int, size_bytes: int) -> bool:
-        return self.position <= position and position + size_bytes <= (
-            self.position + self.size_bytes
-        )
+    def holds(self, position: int) -> bool:
+        """Whether the range read ahead starts at or before `position` and goes past it."""
+        return self.position <= position < self.position + self.size_bytes
 
     def take(self, position: int, size_bytes: int) -> bytes | None:
         """The bytes asked for (waiting for the read if it is still going), or None if it

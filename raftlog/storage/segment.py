@@ -493,7 +493,7 @@ class Segment:
             return None
         ahead, self.reading_ahead = self.reading_ahead, None
         data: bytes | None = b""
-        if ahead is not None and ahead.position <= position < ahead.position + ahead.size_bytes:
+        if ahead is not None and ahead.holds(position):
             taken = min(size_bytes, ahead.position + ahead.size_bytes - position)
             data = ahead.take(position, taken)
         elif ahead is not None:
