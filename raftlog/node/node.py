@@ -353,6 +353,9 @@ class Node:
             base_offset=base_offset,
             base_term=base_term,
             bootstrap=created,
+            # A segment is served by its leader; the controller's followers apply
+            # metadata their own clients wait for.
+            broadcast_commit=partition is None,
         )
         try:
             # Creating or recovering a group's files (and fsyncing them) blocks: done in

@@ -76,6 +76,14 @@ class RaftConfig:
     whose log could be behind what it held (see ``raftlog.storage.repair``)."""
     repair_floor_term: int = attrs.field(default=0, validator=_non_negative)
     """An upper bound of the term of the entry at ``repair_floor`` (the hard state's term)."""
+    broadcast_commit: bool = True
+    """A leader tells followers of a new commit index at once, with an empty append to
+    each when nothing else goes out. False leaves it to the next append or heartbeat (at
+    most ``heartbeat_tick`` ticks later, as Redpanda's heartbeats carry it): a lone write
+    then costs one round of messages, not two, and the second round's sends no longer
+    run ahead of the answer to the client. For groups whose followers need not apply
+    promptly: a partition's segments are served by their leader, while the controller's
+    followers apply metadata that their own clients wait for."""
     lead_fresh_group: bool = False
     """Start as leader of the hard state's term without an election: only for the first
     voter of a group created just now, on the run that persisted

@@ -898,10 +898,12 @@ class RawNode:
                 progress.become_replicate()
             elif progress.state == ProgressState.REPLICATE:
                 progress.inflights.free_up_to(message.index)
-            if self._maybe_commit():
+            committed = self._maybe_commit()
+            if committed:
                 self._on_leader_commit()
+            if committed and self.config.broadcast_commit:
                 self._broadcast_pending = True  # one commit broadcast per Ready, not per ack
-            elif was_paused:
+            elif was_paused and self.role == Role.LEADER:
                 self._send_append(message.from_id)
             while self.role == Role.LEADER and message.from_id in self._progress:
                 if not self._send_append(message.from_id, send_if_empty=False):
@@ -975,7 +977,8 @@ class RawNode:
             return
         if own.maybe_update(self._log.persisted_index()) and self._maybe_commit():
             self._on_leader_commit()
-            self._broadcast_pending = True
+            if self.config.broadcast_commit:
+                self._broadcast_pending = True
 
     def _committed_in_current_term(self) -> bool:
         return self._log.maybe_term(self._log.committed) == self.term

@@ -95,6 +95,7 @@ def open_replica_group(
     on_append: Callable[[Entry, AppendResult], None] | None = None,
     on_truncate: Callable[[int], None] | None = None,
     bootstrap: bool = False,
+    broadcast_commit: bool = True,
 ) -> tuple[ReplicaGroup, SegmentGroupLog]:
     """Recover (or create) the replica in `directory`; the caller runs `group.run()`.
 
@@ -104,6 +105,8 @@ def open_replica_group(
     handle a message, and `voters[0]` starts as leader without an election
     (`raftlog.raft.bootstrap`). Every replica of a new group must be opened this way or
     none: a voter left at an earlier term could win the first term a second time.
+
+    `broadcast_commit`: see `RaftConfig.broadcast_commit`.
     """
     files.make_directories([directory])
     hard_state = HardStateFile(directory / "hardstate")
@@ -135,6 +138,7 @@ def open_replica_group(
             repair_floor=floor,
             repair_floor_term=floor_term,
             lead_fresh_group=lead,
+            broadcast_commit=broadcast_commit,
             test_bug=bugs.raft_test_bug(),  # DELIBERATE BUG when the chaos suite asks for one
         )
         try:

@@ -58,6 +58,9 @@ class ClusterOptions:
     wire_codec: bool = False
     """Send every delivered message through ``encode``/``decode`` (tests the codec on real
     traffic)."""
+    broadcast_commit: bool = True
+    """``RaftConfig.broadcast_commit``: False leaves followers to learn a commit from the
+    next append or heartbeat, as raftlog's partition segments do."""
     fresh_bootstrap: bool = False
     """Create the group as raftlog creates new segment groups (``raftlog.raft.bootstrap``):
     every voter starts with term 1 and its vote given to node 1, which leads term 1 on its
@@ -142,6 +145,7 @@ class SimCluster:
             lead_fresh_group=(
                 options.fresh_bootstrap and node.node_id == FIRST_VOTER and node.incarnation == 0
             ),
+            broadcast_commit=options.broadcast_commit,
             test_bug=options.test_bug,
         )
 

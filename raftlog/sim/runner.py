@@ -307,6 +307,7 @@ def cluster_options_for_seed(seed: int) -> ClusterOptions:
         wire_codec=rng.random() < 0.25,
         # Drawn apart so that the fields above stay what they were for every seed.
         fresh_bootstrap=random.Random(seed * 13 + 5).random() < 0.4,
+        broadcast_commit=random.Random(seed * 17 + 11).random() < 0.5,
     )
 
 

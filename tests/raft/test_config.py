@@ -15,10 +15,21 @@ def _config(**overrides: object) -> RaftConfig:
 
 
 BOUNDS = [
-    field.name for field in attrs.fields(RaftConfig)
-    if field.name not in {"node_id", "random_source", "pre_vote", "check_quorum", "test_bug",
-                          "applied_index", "repair_floor", "repair_floor_term",
-                          "lead_fresh_group"}
+    field.name
+    for field in attrs.fields(RaftConfig)
+    if field.name
+    not in {
+        "node_id",
+        "random_source",
+        "pre_vote",
+        "check_quorum",
+        "test_bug",
+        "applied_index",
+        "repair_floor",
+        "repair_floor_term",
+        "lead_fresh_group",
+        "broadcast_commit",
+    }
 ]
 
 

@@ -18,6 +18,7 @@ from raftlog.raft.errors import (
 from raftlog.raft.membership import ConfigChange, ConfigChangeKind, InvalidConfigChange
 from raftlog.raft.messages import (
     AppendEntries,
+    Heartbeat,
     InstallSnapshot,
     Message,
     ReadIndexRequest,
@@ -380,6 +381,64 @@ def test_an_idle_group_quiesces_and_a_proposal_wakes_it() -> None:
     # heartbeat round: the group is idle again with no tick.
     assert payload in cluster.committed_payloads
     assert all(node.quiescent() for node in cluster.live())
+
+
+def _leader_messages_after_commit(broadcast_commit: bool) -> tuple[int, list[Message]]:
+    """Propose one entry and flush, with no tick; the entry's index and what the leader
+    sent from the moment it committed the entry."""
+    cluster = _cluster(broadcast_commit=broadcast_commit)
+    leader = cluster.raw(1)
+    index = leader.propose(b"lone")
+    after_commit: list[Message] = []
+
+    def note(message: Message) -> bool:
+        if leader.log.committed >= index and message.from_id == 1:
+            after_commit.append(message)
+        return True
+
+    cluster.flush(note)
+    assert leader.log.committed == index
+    return index, after_commit
+
+
+def test_a_commit_goes_out_at_once_by_default() -> None:
+    index, after_commit = _leader_messages_after_commit(broadcast_commit=True)
+    told = {
+        m.to_id for m in after_commit
+        if (isinstance(m, AppendEntries) and m.leader_commit == index)
+        or (isinstance(m, Heartbeat) and m.commit == index)
+    }  # fmt: skip
+    assert told == {2, 3}
+
+
+def test_without_commit_broadcast_the_next_heartbeat_or_append_carries_the_commit() -> None:
+    _index, after_commit = _leader_messages_after_commit(broadcast_commit=False)
+    assert after_commit == []
+    cluster = _cluster(broadcast_commit=False)
+    leader = cluster.raw(1)
+    index = leader.propose(b"lone")
+    cluster.flush()
+    assert leader.log.committed == index
+    assert all(cluster.raw(n).log.committed < index for n in (2, 3))
+    # The leader's next heartbeat tells them, and quiesces the group.
+    cluster.tick(1)
+    cluster.flush()
+    assert all(cluster.raw(n).log.committed == index for n in (2, 3))
+    assert all(node.quiescent() for node in cluster.live())
+    # Under load, each append carries the commit of the entries before it.
+    first = leader.propose(b"one")
+    cluster.flush()
+    leader.propose(b"two")
+    carried: list[int] = []
+
+    def note(message: Message) -> bool:
+        if isinstance(message, AppendEntries) and message.entries:
+            carried.append(message.leader_commit)
+        return True
+
+    cluster.flush(note)
+    assert carried and all(commit == first for commit in carried)
+    assert all(cluster.raw(n).log.committed == first for n in (2, 3))
 
 
 # ------------------------------------------------------------------ flow control and limits

@@ -31,14 +31,26 @@ class RaftClusterMachine(RuleBasedStateMachine):
         check_quorum=st.booleans(),
         voters=st.sampled_from([1, 3, 3, 5]),
         fresh_bootstrap=st.booleans(),
+        broadcast_commit=st.booleans(),
     )
     def start(
-        self, seed: int, pre_vote: bool, check_quorum: bool, voters: int, fresh_bootstrap: bool
+        self,
+        seed: int,
+        pre_vote: bool,
+        check_quorum: bool,
+        voters: int,
+        fresh_bootstrap: bool,
+        broadcast_commit: bool,
     ) -> None:
         options = ClusterOptions(
-            voter_count=voters, spare_count=5 - voters, pre_vote=pre_vote,
-            check_quorum=check_quorum, max_size_per_message_bytes=64, max_inflight_messages=2,
+            voter_count=voters,
+            spare_count=5 - voters,
+            pre_vote=pre_vote,
+            check_quorum=check_quorum,
+            max_size_per_message_bytes=64,
+            max_inflight_messages=2,
             fresh_bootstrap=fresh_bootstrap,
+            broadcast_commit=broadcast_commit,
         )
         self.cluster = SimCluster.create(seed, options)
 
