@@ -90,7 +90,8 @@ class RaftRouter:
             channel = Channel.HEARTBEAT if heartbeat else Channel.RAFT
             parts = codec.encode_parts(message, prefix)
             payload = parts[0] if len(parts) == 1 else Gathered.of(parts)
-            self.transport.send_nowait(message.to_id, channel, payload)
+            # Raft messages are on the path of every acknowledgement: straight out.
+            self.transport.send_nowait(message.to_id, channel, payload, write_now=True)
 
         return send
 

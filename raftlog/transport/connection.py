@@ -3,6 +3,9 @@
 Only the writer task writes (trio forbids concurrent sends on a stream); the reader and
 the transport wake it. Each writer round drains the session in one gather write
 (`vectored.send_buffers`), after it packed everything queued into frames (`Session.fill`).
+The one exception is `write_now`: while the writer sleeps with nothing left over, the
+task that queued a message may write it itself, as far as the socket takes it without
+waiting; the writer sends whatever is left.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
 from collections.abc import Callable
 
 import attrs
@@ -22,7 +26,7 @@ from raftlog.transport.errors import ProtocolViolation
 from raftlog.transport.limits import TransportLimits
 from raftlog.transport.queues import ChannelQueue
 from raftlog.transport.session import MessagesReceived, Session, SessionEvent
-from raftlog.transport.vectored import send_buffers
+from raftlog.transport.vectored import IOV_MAX, remaining_after, send_buffers
 
 _IO_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
 _GOODBYE_TIMEOUT_S = 0.2
@@ -54,10 +58,47 @@ class Connection:
     _last_received_s: float = attrs.field(factory=trio.current_time)
     _last_ping_s: float = -math.inf
     _write_started_s: float | None = None
+    _writer_idle: bool = False
+    """The writer waits to be woken and holds nothing it has not written."""
+    _left_over: list[memoryview] = attrs.field(factory=list)
+    """What `write_now` could not write without waiting; the writer sends it first."""
 
     def wake(self) -> None:
         """Tell the writer there may be something to send."""
         self._wake_event.set()
+
+    def write_now(self) -> bool:
+        """Write what is queued from the calling task, without waiting, if the writer is
+        idle; True if nothing is left for the writer (else wake it).
+
+        A message handed to the writer waits for a scheduling round of its own before it
+        reaches the socket, on the path of every replicated record: an append to a
+        follower, a follower's answer. Nothing interleaves with the writer: this runs
+        only while it sleeps, and whatever the socket does not take now is left for it,
+        in order. Plain TCP streams only (TLS goes through its stream's own writes).
+        """
+        if not self._writer_idle or self._left_over or self.close_reason is not None:
+            return False
+        if not isinstance(self.stream, trio.SocketStream):
+            return False
+        try:
+            if self.queues is not None:
+                self.session.fill(self.queues)
+            buffers = self.session.buffers_to_send()
+        except h2.exceptions.ProtocolError:
+            return False  # the writer meets it again and closes the connection
+        pending = [memoryview(buffer).cast("B") for buffer in buffers if len(buffer)]
+        while pending:
+            try:
+                sent = os.writev(self.stream.socket.fileno(), pending[:IOV_MAX])
+            except BlockingIOError:
+                break
+            except OSError as error:
+                self.close(f"write failed: {error!r}")
+                return True
+            pending = remaining_after(pending, sent)
+        self._left_over = pending
+        return not pending
 
     def close(self, reason: str, *, level: int = logging.INFO) -> None:
         """Stop this connection (idempotent); `run` then says goodbye and returns."""
@@ -91,7 +132,8 @@ class Connection:
     async def _say_goodbye(self) -> None:
         with contextlib.suppress(h2.exceptions.ProtocolError):
             self.session.say_goodbye()
-        data = self._unsent + self.session.data_to_send()
+        left_over, self._left_over = self._left_over, []
+        data = b"".join([self._unsent, *left_over]) + self.session.data_to_send()
         if not data:
             return
         with trio.move_on_after(_GOODBYE_TIMEOUT_S):
@@ -129,13 +171,18 @@ class Connection:
 
     async def _write_loop(self) -> None:
         while True:
+            self._writer_idle = True
             await self._wake_event.wait()
             self._wake_event = trio.Event()
+            self._writer_idle = False
             while True:
+                buffers: list[bytes | memoryview]
+                buffers, self._left_over = list(self._left_over), []
                 try:
-                    if self.queues is not None:
-                        self.session.fill(self.queues)
-                    buffers = self.session.buffers_to_send()
+                    if not buffers:
+                        if self.queues is not None:
+                            self.session.fill(self.queues)
+                        buffers = self.session.buffers_to_send()
                 except h2.exceptions.ProtocolError as error:
                     self.close(f"cannot write: {error!r}", level=logging.WARNING)
                     return

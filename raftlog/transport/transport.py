@@ -281,9 +281,16 @@ class Transport:
 
     # --- sending ---------------------------------------------------------------------
 
-    def send_nowait(self, peer_id: int, channel: Channel, payload: Payload) -> bool:
+    def send_nowait(
+        self, peer_id: int, channel: Channel, payload: Payload, *, write_now: bool = False
+    ) -> bool:
         """Queue a message; False (and a counted drop) if the peer's queue is full or the
-        peer is unknown. Never blocks: the Raft loop calls this."""
+        peer is unknown. Never blocks: the Raft loop calls this.
+
+        `write_now`: if the connection's writer is idle, write what is queued to the
+        socket from here, as far as it takes it without waiting (`Connection.write_now`),
+        rather than a scheduling round later in the writer.
+        """
         self._check_message(channel, payload)
         peer = self._peer_for_send(peer_id)
         if peer is None:
@@ -291,6 +298,8 @@ class Transport:
             return False
         if not peer.queues[channel].put_nowait(payload):
             return False
+        if write_now and peer.active is not None and peer.active.write_now():
+            return True
         self._kick(peer)
         return True
 

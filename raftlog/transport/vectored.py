@@ -30,10 +30,10 @@ async def send_buffers(stream: trio.abc.SendStream, buffers: Sequence[Buffer]) -
     pending = [memoryview(buffer).cast("B") for buffer in buffers if len(buffer)]
     while pending:
         sent = await stream.socket.sendmsg(pending[:IOV_MAX])
-        pending = _after(pending, sent)
+        pending = remaining_after(pending, sent)
 
 
-def _after(pending: list[memoryview], sent: int) -> list[memoryview]:
+def remaining_after(pending: list[memoryview], sent: int) -> list[memoryview]:
     """What is left of `pending` once its first `sent` bytes are written."""
     done = 0
     while done < len(pending) and sent >= len(pending[done]):

@@ -23,7 +23,9 @@ GROUPS = 1000
 class _RecordingTransport:
     sent: list[tuple[int, Channel, bytes]] = attrs.field(factory=list)
 
-    def send_nowait(self, peer_id: int, channel: Channel, payload: bytes) -> bool:
+    def send_nowait(
+        self, peer_id: int, channel: Channel, payload: bytes, *, write_now: bool = False
+    ) -> bool:
         self.sent.append((peer_id, channel, payload))
         return True
 

@@ -7,6 +7,7 @@ import socket
 
 import pytest
 import trio
+import trio.testing
 
 from raftlog.transport import (
     Channel,
@@ -26,8 +27,11 @@ def _payload(sender: int, receiver: int, channel: Channel, index: int) -> bytes:
     return f"{sender}->{receiver}:{channel.name}:{index}".encode() * (1 + index % 7)
 
 
+@pytest.mark.parametrize("write_now", [False, True])
 @pytest.mark.parametrize("node_count", [2, 3])
-def test_every_channel_arrives_in_order_between_every_pair(node_count: int) -> None:
+def test_every_channel_arrives_in_order_between_every_pair(
+    node_count: int, write_now: bool
+) -> None:
     count = 300
 
     async def main() -> None:
@@ -38,7 +42,9 @@ def test_every_channel_arrives_in_order_between_every_pair(node_count: int) -> N
                 for sender, receiver in pairs:
                     for channel in MESSAGE_CHANNELS:
                         payload = _payload(sender, receiver, channel, index)
-                        assert transports[sender].send_nowait(receiver, channel, payload)
+                        assert transports[sender].send_nowait(
+                            receiver, channel, payload, write_now=write_now
+                        )
                 if index % 50 == 0:
                     await trio.sleep(0)
             with trio.fail_after(20):
@@ -57,6 +63,57 @@ def test_every_channel_arrives_in_order_between_every_pair(node_count: int) -> N
                     assert channel_statistics.queue_depth_messages == 0
                 received = transports[receiver].statistics().peers[sender].channels
                 assert received[Channel.RAFT].messages_received == count
+
+    trio.run(main)
+
+
+async def _connected(transports: dict[int, Transport]) -> None:
+    for sender, receiver in itertools.permutations(transports, 2):
+        transports[sender].send_nowait(receiver, Channel.HEARTBEAT, b"hello")
+    with trio.fail_after(10):
+        for sender, receiver in itertools.permutations(transports, 2):
+            while not transports[sender].statistics().peers[receiver].connected:
+                await trio.sleep(0.01)
+
+
+def test_write_now_puts_a_message_on_the_socket_before_the_writer_runs() -> None:
+    async def main() -> None:
+        handlers = {1: RecordingHandler(), 2: RecordingHandler()}
+        async with open_cluster([1, 2], handlers=handlers) as transports:
+            await _connected(transports)
+            await trio.testing.wait_all_tasks_blocked()
+            channels = transports[1].statistics().peers[2].channels
+            sent_before = channels[Channel.RAFT].messages_sent
+            # No checkpoint between the send and the check: the writer task cannot run.
+            assert transports[1].send_nowait(2, Channel.RAFT, b"now", write_now=True)
+            channels = transports[1].statistics().peers[2].channels
+            assert channels[Channel.RAFT].queue_depth_messages == 0
+            assert channels[Channel.RAFT].messages_sent == sent_before + 1
+            assert transports[1].send_nowait(2, Channel.RAFT, b"later")
+            channels = transports[1].statistics().peers[2].channels
+            assert channels[Channel.RAFT].queue_depth_messages == 1, "left to the writer"
+            with trio.fail_after(10):
+                assert await handlers[2].wait_count(1, Channel.RAFT, 2) == [b"now", b"later"]
+
+    trio.run(main)
+
+
+def test_what_the_socket_does_not_take_at_once_follows_in_order() -> None:
+    """Messages far larger than the socket's buffer: a write from the sender's task is
+    partial, the writer sends the rest, and later messages wait behind it."""
+    big = 6 << 20
+    payloads = [bytes([index]) * (big if index % 3 == 0 else 1000) for index in range(12)]
+
+    async def main() -> None:
+        handlers = {1: RecordingHandler(), 2: RecordingHandler()}
+        async with open_cluster([1, 2], handlers=handlers) as transports:
+            await _connected(transports)
+            with trio.fail_after(30):
+                for payload in payloads:
+                    while not transports[1].send_nowait(2, Channel.RAFT, payload, write_now=True):
+                        await trio.sleep(0.01)  # the queue's bound: the writer drains it
+                got = await handlers[2].wait_count(1, Channel.RAFT, len(payloads))
+            assert got == payloads
 
     trio.run(main)
 

@@ -84,5 +84,5 @@ def test_what_is_left_after_a_partial_write(pieces: list[bytes], data: st.DataOb
     pending = [memoryview(piece) for piece in pieces if piece]
     whole = b"".join(pending)
     sent = data.draw(st.integers(0, len(whole)))
-    assert b"".join(vectored._after(pending, sent)) == whole[sent:]
-    assert all(len(piece) for piece in vectored._after(pending, sent))
+    assert b"".join(vectored.remaining_after(pending, sent)) == whole[sent:]
+    assert all(len(piece) for piece in vectored.remaining_after(pending, sent))
