@@ -50,9 +50,10 @@ class GroupLog(Protocol):
         """Entries up to `index` were applied, and up to `sent_index` sent to every peer:
         the log need not keep those at hand."""
 
-    async def sync(self) -> None:
+    async def sync(self, started: Callable[[], None] | None = None) -> None:
         """Make every appended byte durable (fdatasync) without blocking the event loop;
-        not cancellable once the disk work has started."""
+        not cancellable once the disk work has started. `started` is called once the
+        disk work is under way, before waiting for it."""
 
 
 class GroupObserver(Protocol):
@@ -275,20 +276,30 @@ class ReplicaGroup:
             await self._save_hard_state(ready.hard_state)
         # A leader's appends may leave before its own fsync (Raft thesis 10.2.1): the core
         # counts the leader towards a quorum only once `advance` says its log is durable,
-        # so followers' fsyncs overlap the leader's instead of following it. Anyone else's
-        # messages (votes, append responses) promise durable state and wait for the fsync.
+        # so followers' fsyncs overlap the leader's instead of following it. They leave
+        # once that fsync is queued: sending them (straight to the sockets) takes a while,
+        # and the leader's fsync is as much on the path of an acknowledgement as theirs.
+        # Anyone else's messages (votes, append responses) promise durable state and wait
+        # for the fsync.
         early = self._role is Role.LEADER
-        if early:
+        sent_early = False
+
+        def send_early() -> None:
+            nonlocal sent_early
+            sent_early = True
             for message in ready.messages:
                 self.send(message)
+
         # DELIBERATE BUG ack-before-fsync: persisted (acknowledged, voted on) without fdatasync.
         skip_sync = bugs.active(bugs.Bug.ACK_BEFORE_FSYNC)
         if ready.must_sync and self.fsync is FsyncPolicy.ALWAYS and ready.entries and not skip_sync:
             started = time.perf_counter()
-            await self.log.sync()
+            await self.log.sync(send_early if early else None)
             self._fsyncs += 1
             if self.observer is not None:
                 self.observer.fsync_done(time.perf_counter() - started)
+        if early and not sent_early:
+            send_early()
         if ready.entries:
             self._persisted_index = ready.entries[-1].index
             terms = {entry.index: entry.term for entry in ready.entries}

@@ -145,15 +145,16 @@ class SegmentGroupLog:
         self.hard_state_file.save(state)
         self._hard_state = state
 
-    async def sync(self) -> None:
+    async def sync(self, started: Callable[[], None] | None = None) -> None:
         """fdatasync the log, then move the acknowledgement mark to its end, both in one
         chain off the event loop (`offloop_sync`); only then may anything be acknowledged.
+        `started` is called once the chain is queued, before waiting for it.
 
         Only this group's Ready loop appends to or truncates its log, and it waits here,
         so the sync covers exactly the log as it is now: the mark can be made beforehand.
         """
         async with in_flight():
-            await self._sync_chain()
+            await self._sync_chain(started)
         if self.log.clear_repair_floor_if_durable():
             logs.event(
                 "repair_done",
@@ -162,7 +163,7 @@ class SegmentGroupLog:
                 last_entry=self.log.last_entry_index,
             )
 
-    async def _sync_chain(self) -> None:
+    async def _sync_chain(self, started: Callable[[], None] | None) -> None:
         last = self.log.last_entry_index
         ack_mark = self.ack_mark if last >= self.log.first_entry_index else None
         term = self.log.entry_term(last) if ack_mark is not None else 0
@@ -171,7 +172,7 @@ class SegmentGroupLog:
             ticket = self.log.sync_begin()
             journal = power_loss.journal_entry(ticket.path, ticket.size_bytes)
             try:
-                await fdatasync_chain(ticket.fd, journal, mark, ticket.drop)
+                await fdatasync_chain(ticket.fd, journal, mark, ticket.drop, started)
             except SyncFailed as error:
                 if not error.log_durable:
                     self.log.sync_failed(ticket, error)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import errno
 import os
+from collections.abc import Callable
 
 import trio
 from trio.lowlevel import RunVar
@@ -59,10 +60,12 @@ async def fdatasync_chain(
     journal: tuple[int, bytes] | None = None,
     mark: tuple[int, bytes, int] | None = None,
     drop: tuple[int, int] | None = None,
+    started: Callable[[], None] | None = None,
 ) -> None:
     """fdatasync `log_fd`, then append `journal` (fd, line), then write `mark` (fd, bytes,
     position) and fdatasync it, then drop the log's pages in `drop` (offset, length) from
     the page cache; raise SyncFailed at the first step that fails (QUEUE_STEP: none ran).
+    `started` is called once the chain is queued, before waiting for it.
 
     Not cancellable: the caller began a sync it must end one way or the other, and the C
     thread reads the job's buffers and descriptors until it signals.
@@ -80,7 +83,12 @@ async def fdatasync_chain(
                 if job != -errno.EAGAIN:
                     raise SyncFailed(-job, QUEUE_STEP)
                 await trio.sleep(QUEUE_FULL_RETRY_S)
-            await trio.lowlevel.wait_readable(done)
+            try:
+                if started is not None:
+                    started()
+            finally:
+                # Even if `started` raised: the C thread holds the descriptors until then.
+                await trio.lowlevel.wait_readable(done)
         finally:
             os.close(done)
     code, step = job.outcome()

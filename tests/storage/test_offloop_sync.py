@@ -126,3 +126,31 @@ def test_sync_threads_are_named_and_take_no_signals(tmp_path: pathlib.Path) -> N
             masks.append(next(line for line in status.splitlines() if line.startswith("SigBlk")))
     assert masks, "no thread named raftlog-sync"
     assert all(int(mask.split()[1], 16) >= (1 << 31) - 1 for mask in masks), masks
+
+
+def test_started_is_told_once_the_chain_is_queued_and_the_chain_ends_even_if_it_raises(
+    tmp_path: pathlib.Path,
+) -> None:
+    log_fd = _open(tmp_path / "log")
+    mark_fd = _open(tmp_path / "mark")
+    told: list[str] = []
+
+    def started() -> None:
+        told.append("queued")
+
+    def started_then_fails() -> None:
+        raise RuntimeError("the caller's own failure")
+
+    try:
+        trio.run(fdatasync_chain, log_fd, None, (mark_fd, b"MARK", 0), None, started)
+        assert told == ["queued"]
+        os.pwrite(mark_fd, b"....", 0)
+        with pytest.raises(RuntimeError, match="the caller's own failure"):
+            trio.run(
+                fdatasync_chain, log_fd, None, (mark_fd, b"SECOND", 0), None, started_then_fails
+            )
+        # Raised only once the chain was over: the C thread no longer uses the descriptors.
+        assert (tmp_path / "mark").read_bytes() == b"SECOND"
+    finally:
+        for fd in (log_fd, mark_fd):
+            os.close(fd)
