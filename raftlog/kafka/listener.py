@@ -13,6 +13,11 @@ requests one at a time, would: a client that commits and then rejoins its group 
 connection must not have the join complete (and a new owner of its partitions read the
 committed offsets) before the commit does. Produce and fetch stay pipelined.
 
+A response usually goes out from its handler's task: when the writer is waiting for
+exactly that response, the handler writes it to the socket itself, as far as the socket
+takes it without waiting (`_ResponseWriter.write_now`), and the writer sends the rest.
+That saves the scheduling round of waking the writer on the path of every answer.
+
 A handler that raises does not take the node down: the error is logged with the client
 id, and the connection is closed (the client reconnects and retries), because a response
 we cannot build correctly is worse than none.
@@ -21,6 +26,7 @@ we cannot build correctly is worse than none.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable
 from typing import Protocol
@@ -38,6 +44,7 @@ from raftlog.protocol.connection import (
     ServerConnection,
 )
 from raftlog.protocol.messages._runtime import Message
+from raftlog.transport.vectored import IOV_MAX, remaining_after
 
 Handler = Callable[[RequestReceived], Awaitable[Message | None]]
 """Answers one request; None means the request gets no response (acks=0 produce)."""
@@ -87,6 +94,46 @@ class _Slot:
     done: trio.Event = attrs.field(factory=trio.Event)
     body: Message | None = None
     failed: bool = False
+    written_by_handler: bool = False
+    """The handler wrote the response (`_ResponseWriter.write_now`); `left_over` is
+    what the socket did not take then."""
+    left_over: list[memoryview] = attrs.field(factory=list)
+
+
+@attrs.define(eq=False)
+class _ResponseWriter:
+    """What a handler needs to write its own response while the writer waits for it."""
+
+    stream: trio.SocketStream
+    connection: ServerConnection
+    waiting_on: _Slot | None = None
+    """The slot the writer waits for, with nothing of earlier responses left to write."""
+
+    def write_now(self, slot: _Slot) -> int:
+        """Write `slot`'s response from the calling task if the writer waits for exactly
+        it: as far as the socket takes it without waiting, the rest left for the writer.
+        Returns the bytes written."""
+        if self.waiting_on is not slot or slot.failed or slot.body is None:
+            return 0
+        if not isinstance(self.stream, trio.SocketStream):
+            return 0
+        assert isinstance(slot.event, RequestReceived)
+        try:
+            chunks = self.connection.send_response_chunks(slot.event, slot.body)
+        except Exception:
+            return 0  # a body that does not fit its request: the writer meets it and closes
+        pending = [memoryview(chunk).cast("B") for chunk in chunks if len(chunk)]
+        slot.written_by_handler = True
+        written = 0
+        while pending:
+            try:
+                sent = os.writev(self.stream.socket.fileno(), pending[:IOV_MAX])
+            except OSError:
+                break  # full, or broken: the writer's send waits, or meets the error
+            written += sent
+            pending = remaining_after(pending, sent)
+        slot.left_over = pending
+        return written
 
 
 @attrs.frozen
@@ -159,12 +206,11 @@ class KafkaListener:
         slots_in, slots_out = trio.open_memory_channel[_Slot](
             self.limits.requests_in_flight_per_connection_max
         )
+        writer = _ResponseWriter(stream, connection)
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(
-                self._write_responses, stream, connection, slots_out, in_flight, nursery
-            )
+            nursery.start_soon(self._write_responses, writer, slots_out, in_flight, nursery)
             async with slots_in:
-                await self._read_requests(stream, connection, slots_in, in_flight, nursery)
+                await self._read_requests(stream, connection, slots_in, in_flight, nursery, writer)
 
     async def _read_requests(
         self,
@@ -173,6 +219,7 @@ class KafkaListener:
         slots: trio.MemorySendChannel[_Slot],
         in_flight: trio.Semaphore,
         nursery: trio.Nursery,
+        writer: _ResponseWriter,
     ) -> None:
         pending: list[_Slot] = []  # this connection's requests whose handlers may still run
         while True:
@@ -210,11 +257,13 @@ class KafkaListener:
             pending.append(slot)
             if event.expects_response:
                 await in_flight.acquire()
-            nursery.start_soon(self._handle, slot, after)
+            nursery.start_soon(self._handle, slot, after, writer)
             if event.expects_response:
                 await slots.send(slot)
 
-    async def _handle(self, slot: _Slot, after: tuple[_Slot, ...] = ()) -> None:
+    async def _handle(
+        self, slot: _Slot, after: tuple[_Slot, ...] = (), writer: _ResponseWriter | None = None
+    ) -> None:
         event = slot.event
         assert isinstance(event, RequestReceived)
         for earlier in after:
@@ -236,21 +285,33 @@ class KafkaListener:
             logging.getLogger(logs.LOGGER_NAME).debug("handler traceback", exc_info=True)
         finally:
             slot.done.set()
+            written = 0 if writer is None else writer.write_now(slot)
             if self.observer is not None:
                 seconds = time.perf_counter() - started
                 self.observer.kafka_request_done(event.api_key, seconds, slot.failed)
+                if written:
+                    self.observer.kafka_bytes_sent(written)
 
     async def _write_responses(
         self,
-        stream: trio.SocketStream,
-        connection: ServerConnection,
+        writer: _ResponseWriter,
         slots: trio.MemoryReceiveChannel[_Slot],
         in_flight: trio.Semaphore,
         nursery: trio.Nursery,
     ) -> None:
+        stream, connection = writer.stream, writer.connection
         async with slots:
             async for slot in slots:
-                await slot.done.wait()
+                writer.waiting_on = slot
+                try:
+                    await slot.done.wait()
+                finally:
+                    writer.waiting_on = None
+                if slot.written_by_handler:
+                    for piece in slot.left_over:
+                        await self._send(stream, piece)
+                    in_flight.release()
+                    continue
                 if isinstance(slot.event, ProtocolError):
                     await self._send(stream, connection.send_error_response(slot.event))
                     in_flight.release()
