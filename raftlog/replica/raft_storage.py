@@ -17,6 +17,7 @@ import os
 from collections.abc import Callable, Sequence
 
 import attrs
+import trio
 
 from raftlog import logs
 from raftlog.invariant import invariant
@@ -153,8 +154,17 @@ class SegmentGroupLog:
         Only this group's Ready loop appends to or truncates its log, and it waits here,
         so the sync covers exactly the log as it is now: the mark can be made beforehand.
         """
-        async with in_flight():
+        limiter = in_flight()
+        try:
+            # Without a checkpoint when a slot is free: the fsync starts before this task
+            # lets any other run, since an acknowledgement waits for it.
+            limiter.acquire_nowait()
+        except trio.WouldBlock:
+            await limiter.acquire()
+        try:
             await self._sync_chain(started)
+        finally:
+            limiter.release()
         if self.log.clear_repair_floor_if_durable():
             logs.event(
                 "repair_done",
