@@ -26,7 +26,6 @@ we cannot build correctly is worse than none.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Awaitable, Callable
 from typing import Protocol
@@ -44,7 +43,7 @@ from raftlog.protocol.connection import (
     ServerConnection,
 )
 from raftlog.protocol.messages._runtime import Message
-from raftlog.transport.vectored import IOV_MAX, remaining_after
+from raftlog.transport.vectored import write_without_waiting
 
 Handler = Callable[[RequestReceived], Awaitable[Message | None]]
 """Answers one request; None means the request gets no response (acks=0 produce)."""
@@ -122,17 +121,9 @@ class _ResponseWriter:
             chunks = self.connection.send_response_chunks(slot.event, slot.body)
         except Exception:
             return 0  # a body that does not fit its request: the writer meets it and closes
-        pending = [memoryview(chunk).cast("B") for chunk in chunks if len(chunk)]
         slot.written_by_handler = True
-        written = 0
-        while pending:
-            try:
-                sent = os.writev(self.stream.socket.fileno(), pending[:IOV_MAX])
-            except OSError:
-                break  # full, or broken: the writer's send waits, or meets the error
-            written += sent
-            pending = remaining_after(pending, sent)
-        slot.left_over = pending
+        # Stopped by a full socket or a broken one: the writer's send waits, or meets it.
+        written, slot.left_over, _error = write_without_waiting(self.stream, chunks)
         return written
 
 
@@ -261,9 +252,7 @@ class KafkaListener:
             if event.expects_response:
                 await slots.send(slot)
 
-    async def _handle(
-        self, slot: _Slot, after: tuple[_Slot, ...] = (), writer: _ResponseWriter | None = None
-    ) -> None:
+    async def _handle(self, slot: _Slot, after: tuple[_Slot, ...], writer: _ResponseWriter) -> None:
         event = slot.event
         assert isinstance(event, RequestReceived)
         for earlier in after:
@@ -285,7 +274,7 @@ class KafkaListener:
             logging.getLogger(logs.LOGGER_NAME).debug("handler traceback", exc_info=True)
         finally:
             slot.done.set()
-            written = 0 if writer is None else writer.write_now(slot)
+            written = writer.write_now(slot)
             if self.observer is not None:
                 seconds = time.perf_counter() - started
                 self.observer.kafka_request_done(event.api_key, seconds, slot.failed)

@@ -17,7 +17,6 @@ import os
 from collections.abc import Callable, Sequence
 
 import attrs
-import trio
 
 from raftlog import logs
 from raftlog.invariant import invariant
@@ -31,7 +30,7 @@ from raftlog.replica.recent_entries import RecentEntries
 from raftlog.storage import power_loss
 from raftlog.storage.errors import CorruptBatchError, LogFailed
 from raftlog.storage.log import SegmentedLog
-from raftlog.storage.offloop_sync import SyncFailed, fdatasync_chain, in_flight
+from raftlog.storage.offloop_sync import SyncFailed, chain_slot, fdatasync_chain
 from raftlog.storage.values import AppendResult
 
 READ_COUNT_MAX = 4096
@@ -154,17 +153,8 @@ class SegmentGroupLog:
         Only this group's Ready loop appends to or truncates its log, and it waits here,
         so the sync covers exactly the log as it is now: the mark can be made beforehand.
         """
-        limiter = in_flight()
-        try:
-            # Without a checkpoint when a slot is free: the fsync starts before this task
-            # lets any other run, since an acknowledgement waits for it.
-            limiter.acquire_nowait()
-        except trio.WouldBlock:
-            await limiter.acquire()
-        try:
+        async with chain_slot():
             await self._sync_chain(started)
-        finally:
-            limiter.release()
         if self.log.clear_repair_floor_if_durable():
             logs.event(
                 "repair_done",

@@ -12,9 +12,10 @@ any socket.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 import trio
 from trio.lowlevel import RunVar
@@ -43,6 +44,22 @@ def in_flight() -> trio.CapacityLimiter:
         limiter = trio.CapacityLimiter(CHAINS_IN_FLIGHT_MAX)
         _in_flight.set(limiter)
         return limiter
+
+
+@contextlib.asynccontextmanager
+async def chain_slot() -> AsyncIterator[None]:
+    """Hold one of this trio run's chain slots (`in_flight`) for the block; a free one is
+    taken without a checkpoint, so the fsync starts before the task lets any other run:
+    an acknowledgement waits for it. Only a full bound waits."""
+    limiter = in_flight()
+    try:
+        limiter.acquire_nowait()
+    except trio.WouldBlock:
+        await limiter.acquire()
+    try:
+        yield
+    finally:
+        limiter.release()
 
 
 class SyncFailed(OSError):

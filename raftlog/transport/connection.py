@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import os
 from collections.abc import Callable
 
 import attrs
@@ -26,7 +25,7 @@ from raftlog.transport.errors import ProtocolViolation
 from raftlog.transport.limits import TransportLimits
 from raftlog.transport.queues import ChannelQueue
 from raftlog.transport.session import MessagesReceived, Session, SessionEvent
-from raftlog.transport.vectored import IOV_MAX, remaining_after, send_buffers
+from raftlog.transport.vectored import send_buffers, write_without_waiting
 
 _IO_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
 _GOODBYE_TIMEOUT_S = 0.2
@@ -87,18 +86,12 @@ class Connection:
             buffers = self.session.buffers_to_send()
         except h2.exceptions.ProtocolError:
             return False  # the writer meets it again and closes the connection
-        pending = [memoryview(buffer).cast("B") for buffer in buffers if len(buffer)]
-        while pending:
-            try:
-                sent = os.writev(self.stream.socket.fileno(), pending[:IOV_MAX])
-            except BlockingIOError:
-                break
-            except OSError as error:
-                self.close(f"write failed: {error!r}")
-                return True
-            pending = remaining_after(pending, sent)
-        self._left_over = pending
-        return not pending
+        _written, left_over, error = write_without_waiting(self.stream, buffers)
+        if error is not None and not isinstance(error, BlockingIOError):
+            self.close(f"write failed: {error!r}")
+            return True
+        self._left_over = left_over
+        return not left_over
 
     def close(self, reason: str, *, level: int = logging.INFO) -> None:
         """Stop this connection (idempotent); `run` then says goodbye and returns."""

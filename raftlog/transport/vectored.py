@@ -27,10 +27,35 @@ async def send_buffers(stream: trio.abc.SendStream, buffers: Sequence[Buffer]) -
     if not isinstance(stream, trio.SocketStream) or not hasattr(stream.socket, "sendmsg"):
         await stream.send_all(b"".join(buffers))
         return
-    pending = [memoryview(buffer).cast("B") for buffer in buffers if len(buffer)]
+    pending = _views(buffers)
     while pending:
         sent = await stream.socket.sendmsg(pending[:IOV_MAX])
         pending = remaining_after(pending, sent)
+
+
+def write_without_waiting(
+    stream: trio.SocketStream, buffers: Sequence[Buffer]
+) -> tuple[int, list[memoryview], OSError | None]:
+    """Write as much of `buffers`, in order, as the socket takes now, from any task (no
+    checkpoint): (bytes written, what is left, the error that stopped it or None). A
+    `BlockingIOError` only means the socket's buffer is full.
+
+    Only for a caller that knows no other task is writing to the stream meanwhile.
+    """
+    pending = _views(buffers)
+    written = 0
+    while pending:
+        try:
+            sent = os.writev(stream.socket.fileno(), pending[:IOV_MAX])
+        except OSError as error:
+            return written, pending, error
+        written += sent
+        pending = remaining_after(pending, sent)
+    return written, pending, None
+
+
+def _views(buffers: Sequence[Buffer]) -> list[memoryview]:
+    return [memoryview(buffer).cast("B") for buffer in buffers if len(buffer)]
 
 
 def remaining_after(pending: list[memoryview], sent: int) -> list[memoryview]:
